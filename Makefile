@@ -1,0 +1,32 @@
+# Two entry points for a fresh machine: `make demo` (the main job) and `make test` (lint + test suite).
+# Each creates .venv and installs the package into it. TORCH_INSTALL picks the torch build:
+#   CPU machine here:   the default (a CPU build of torch 2.13.0 lies on this machine's disk)
+#   any CPU machine:    make test TORCH_INSTALL="torch --index-url https://download.pytorch.org/whl/cpu"
+#   GPU machine:        make test TORCH_INSTALL=torch   (or install your CUDA build into .venv first)
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_INSTALL ?= torch==2.13.0
+BIN = $(VENV)/bin
+
+.PHONY: install demo test lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH_INSTALL)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: install
+	$(BIN)/hf-rnn-transfer quickstart --output_dir runs/quickstart --overwrite
+
+lint: install
+	$(BIN)/ruff check hf_rnn_transfer tests
+	$(BIN)/ruff format --check hf_rnn_transfer tests
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,153 @@
+"""Configuration of the recurrent (LSTM / GRU / vanilla RNN) model family."""
+
+from transformers import PretrainedConfig
+
+CELL_TYPES = ("lstm", "gru", "rnn")
+POOLING_TYPES = ("last", "mean", "max", "concat")
+FORECASTING_LOSSES = ("mse", "mae")
+PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+
+
+class RNNConfig(PretrainedConfig):
+    r"""
+    Configuration of an [`RNNModel`] and its task heads: an embedding (token input) or an input projection
+    (continuous input), a stack of recurrent layers, and a head.
+
+    Exactly one of `vocab_size` (token input) and `input_size` (continuous input) must be set.
+
+    Args:
+        cell_type (`str`, defaults to `"lstm"`):
+            Recurrent cell of every layer: `"lstm"`, `"gru"` or `"rnn"` (Elman, tanh).
+        vocab_size (`int`, *optional*):
+            Size of the token vocabulary (token input).
+        embedding_size (`int`, defaults to 128):
+            Width of the token embedding, or of the input projection for continuous input.
+        pad_token_id (`int`, *optional*):
+            Id of the padding token; its embedding row stays zero.
+        input_size (`int`, *optional*):
+            Number of channels of continuous input (`input_values` of shape `[batch, time, channels]`).
+        input_mean, input_std (`list[float]`, *optional*):
+            Per-channel statistics; when set, continuous inputs are normalised as `(x - mean) / std`.
+        channel_names (`list[str]`, *optional*):
+            Names of the input channels, used to map channels by name when transferring.
+        hidden_size (`int`, defaults to 256):
+            Hidden size of each recurrent layer (per direction).
+        num_layers (`int`, defaults to 2):
+            Number of stacked recurrent layers.
+        bidirectional (`bool`, defaults to `False`):
+            Whether every layer runs in both directions. Not allowed for causal language models.
+        embedding_dropout (`float`, defaults to 0.0):
+            Dropout on the embedding / projected input.
+        layer_dropout (`float`, defaults to 0.0):
+            Dropout between recurrent layers.
+        classifier_dropout (`float`, defaults to 0.0):
+            Dropout before the head.
+        pooling (`str`, defaults to `"last"`):
+            How a sequence head summarises the time axis: `"last"` (final state; both directions when
+            bidirectional), `"mean"`, `"max"` or `"concat"` (ULMFiT's `[last, max, mean]`).
+        tie_word_embeddings (`bool`, defaults to `False`):
+            Tie the causal-LM decoder to the input embedding.
+        prediction_length (`int`, defaults to 1):
+            Number of future steps predicted by [`RNNForTimeSeriesForecasting`].
+        forecasting_loss (`str`, defaults to `"mse"`):
+            `"mse"` or `"mae"`, computed on normalised values.
+        initializer_range (`float`, defaults to 0.1):
+            Standard deviation of the normal initialisation of embeddings and linear layers.
+
+    Example:
+
+    ```python
+    >>> from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
+    >>> config = RNNConfig(cell_type="gru", vocab_size=5000, hidden_size=128, num_labels=3, pooling="concat")
+    >>> model = RNNForSequenceClassification(config)
+    ```
+    """
+
+    model_type = "rnn_transfer"
+    keys_to_ignore_at_inference = ["recurrent_state", "hidden_states"]
+
+    cell_type: str = "lstm"
+    vocab_size: int | None = None
+    embedding_size: int = 128
+    pad_token_id: int | None = None
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    input_size: int | None = None
+    input_mean: list[float] | None = None
+    input_std: list[float] | None = None
+    channel_names: list[str] | None = None
+    hidden_size: int = 256
+    num_layers: int = 2
+    bidirectional: bool = False
+    embedding_dropout: float = 0.0
+    layer_dropout: float = 0.0
+    classifier_dropout: float = 0.0
+    pooling: str = "last"
+    tie_word_embeddings: bool = False
+    prediction_length: int = 1
+    forecasting_loss: str = "mse"
+    initializer_range: float = 0.1
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self._check_choice("cell_type", CELL_TYPES)
+        self._check_choice("pooling", POOLING_TYPES)
+        self._check_choice("forecasting_loss", FORECASTING_LOSSES)
+        if self.problem_type is not None:
+            self._check_choice("problem_type", PROBLEM_TYPES)
+        if (self.vocab_size is None) == (self.input_size is None):
+            raise ValueError(
+                "RNNConfig needs exactly one of `vocab_size` (token input) and `input_size` (continuous input); "
+                f"got vocab_size={self.vocab_size}, input_size={self.input_size}."
+            )
+        for name in ("vocab_size", "input_size", "embedding_size", "hidden_size", "num_layers", "prediction_length"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise ValueError(f"RNNConfig.{name} must be a positive integer, got {value!r}.")
+        for name in ("embedding_dropout", "layer_dropout", "classifier_dropout"):
+            value = getattr(self, name)
+            if not 0.0 <= float(value) < 1.0:
+                raise ValueError(f"RNNConfig.{name} must be in [0, 1), got {value!r}.")
+        pad = self.pad_token_id
+        if pad is not None and self.vocab_size is not None and not 0 <= pad < self.vocab_size:
+            raise ValueError(
+                f"RNNConfig.pad_token_id must be in [0, vocab_size={self.vocab_size}), got {self.pad_token_id}."
+            )
+        for name in ("input_mean", "input_std", "channel_names"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if self.input_size is None:
+                raise ValueError(f"RNNConfig.{name} only applies to continuous input (`input_size`), not to tokens.")
+            if len(value) != self.input_size:
+                raise ValueError(
+                    f"RNNConfig.{name} must have one entry per input channel ({self.input_size}), got {len(value)}."
+                )
+        if self.input_std is not None and any(float(s) <= 0 for s in self.input_std):
+            raise ValueError(f"RNNConfig.input_std must be strictly positive, got {self.input_std}.")
+        if (self.input_mean is None) != (self.input_std is None):
+            raise ValueError("RNNConfig.input_mean and RNNConfig.input_std must be given together.")
+        if self.tie_word_embeddings and self.vocab_size is None:
+            raise ValueError("RNNConfig.tie_word_embeddings needs token input (`vocab_size`).")
+
+    def _check_choice(self, name: str, allowed: tuple[str, ...]) -> None:
+        value = getattr(self, name)
+        if value not in allowed:
+            raise ValueError(f"RNNConfig.{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}.")
+
+    @property
+    def is_token_input(self) -> bool:
+        """Whether the model reads token ids (`vocab_size`) rather than continuous `input_values`."""
+        return self.vocab_size is not None
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """Width of the encoder's per-position output."""
+        return self.hidden_size * self.num_directions
+
+
+__all__ = ["RNNConfig"]

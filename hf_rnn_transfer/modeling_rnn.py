@@ -1,0 +1,700 @@
+"""PyTorch recurrent (LSTM / GRU / vanilla RNN) encoders and task heads on the transformers API.
+
+This file is copied next to every saved checkpoint (`register_for_auto_class`) so that a checkpoint loads with
+`trust_remote_code=True` where `hf_rnn_transfer` is not installed: it imports only torch, transformers and
+`configuration_rnn`.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    CausalLMOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+from transformers.utils import ModelOutput
+
+from .configuration_rnn import RNNConfig
+
+_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+# A recurrent state: one entry per layer, each a tuple of `[num_directions, batch, hidden_size]` tensors,
+# `(h, c)` for an LSTM and `(h,)` for a GRU or vanilla RNN.
+RecurrentState = tuple[tuple[torch.Tensor, ...], ...]
+
+
+@dataclass
+class RNNModelOutput(BaseModelOutput):
+    """
+    Output of [`RNNModel`].
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `[batch, time, hidden_size * num_directions]`):
+            Output of the last recurrent layer; zero at padded positions.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            The embedding (or projected input) followed by the output of every layer, when
+            `output_hidden_states=True`.
+        recurrent_state (`tuple`):
+            Final state of every layer (see `RecurrentState`); pass it back as `recurrent_state` to continue a
+            stream (truncated BPTT, generation).
+    """
+
+    recurrent_state: RecurrentState | None = None
+
+
+@dataclass
+class RNNSequenceClassifierOutput(SequenceClassifierOutput):
+    """[`SequenceClassifierOutput`] plus the final `recurrent_state`."""
+
+    recurrent_state: RecurrentState | None = None
+
+
+@dataclass
+class RNNTokenClassifierOutput(TokenClassifierOutput):
+    """[`TokenClassifierOutput`] plus the final `recurrent_state`."""
+
+    recurrent_state: RecurrentState | None = None
+
+
+@dataclass
+class RNNCausalLMOutput(CausalLMOutput):
+    """[`CausalLMOutput`] plus the final `recurrent_state`, to continue the stream where it stopped."""
+
+    recurrent_state: RecurrentState | None = None
+
+
+@dataclass
+class RNNForecastOutput(ModelOutput):
+    """
+    Output of [`RNNForTimeSeriesForecasting`].
+
+    Args:
+        loss (`torch.FloatTensor`, *optional*): MSE or MAE on normalised values, when `labels` are given.
+        predictions (`torch.FloatTensor` of shape `[batch, prediction_length, channels]`): forecasts in the
+            original (un-normalised) scale.
+        hidden_states, recurrent_state: as in [`RNNModelOutput`].
+    """
+
+    loss: torch.FloatTensor | None = None
+    predictions: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    recurrent_state: RecurrentState | None = None
+
+
+class RNNPreTrainedModel(PreTrainedModel):
+    """Weight initialisation, auto-class map and input checks shared by the encoder and every head."""
+
+    config_class = RNNConfig
+    base_model_prefix = "rnn"
+    supports_gradient_checkpointing = False
+    _no_split_modules = ["RNNModel"]
+
+    def __init__(self, config: RNNConfig, *inputs, **kwargs):
+        super().__init__(config, *inputs, **kwargs)
+        self.main_input_name = "input_ids" if config.is_token_input else "input_values"
+
+    def post_init(self):
+        super().post_init()
+        # Saved checkpoints name every head, so any of them loads through any Auto class with remote code
+        # (e.g. a language-model checkpoint into AutoModelForSequenceClassification).
+        if type(self)._auto_class is not None:
+            self.config.auto_map = {**AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.RNNBase):
+            # PyTorch's own default, U(-1/sqrt(h), 1/sqrt(h)), made reproducible under the transformers init guard.
+            bound = module.hidden_size**-0.5
+            for param in module.parameters(recurse=False):
+                init.uniform_(param, -bound, bound)
+        elif isinstance(module, RNNModel) and module.input_mean is not None:
+            init.copy_(module.input_mean, torch.tensor(self.config.input_mean, dtype=module.input_mean.dtype))
+            init.copy_(module.input_std, torch.tensor(self.config.input_std, dtype=module.input_std.dtype))
+
+
+class RNNModel(RNNPreTrainedModel):
+    """
+    The recurrent encoder: token embedding or input projection, then one recurrent module per layer.
+
+    Variable-length batches (an `attention_mask` with zeros) run through packed sequences, so a sequence's outputs do
+    not depend on the padding around it. Right padding is the convention; other layouts (left padding) are compacted
+    to the left before the recurrence and restored afterwards.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from hf_rnn_transfer import RNNConfig, RNNModel
+    >>> model = RNNModel(RNNConfig(vocab_size=100, hidden_size=32, num_layers=2))
+    >>> out = model(input_ids=torch.tensor([[5, 6, 7]]))
+    >>> out.last_hidden_state.shape
+    torch.Size([1, 3, 32])
+    ```
+    """
+
+    def __init__(self, config: RNNConfig):
+        super().__init__(config)
+        if config.is_token_input:
+            self.embeddings = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
+        else:
+            self.input_projection = nn.Linear(config.input_size, config.embedding_size)
+            if config.input_mean is not None:
+                self.register_buffer("input_mean", torch.tensor(config.input_mean, dtype=torch.float), persistent=False)
+                self.register_buffer("input_std", torch.tensor(config.input_std, dtype=torch.float), persistent=False)
+        if getattr(self, "input_mean", None) is None:
+            self.input_mean = self.input_std = None
+        cell = _CELLS[config.cell_type]
+        self.layers = nn.ModuleList(
+            cell(
+                config.embedding_size if i == 0 else config.output_size,
+                config.hidden_size,
+                batch_first=True,
+                bidirectional=config.bidirectional,
+            )
+            for i in range(config.num_layers)
+        )
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.layer_dropout = nn.Dropout(config.layer_dropout)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module | None:
+        return self.embeddings if self.config.is_token_input else None
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings = value
+
+    def normalize(self, values: torch.Tensor) -> torch.Tensor:
+        """Apply the per-channel normalisation of the config (identity when none is set)."""
+        if self.input_mean is None:
+            return values
+        return (values - self.input_mean) / self.input_std
+
+    def denormalize(self, values: torch.Tensor) -> torch.Tensor:
+        """Undo [`normalize`]."""
+        if self.input_mean is None:
+            return values
+        return values * self.input_std + self.input_mean
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        input_values: torch.FloatTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        recurrent_state: RecurrentState | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> RNNModelOutput | tuple:
+        """
+        Args:
+            input_ids (`torch.LongTensor` of shape `[batch, time]`): token ids (token input).
+            input_values (`torch.FloatTensor` of shape `[batch, time, channels]`): continuous input.
+            attention_mask (`torch.Tensor` of shape `[batch, time]`): 1 for real positions, 0 for padding.
+            inputs_embeds (`torch.FloatTensor` of shape `[batch, time, embedding_size]`): instead of `input_ids`.
+            recurrent_state: the state returned by a previous call, to continue a stream.
+            output_hidden_states (`bool`): also return the output of every layer.
+        """
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        hidden = self._embed(input_ids, input_values, inputs_embeds)
+        batch_size, seq_len = hidden.shape[:2]
+        lengths, order = self._check_attention_mask(attention_mask, batch_size, seq_len, hidden.device)
+        if order is not None:  # not right-padded: compact real positions to the left, restore at the end
+            hidden = hidden.gather(1, order[..., None].expand_as(hidden))
+        self._check_recurrent_state(recurrent_state, batch_size)
+
+        hidden = self.embedding_dropout(hidden)
+        all_hidden = [hidden] if output_hidden_states else None
+        if lengths is not None:
+            hidden = pack_padded_sequence(hidden, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        final_states = []
+        for i, layer in enumerate(self.layers):
+            state = None if recurrent_state is None else recurrent_state[i]
+            if state is not None and self.config.cell_type != "lstm":
+                state = state[0]
+            hidden, new_state = layer(hidden, state)
+            final_states.append(new_state if isinstance(new_state, tuple) else (new_state,))
+            if i < len(self.layers) - 1:
+                hidden = self._dropout(hidden)
+            if output_hidden_states:
+                all_hidden.append(self._unpack(hidden, seq_len))
+        hidden = self._unpack(hidden, seq_len)
+
+        if order is not None:
+            restore = order.argsort(dim=1)
+            hidden = hidden.gather(1, restore[..., None].expand_as(hidden))
+            if all_hidden is not None:
+                all_hidden = [h.gather(1, restore[..., None].expand_as(h)) for h in all_hidden]
+        all_hidden = tuple(all_hidden) if all_hidden is not None else None
+        if not return_dict:
+            return tuple(v for v in (hidden, all_hidden, tuple(final_states)) if v is not None)
+        return RNNModelOutput(last_hidden_state=hidden, hidden_states=all_hidden, recurrent_state=tuple(final_states))
+
+    def _embed(self, input_ids, input_values, inputs_embeds) -> torch.Tensor:
+        given = [
+            name
+            for name, v in (("input_ids", input_ids), ("input_values", input_values), ("inputs_embeds", inputs_embeds))
+            if v is not None
+        ]
+        expected = "`input_ids` or `inputs_embeds`" if self.config.is_token_input else "`input_values`"
+        if len(given) != 1:
+            raise ValueError(f"Pass exactly one of {expected} to this model; got {given or 'none'}.")
+        if self.config.is_token_input:
+            if input_values is not None:
+                raise ValueError(
+                    "This model reads tokens (config.vocab_size is set): pass `input_ids`, not `input_values`."
+                )
+            if inputs_embeds is not None:
+                if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != self.config.embedding_size:
+                    raise ValueError(
+                        f"`inputs_embeds` must have shape [batch, time, {self.config.embedding_size}], "
+                        f"got {list(inputs_embeds.shape)}."
+                    )
+                return inputs_embeds
+            if input_ids.dim() != 2:
+                raise ValueError(f"`input_ids` must have shape [batch, time], got {list(input_ids.shape)}.")
+            if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= self.config.vocab_size):
+                raise ValueError(
+                    f"`input_ids` hold ids in [{int(input_ids.min())}, {int(input_ids.max())}] but the vocabulary has "
+                    f"{self.config.vocab_size} tokens (valid ids 0..{self.config.vocab_size - 1}): was the data "
+                    "tokenised with this model's tokenizer?"
+                )
+            return self.embeddings(input_ids)
+        if input_values is None:
+            raise ValueError(
+                f"This model reads continuous input (config.input_size={self.config.input_size}): pass `input_values`."
+            )
+        if input_values.dim() != 3 or input_values.shape[-1] != self.config.input_size:
+            raise ValueError(
+                f"`input_values` must have shape [batch, time, {self.config.input_size}] "
+                f"(config.input_size channels), got {list(input_values.shape)}."
+            )
+        return self.input_projection(self.normalize(input_values.to(self.input_projection.weight.dtype)))
+
+    @staticmethod
+    def _check_attention_mask(attention_mask, batch_size: int, seq_len: int, device):
+        """Lengths for packing (`None` when nothing is padded) and, for non right-padded masks, the compaction order."""
+        if attention_mask is None:
+            return None, None
+        if attention_mask.shape != (batch_size, seq_len):
+            raise ValueError(
+                f"`attention_mask` must have shape [batch, time] = [{batch_size}, {seq_len}], "
+                f"got {list(attention_mask.shape)}."
+            )
+        mask = attention_mask.to(device=device, dtype=torch.bool)
+        if mask.all():
+            return None, None
+        lengths = mask.sum(dim=1)
+        if (lengths == 0).any():
+            rows = (lengths == 0).nonzero().flatten().tolist()
+            raise ValueError(f"`attention_mask` rows {rows} are all zero: every sequence needs at least one position.")
+        right_padded = not (~mask[:, :-1] & mask[:, 1:]).any()
+        order = None if right_padded else (~mask).to(torch.int8).argsort(dim=1, stable=True)
+        return lengths, order
+
+    def _check_recurrent_state(self, recurrent_state, batch_size: int) -> None:
+        if recurrent_state is None:
+            return
+        if len(recurrent_state) != self.config.num_layers:
+            raise ValueError(
+                f"`recurrent_state` must hold one entry per layer ({self.config.num_layers}), "
+                f"got {len(recurrent_state)}."
+            )
+        if recurrent_state[0][0].shape[1] != batch_size:
+            raise ValueError(
+                f"`recurrent_state` is for a batch of {recurrent_state[0][0].shape[1]} sequences, "
+                f"but the input has {batch_size}."
+            )
+
+    def _dropout(self, hidden):
+        if isinstance(hidden, PackedSequence):
+            return hidden._replace(data=self.layer_dropout(hidden.data))
+        return self.layer_dropout(hidden)
+
+    @staticmethod
+    def _unpack(hidden, seq_len: int) -> torch.Tensor:
+        if isinstance(hidden, PackedSequence):
+            return pad_packed_sequence(hidden, batch_first=True, total_length=seq_len)[0]
+        return hidden
+
+
+def _final_hidden(recurrent_state: RecurrentState) -> torch.Tensor:
+    """Last layer's final hidden state, directions concatenated: `[batch, hidden_size * num_directions]`."""
+    h = recurrent_state[-1][0]
+    return torch.cat(list(h), dim=-1)
+
+
+class RNNSequencePooler(nn.Module):
+    """Summarise `[batch, time, dim]` encoder outputs into `[batch, out_dim]` (`last`, `mean`, `max` or `concat`)."""
+
+    def __init__(self, config: RNNConfig):
+        super().__init__()
+        self.pooling = config.pooling
+        self.output_size = config.output_size * (3 if config.pooling == "concat" else 1)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None, recurrent_state) -> torch.Tensor:
+        pooled = []
+        if self.pooling in ("last", "concat"):
+            pooled.append(_final_hidden(recurrent_state))
+        if self.pooling in ("max", "concat"):
+            masked = hidden if attention_mask is None else hidden.masked_fill(~_mask3d(attention_mask), float("-inf"))
+            pooled.append(masked.max(dim=1).values)
+        if self.pooling in ("mean", "concat"):
+            if attention_mask is None:
+                pooled.append(hidden.mean(dim=1))
+            else:
+                mask = _mask3d(attention_mask).to(hidden.dtype)
+                pooled.append((hidden * mask).sum(dim=1) / mask.sum(dim=1))
+        return torch.cat(pooled, dim=-1)
+
+
+def _mask3d(attention_mask: torch.Tensor) -> torch.Tensor:
+    return attention_mask.to(torch.bool)[..., None]
+
+
+class RNNForSequenceClassification(RNNPreTrainedModel):
+    """
+    Recurrent encoder, pooling over time and a linear head: single-label or multi-label classification, or
+    regression, chosen by `config.problem_type` (inferred from `num_labels` and the labels' dtype when unset).
+    """
+
+    def __init__(self, config: RNNConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.rnn = RNNModel(config)
+        self.pooler = RNNSequencePooler(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(self.pooler.output_size, config.num_labels)
+        self.post_init()
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        input_values: torch.FloatTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.Tensor | None = None,
+        recurrent_state: RecurrentState | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> RNNSequenceClassifierOutput | tuple:
+        """
+        Args:
+            labels (`torch.Tensor` of shape `[batch]` (class ids or regression targets) or `[batch, num_labels]`
+                (multi-label 0/1 targets, or multi-output regression)): computes the loss when given.
+            Other arguments: see [`RNNModel.forward`].
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        out = self.rnn(
+            input_ids=input_ids,
+            input_values=input_values,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            recurrent_state=recurrent_state,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        pooled = self.pooler(out.last_hidden_state, attention_mask, out.recurrent_state)
+        logits = self.classifier(self.dropout(pooled))
+        loss = self._loss(logits, labels) if labels is not None else None
+        if not return_dict:
+            return tuple(v for v in (loss, logits, out.hidden_states, out.recurrent_state) if v is not None)
+        return RNNSequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=out.hidden_states, recurrent_state=out.recurrent_state
+        )
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        labels = labels.to(logits.device)
+        problem_type = self.config.problem_type
+        if problem_type is None:
+            if self.num_labels == 1:
+                problem_type = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                problem_type = "single_label_classification"
+            else:
+                problem_type = "multi_label_classification"
+        if problem_type == "regression":
+            return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).view_as(logits.squeeze(-1)))
+        if problem_type == "single_label_classification":
+            labels = labels.view(-1)
+            if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_labels):
+                raise ValueError(
+                    f"labels must be class ids in [0, {self.num_labels - 1}] (num_labels={self.num_labels}), "
+                    f"got values in [{int(labels.min())}, {int(labels.max())}]."
+                )
+            return F.cross_entropy(logits, labels.long())
+        if labels.shape != logits.shape:
+            raise ValueError(
+                f"multi-label classification needs labels of shape [batch, num_labels] = {list(logits.shape)}, "
+                f"got {list(labels.shape)}."
+            )
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+class RNNForTokenClassification(RNNPreTrainedModel):
+    """Recurrent encoder and a per-position linear head (NER, tagging); labels equal to -100 are ignored."""
+
+    def __init__(self, config: RNNConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.rnn = RNNModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.output_size, config.num_labels)
+        self.post_init()
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        input_values: torch.FloatTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        recurrent_state: RecurrentState | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> RNNTokenClassifierOutput | tuple:
+        """
+        Args:
+            labels (`torch.LongTensor` of shape `[batch, time]`): class id per position, -100 where ignored.
+            Other arguments: see [`RNNModel.forward`].
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        out = self.rnn(
+            input_ids=input_ids,
+            input_values=input_values,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            recurrent_state=recurrent_state,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.classifier(self.dropout(out.last_hidden_state))
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device)
+            valid = labels[labels != -100]
+            if valid.numel() and (valid.min() < 0 or valid.max() >= self.num_labels):
+                raise ValueError(
+                    f"token labels must be class ids in [0, {self.num_labels - 1}] or -100 (ignored), "
+                    f"got values in [{int(valid.min())}, {int(valid.max())}]."
+                )
+            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        if not return_dict:
+            return tuple(v for v in (loss, logits, out.hidden_states, out.recurrent_state) if v is not None)
+        return RNNTokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=out.hidden_states, recurrent_state=out.recurrent_state
+        )
+
+
+class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
+    """
+    Recurrent language model: next-token prediction, optional weight tying, and a recurrent state that is accepted and
+    returned so a long stream trains with truncated BPTT and generation continues from the state instead of
+    re-reading the prompt.
+
+    `labels` follow transformers' convention (the same ids as `input_ids`, shifted inside); for a stream cut into
+    chunks, pass `shift_labels` (the next token at every position, -100 where ignored) so that the last position of a
+    chunk is trained too.
+    """
+
+    _tied_weights_keys = {"decoder.weight": "rnn.embeddings.weight"}
+    _is_stateful = True
+
+    def __init__(self, config: RNNConfig):
+        if config.bidirectional:
+            raise ValueError(
+                "RNNConfig.bidirectional must be False for RNNForCausalLM: a causal language model cannot read the "
+                "future. Use bidirectional=False, or a classification head."
+            )
+        if not config.is_token_input:
+            raise ValueError(
+                "RNNForCausalLM needs token input (RNNConfig.vocab_size); for series use RNNForTimeSeriesForecasting."
+            )
+        super().__init__(config)
+        self.rnn = RNNModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        decoder_in = config.hidden_size
+        if config.tie_word_embeddings and config.hidden_size != config.embedding_size:
+            self.projection = nn.Linear(config.hidden_size, config.embedding_size, bias=False)
+            decoder_in = config.embedding_size
+        else:
+            self.projection = None
+        self.decoder = nn.Linear(decoder_in, config.vocab_size)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.decoder
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.decoder = new_embeddings
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False  # the recurrent state is the cache; it travels in `recurrent_state`
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        shift_labels: torch.LongTensor | None = None,
+        recurrent_state: RecurrentState | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        logits_to_keep: int = 0,
+    ) -> RNNCausalLMOutput | tuple:
+        """
+        Args:
+            labels (`torch.LongTensor` of shape `[batch, time]`): usually `input_ids`; shifted inside.
+            shift_labels (`torch.LongTensor` of shape `[batch, time]`): already-shifted targets (next token).
+            logits_to_keep (`int`): compute logits for the last `n` positions only (0 = all).
+            Other arguments: see [`RNNModel.forward`].
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        out = self.rnn(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            recurrent_state=recurrent_state,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        hidden = self.dropout(out.last_hidden_state)
+        if logits_to_keep:
+            hidden = hidden[:, -logits_to_keep:]
+        if self.projection is not None:
+            hidden = self.projection(hidden)
+        logits = self.decoder(hidden)
+        loss = None
+        if labels is not None or shift_labels is not None:
+            if shift_labels is None:
+                shift_labels = F.pad(labels, (0, 1), value=-100)[:, 1:]
+                if attention_mask is not None:
+                    shift_labels = shift_labels.masked_fill(attention_mask == 0, -100)
+            shift_labels = shift_labels.to(logits.device)
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), shift_labels.flatten(), ignore_index=-100)
+        if not return_dict:
+            return tuple(v for v in (loss, logits, out.hidden_states, out.recurrent_state) if v is not None)
+        return RNNCausalLMOutput(
+            loss=loss, logits=logits, hidden_states=out.hidden_states, recurrent_state=out.recurrent_state
+        )
+
+    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, recurrent_state=None, **kwargs):
+        if recurrent_state is not None:  # the prompt has been read: feed only the newest token
+            return {"input_ids": input_ids[:, -1:], "recurrent_state": recurrent_state}
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "logits_to_keep": 1}
+
+    def _update_model_kwargs_for_generation(self, outputs, model_kwargs, is_encoder_decoder=False, num_new_tokens=1):
+        model_kwargs = super()._update_model_kwargs_for_generation(
+            outputs, model_kwargs, is_encoder_decoder=is_encoder_decoder, num_new_tokens=num_new_tokens
+        )
+        model_kwargs["recurrent_state"] = outputs.recurrent_state
+        return model_kwargs
+
+
+class RNNForTimeSeriesForecasting(RNNPreTrainedModel):
+    """
+    Recurrent encoder over a context window of continuous values that predicts the next `prediction_length` values of
+    every channel: the self-supervised source task for time-series transfer.
+    """
+
+    def __init__(self, config: RNNConfig):
+        if config.is_token_input:
+            raise ValueError("RNNForTimeSeriesForecasting needs continuous input (RNNConfig.input_size), not tokens.")
+        super().__init__(config)
+        self.rnn = RNNModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.head = nn.Linear(config.output_size, config.prediction_length * config.input_size)
+        self.post_init()
+
+    def forward(
+        self,
+        input_values: torch.FloatTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.FloatTensor | None = None,
+        recurrent_state: RecurrentState | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> RNNForecastOutput | tuple:
+        """
+        Args:
+            input_values (`torch.FloatTensor` of shape `[batch, context_length, channels]`): the context window.
+            labels (`torch.FloatTensor` of shape `[batch, prediction_length, channels]`): the future values.
+            Other arguments: see [`RNNModel.forward`].
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        out = self.rnn(
+            input_values=input_values,
+            attention_mask=attention_mask,
+            recurrent_state=recurrent_state,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        summary = _final_hidden(out.recurrent_state)
+        normalised = self.head(self.dropout(summary)).view(-1, self.config.prediction_length, self.config.input_size)
+        loss = None
+        if labels is not None:
+            expected = [normalised.shape[0], self.config.prediction_length, self.config.input_size]
+            if list(labels.shape) != expected:
+                raise ValueError(
+                    f"forecasting labels must have shape {expected} "
+                    f"[batch, prediction_length, channels], got {list(labels.shape)}."
+                )
+            target = self.rnn.normalize(labels.to(normalised.dtype))
+            loss_fn = F.mse_loss if self.config.forecasting_loss == "mse" else F.l1_loss
+            loss = loss_fn(normalised, target)
+        predictions = self.rnn.denormalize(normalised)
+        if not return_dict:
+            return tuple(v for v in (loss, predictions, out.hidden_states, out.recurrent_state) if v is not None)
+        return RNNForecastOutput(
+            loss=loss, predictions=predictions, hidden_states=out.hidden_states, recurrent_state=out.recurrent_state
+        )
+
+
+AUTO_MAP = {
+    "AutoConfig": "configuration_rnn.RNNConfig",
+    "AutoModel": "modeling_rnn.RNNModel",
+    "AutoModelForSequenceClassification": "modeling_rnn.RNNForSequenceClassification",
+    "AutoModelForTokenClassification": "modeling_rnn.RNNForTokenClassification",
+    "AutoModelForCausalLM": "modeling_rnn.RNNForCausalLM",
+    "AutoModelForTimeSeriesPrediction": "modeling_rnn.RNNForTimeSeriesForecasting",
+}
+
+__all__ = [
+    "RNNPreTrainedModel",
+    "RNNModel",
+    "RNNForSequenceClassification",
+    "RNNForTokenClassification",
+    "RNNForCausalLM",
+    "RNNForTimeSeriesForecasting",
+    "RNNModelOutput",
+    "RNNSequenceClassifierOutput",
+    "RNNTokenClassifierOutput",
+    "RNNCausalLMOutput",
+    "RNNForecastOutput",
+]

@@ -1,0 +1,70 @@
+"""The `hf-rnn-transfer` command line, run as a real subprocess."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from hf_rnn_transfer import __version__
+
+CLI = [sys.executable, "-m", "hf_rnn_transfer"]
+
+
+def run(*args, cwd=None):
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=600, stdin=subprocess.DEVNULL)
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "hf-rnn-transfer"
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == f"hf-rnn-transfer {__version__}"
+
+
+def test_help_lists_the_subcommands_and_their_flags():
+    result = run("--help")
+    assert result.returncode == 0 and "quickstart" in result.stdout
+    result = run("quickstart", "--help")
+    assert result.returncode == 0
+    for flag in ("--output_dir", "--cell_type", "--train_size", "--epochs", "--overwrite"):
+        assert flag in result.stdout
+
+
+def test_quickstart_trains_saves_reloads_and_predicts(tmp_path):
+    out = tmp_path / "run"
+    result = run(
+        "quickstart",
+        "--output_dir",
+        str(out),
+        "--train_size",
+        "300",
+        "--epochs",
+        "1",
+        "--hidden_size",
+        "16",
+        "--max_length",
+        "64",
+        "--cell_type",
+        "gru",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["test_size"] == 1700 and 0.0 <= results["test_accuracy"] <= 1.0
+    assert {p["label"] for p in results["predictions"]} <= {"negative", "positive"}
+    assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
+    assert (out / "modeling_rnn.py").exists()
+
+
+def test_quickstart_never_overwrites_a_previous_run(tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    result = run("quickstart", "--output_dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "already holds files; pass --overwrite" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_quickstart_rejects_bad_values_clearly(tmp_path):
+    result = run("quickstart", "--output_dir", str(tmp_path / "a"), "--cell_type", "lstn")
+    assert result.returncode == 2 and "cell_type must be one of lstm, gru, rnn; got 'lstn'" in result.stderr
+    result = run("quickstart", "--output_dir", str(tmp_path / "b"), "--domain", "garden")
+    assert result.returncode == 2 and "domain must be one of" in result.stderr

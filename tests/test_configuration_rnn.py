@@ -1,0 +1,91 @@
+import json
+
+import pytest
+from transformers import AutoConfig
+
+import hf_rnn_transfer  # noqa: F401  (registers the Auto classes)
+from hf_rnn_transfer import RNNConfig
+
+
+def test_round_trip_keeps_every_field(tmp_path):
+    config = RNNConfig(
+        cell_type="gru",
+        vocab_size=100,
+        embedding_size=8,
+        hidden_size=16,
+        num_layers=3,
+        bidirectional=True,
+        pooling="concat",
+        num_labels=3,
+        embedding_dropout=0.1,
+        layer_dropout=0.2,
+        classifier_dropout=0.3,
+        pad_token_id=0,
+    )
+    config.save_pretrained(tmp_path)
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(loaded, RNNConfig)
+    for name in (
+        "cell_type",
+        "vocab_size",
+        "embedding_size",
+        "hidden_size",
+        "num_layers",
+        "bidirectional",
+        "pooling",
+        "num_labels",
+        "embedding_dropout",
+        "layer_dropout",
+        "classifier_dropout",
+        "pad_token_id",
+    ):
+        assert getattr(loaded, name) == getattr(config, name), name
+    assert loaded.output_size == 32 and loaded.num_directions == 2
+
+
+def test_model_type_is_unique_in_transformers():
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    assert RNNConfig.model_type not in CONFIG_MAPPING_NAMES
+
+
+def test_continuous_input_with_normalisation():
+    config = RNNConfig(input_size=2, input_mean=[0.0, 1.0], input_std=[1.0, 2.0], channel_names=["x", "y"])
+    assert not config.is_token_input
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"vocab_size": 10, "cell_type": "transformer"}, "cell_type must be one of 'lstm', 'gru', 'rnn'"),
+        ({}, "exactly one of `vocab_size`"),
+        ({"vocab_size": 10, "input_size": 3}, "exactly one of `vocab_size`"),
+        ({"vocab_size": 0}, "vocab_size must be a positive integer"),
+        ({"vocab_size": 10, "hidden_size": -4}, "hidden_size must be a positive integer"),
+        ({"vocab_size": 10, "num_layers": 0}, "num_layers must be a positive integer"),
+        ({"vocab_size": 10, "pooling": "attention"}, "pooling must be one of 'last', 'mean', 'max', 'concat'"),
+        ({"vocab_size": 10, "layer_dropout": 1.5}, "layer_dropout must be in [0, 1)"),
+        ({"vocab_size": 10, "pad_token_id": 10}, "pad_token_id must be in [0, vocab_size=10)"),
+        ({"input_size": 2, "input_mean": [0.0], "input_std": [1.0]}, "one entry per input channel (2)"),
+        ({"input_size": 1, "input_mean": [0.0], "input_std": [0.0]}, "input_std must be strictly positive"),
+        ({"input_size": 1, "input_mean": [0.0]}, "must be given together"),
+        ({"vocab_size": 10, "input_mean": [0.0]}, "only applies to continuous input"),
+        ({"input_size": 3, "tie_word_embeddings": True}, "tie_word_embeddings needs token input"),
+        ({"vocab_size": 10, "forecasting_loss": "huber"}, "forecasting_loss must be one of 'mse', 'mae'"),
+        ({"vocab_size": 10, "problem_type": "ranking"}, "problem_type must be one of"),
+    ],
+)
+def test_invalid_values_name_the_field(kwargs, message):
+    with pytest.raises(ValueError) as err:
+        RNNConfig(**kwargs)
+    assert message in str(err.value)
+
+
+def test_config_file_with_unknown_cell_type_fails_clearly(tmp_path):
+    RNNConfig(vocab_size=10).save_pretrained(tmp_path)
+    path = tmp_path / "config.json"
+    data = json.loads(path.read_text())
+    data["cell_type"] = "lstn"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="cell_type must be one of 'lstm', 'gru', 'rnn'; got 'lstn'"):
+        AutoConfig.from_pretrained(tmp_path)
