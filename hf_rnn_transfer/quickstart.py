@@ -18,6 +18,7 @@ from transformers import (
 
 from .configuration_rnn import CELL_TYPES, POOLING_TYPES, RNNConfig
 from .data import AMAZON_DOMAINS, load_amazon_reviews, train_tokenizer
+from .hub import CardContent, Metric, build_model_card, push_model, resolve_hub
 from .modeling_rnn import RNNForSequenceClassification
 
 
@@ -37,6 +38,13 @@ class QuickstartArguments:
     learning_rate: float = field(default=3e-3, metadata={"help": "Peak learning rate (AdamW, linear decay)."})
     batch_size: int = field(default=32, metadata={"help": "Training batch size."})
     seed: int = field(default=0, metadata={"help": "Seed of the split, the initialisation and the batches."})
+    repo_id: str | None = field(
+        default=None, metadata={"help": "Hub repository to push to (default local/quickstart-<cell>-<domain>)."}
+    )
+    endpoint: str | None = field(
+        default=None, metadata={"help": "Hub URL (default: $HF_ENDPOINT, else an offline Hub on --hub_root)."}
+    )
+    hub_root: str | None = field(default=None, metadata={"help": "Offline Hub directory (default <output_dir>/hub)."})
     overwrite: bool = field(default=False, metadata={"help": "Replace a previous run in output_dir."})
 
     def __post_init__(self):
@@ -114,9 +122,38 @@ def run_quickstart(args: QuickstartArguments) -> dict:
     metrics = trainer.evaluate()
     trainer.save_model(str(out))  # weights (safetensors), config, modeling code and tokenizer
 
-    # Reload exactly as a user of the saved directory would, and predict on raw text.
-    reloaded = AutoModelForSequenceClassification.from_pretrained(str(out))
-    classify = pipeline("text-classification", model=reloaded, tokenizer=AutoTokenizer.from_pretrained(str(out)))
+    repo_id = args.repo_id or f"local/quickstart-{args.cell_type}-{args.domain}"
+    card = CardContent(
+        repo_id=repo_id,
+        objective="sentiment classification (cross-entropy), trained from scratch",
+        data_description=f"Amazon {args.domain} reviews (Blitzer et al. 2007): {args.train_size} labelled reviews, "
+        f"tested on the other {len(encoded['test'])}",
+        metrics=[
+            Metric(
+                "accuracy",
+                metrics["eval_accuracy"],
+                dataset_name=f"Amazon {args.domain} reviews",
+                dataset_type="amazon_multidomain",
+            )
+        ],
+        training={
+            "epochs": args.epochs,
+            "peak learning rate": args.learning_rate,
+            "batch size": args.batch_size,
+            "schedule": "linear decay, 10% warm-up",
+            "optimizer": "AdamW, weight decay 0.01",
+        },
+    )
+    (out / "README.md").write_text(str(build_model_card(trainer.model, card, has_tokenizer=True)))
+
+    # Push to a Hub (the offline one unless an endpoint is given), pull it back by repo id, and predict on raw text
+    # exactly as a user of the repository would.
+    hub_root = args.hub_root or str(out / "hub")
+    with resolve_hub(args.endpoint, None, hub_root, namespace=repo_id.split("/")[0]) as (endpoint, token):
+        commit = push_model(trainer.model, repo_id, card=card, tokenizer=tokenizer, token=token)
+        reloaded = AutoModelForSequenceClassification.from_pretrained(repo_id, revision=commit.oid, token=token)
+        pulled_tokenizer = AutoTokenizer.from_pretrained(repo_id, revision=commit.oid, token=token)
+    classify = pipeline("text-classification", model=reloaded, tokenizer=pulled_tokenizer)
     examples = [
         "This kettle boils fast and looks great, I love it.",
         "The handle broke after two days and it leaks. Returned it.",
@@ -127,6 +164,9 @@ def run_quickstart(args: QuickstartArguments) -> dict:
         "test_size": len(encoded["test"]),
         "test_accuracy": round(metrics["eval_accuracy"], 4),
         "test_loss": round(metrics["eval_loss"], 4),
+        "repo_id": repo_id,
+        "hub": endpoint if args.endpoint else f"offline Hub on {hub_root}",
+        "commit": commit.oid,
         "predictions": [{"text": t, **p} for t, p in zip(examples, classify(examples))],
         "arguments": asdict(args),
     }

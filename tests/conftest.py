@@ -1,11 +1,16 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
-# Keep every test offline and away from the user's caches.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Keep every test away from the user's caches and Hub: set before transformers/huggingface_hub/datasets are imported,
+# because they read these variables once, at import.
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="hf-rnn-transfer-tests-home-")
+os.environ["HF_RNN_TRANSFER_HUB_ROOT"] = tempfile.mkdtemp(prefix="hf-rnn-transfer-tests-hub-")
+os.environ.pop("HF_ENDPOINT", None)
+os.environ.pop("HF_TOKEN", None)
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -18,3 +23,16 @@ torch.set_num_threads(2)
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+ALICE, BOB = "hf_test_alice_token", "hf_test_bob_token"
+HUB_TOKENS = {ALICE: "alice", BOB: {"name": "bob", "orgs": ["team"]}}
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    """An offline Hub for the module, with this process's clients pointed at it."""
+    from hf_rnn_transfer.hub import LocalHub, hub_endpoint
+
+    with LocalHub(tmp_path_factory.mktemp("hub"), tokens=HUB_TOKENS) as server, hub_endpoint(server.endpoint):
+        yield server

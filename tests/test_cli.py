@@ -52,6 +52,11 @@ def test_quickstart_trains_saves_reloads_and_predicts(tmp_path):
     assert {p["label"] for p in results["predictions"]} <= {"negative", "positive"}
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
     assert (out / "modeling_rnn.py").exists()
+    # pushed to the offline Hub (under the run directory by default) and pulled back by repo id at that commit
+    assert results["repo_id"] == "local/quickstart-gru-kitchen" and len(results["commit"]) == 40
+    assert results["hub"] == f"offline Hub on {out / 'hub'}"
+    card = (out / "README.md").read_text()
+    assert "model-index" in card and "hf-rnn-transfer" in card and str(tmp_path) not in card
 
 
 def test_quickstart_never_overwrites_a_previous_run(tmp_path):
