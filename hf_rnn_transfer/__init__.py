@@ -18,6 +18,7 @@ from .modeling_rnn import (
     RNNCausalLMOutput,
     RNNForCausalLM,
     RNNForecastOutput,
+    RNNForMultiTaskSequenceClassification,
     RNNForSequenceClassification,
     RNNForTimeSeriesForecasting,
     RNNForTokenClassification,
@@ -43,6 +44,9 @@ RNNConfig.register_for_auto_class()
 for _auto_class, _model_class in _AUTO_CLASSES.items():
     _auto_class.register(RNNConfig, _model_class, exist_ok=True)
     _model_class.register_for_auto_class(_auto_class.__name__)
+# No Auto class fits a multi-task model: registering it under AutoModel makes its checkpoints carry the modeling code,
+# and remote code then loads the whole multi-task model through AutoModel.
+RNNForMultiTaskSequenceClassification.register_for_auto_class("AutoModel")
 
 __all__ = [
     "__version__",
@@ -50,6 +54,7 @@ __all__ = [
     "RNNPreTrainedModel",
     "RNNModel",
     "RNNForSequenceClassification",
+    "RNNForMultiTaskSequenceClassification",
     "RNNForTokenClassification",
     "RNNForCausalLM",
     "RNNForTimeSeriesForecasting",

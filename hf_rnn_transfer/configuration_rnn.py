@@ -51,6 +51,8 @@ class RNNConfig(PretrainedConfig):
             Number of future steps predicted by [`RNNForTimeSeriesForecasting`].
         forecasting_loss (`str`, defaults to `"mse"`):
             `"mse"` or `"mae"`, computed on normalised values.
+        task_labels (`dict[str, list[str]]`, *optional*):
+            For [`RNNForMultiTaskSequenceClassification`]: the label names of each source task, one head per task.
         initializer_range (`float`, defaults to 0.1):
             Standard deviation of the normal initialisation of embeddings and linear layers.
 
@@ -86,6 +88,7 @@ class RNNConfig(PretrainedConfig):
     tie_word_embeddings: bool = False
     prediction_length: int = 1
     forecasting_loss: str = "mse"
+    task_labels: dict[str, list[str]] | None = None
     initializer_range: float = 0.1
 
     def __post_init__(self, **kwargs):
@@ -127,6 +130,14 @@ class RNNConfig(PretrainedConfig):
             raise ValueError(f"RNNConfig.input_std must be strictly positive, got {self.input_std}.")
         if (self.input_mean is None) != (self.input_std is None):
             raise ValueError("RNNConfig.input_mean and RNNConfig.input_std must be given together.")
+        if self.task_labels is not None:
+            if not isinstance(self.task_labels, dict) or not self.task_labels:
+                raise ValueError("RNNConfig.task_labels must map each task name to its list of label names.")
+            for task, names in self.task_labels.items():
+                if not isinstance(names, (list, tuple)) or len(names) < 2:
+                    raise ValueError(
+                        f"RNNConfig.task_labels[{task!r}] must list at least two label names, got {names!r}."
+                    )
         if self.tie_word_embeddings and self.vocab_size is None:
             raise ValueError("RNNConfig.tie_word_embeddings needs token input (`vocab_size`).")
 

@@ -24,6 +24,14 @@ from transformers.utils import ModelOutput
 from .configuration_rnn import RNNConfig
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+_TRANSFER_OPTIONS = (
+    "transfer_layers",
+    "transfer_embeddings",
+    "transfer_head",
+    "source_tokenizer",
+    "target_tokenizer",
+    "corpus",
+)
 
 # A recurrent state: one entry per layer, each a tuple of `[num_directions, batch, hidden_size]` tensors,
 # `(h, c)` for an LSTM and `(h,)` for a GRU or vanilla RNN.
@@ -99,6 +107,24 @@ class RNNPreTrainedModel(PreTrainedModel):
     def __init__(self, config: RNNConfig, *inputs, **kwargs):
         super().__init__(config, *inputs, **kwargs)
         self.main_input_name = "input_ids" if config.is_token_input else "input_values"
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """
+        Load a checkpoint like any transformers model. With transfer options (`transfer_layers`,
+        `transfer_embeddings`, `transfer_head`, `source_tokenizer`, `target_tokenizer`, `corpus`), build this head
+        from the checkpoint as a source instead: `hf_rnn_transfer.transfer` moves what fits and the model carries a
+        `transfer_report` saying what moved.
+        """
+        if not any(key in kwargs for key in _TRANSFER_OPTIONS):
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        try:
+            from hf_rnn_transfer.transfer import transfer_from_pretrained
+        except ImportError as err:
+            raise ImportError(
+                "Transfer options of from_pretrained need the hf-rnn-transfer package: pip install hf-rnn-transfer"
+            ) from err
+        return transfer_from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs)
 
     def post_init(self):
         super().post_init()
@@ -178,6 +204,22 @@ class RNNModel(RNNPreTrainedModel):
 
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embeddings = value
+
+    def set_normalization(self, mean: list[float] | None, std: list[float] | None) -> None:
+        """Set (or clear, with `None`) the per-channel statistics, in the config and in the model's buffers."""
+        if self.config.is_token_input:
+            raise ValueError("Normalisation statistics apply to continuous input only.")
+        self.config.input_mean, self.config.input_std = mean, std
+        for name, values in (("input_mean", mean), ("input_std", std)):
+            if name in self._buffers:
+                del self._buffers[name]
+            elif hasattr(self, name):
+                delattr(self, name)
+            if values is None:
+                setattr(self, name, None)
+            else:
+                device = self.input_projection.weight.device
+                self.register_buffer(name, torch.tensor(values, dtype=torch.float, device=device), persistent=False)
 
     def normalize(self, values: torch.Tensor) -> torch.Tensor:
         """Apply the per-channel normalisation of the config (identity when none is set)."""
@@ -452,6 +494,89 @@ class RNNForSequenceClassification(RNNPreTrainedModel):
         return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 
+class RNNForMultiTaskSequenceClassification(RNNPreTrainedModel):
+    """
+    One shared encoder and one classification head per task (`config.task_labels`): multi-task source pretraining.
+
+    Every example names its task in `task_ids` (the index of the task in `config.task_labels`), so batches may mix
+    tasks. `logits` has one column per label of the largest task; columns a row's task does not have are set to the
+    lowest float, so `argmax` and the loss only see that task's labels.
+    """
+
+    def __init__(self, config: RNNConfig):
+        if not config.task_labels:
+            raise ValueError("RNNForMultiTaskSequenceClassification needs RNNConfig.task_labels (task -> label names).")
+        super().__init__(config)
+        self.tasks = list(config.task_labels)
+        self.rnn = RNNModel(config)
+        self.pooler = RNNSequencePooler(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.task_heads = nn.ModuleDict(
+            {task: nn.Linear(self.pooler.output_size, len(names)) for task, names in config.task_labels.items()}
+        )
+        sizes = torch.tensor([len(names) for names in config.task_labels.values()])
+        self.register_buffer("task_num_labels", sizes, persistent=False)
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if module is self:
+            sizes = [len(names) for names in self.config.task_labels.values()]
+            init.copy_(self.task_num_labels, torch.tensor(sizes, dtype=self.task_num_labels.dtype))
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        task_ids: torch.LongTensor | None = None,
+        input_values: torch.FloatTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> RNNSequenceClassifierOutput | tuple:
+        """
+        Args:
+            task_ids (`torch.LongTensor` of shape `[batch]`): the task of each example (index in `task_labels`).
+            labels (`torch.LongTensor` of shape `[batch]`): class ids within each example's task.
+            Other arguments: see [`RNNModel.forward`].
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if task_ids is None:
+            raise ValueError(f"Pass `task_ids` (one per example, indices into the tasks {self.tasks}).")
+        out = self.rnn(
+            input_ids=input_ids,
+            input_values=input_values,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        task_ids = task_ids.to(out.last_hidden_state.device).view(-1)
+        if task_ids.numel() and (task_ids.min() < 0 or task_ids.max() >= len(self.tasks)):
+            raise ValueError(f"`task_ids` must be in [0, {len(self.tasks) - 1}] (tasks {self.tasks}).")
+        pooled = self.dropout(self.pooler(out.last_hidden_state, attention_mask, out.recurrent_state))
+        width = int(self.task_num_labels.max())
+        logits = pooled.new_full((pooled.shape[0], width), torch.finfo(pooled.dtype).min)
+        for index, task in enumerate(self.tasks):
+            rows = (task_ids == index).nonzero().flatten()
+            if rows.numel():
+                logits[rows, : int(self.task_num_labels[index])] = self.task_heads[task](pooled[rows])
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device).view(-1)
+            limits = self.task_num_labels[task_ids]
+            if labels.numel() and ((labels < 0) | (labels >= limits)).any():
+                raise ValueError("labels must be class ids within each example's task (see config.task_labels).")
+            loss = F.cross_entropy(logits, labels.long())
+        if not return_dict:
+            return tuple(v for v in (loss, logits, out.hidden_states, out.recurrent_state) if v is not None)
+        return RNNSequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=out.hidden_states, recurrent_state=out.recurrent_state
+        )
+
+
 class RNNForTokenClassification(RNNPreTrainedModel):
     """Recurrent encoder and a per-position linear head (NER, tagging); labels equal to -100 are ignored."""
 
@@ -689,6 +814,7 @@ __all__ = [
     "RNNPreTrainedModel",
     "RNNModel",
     "RNNForSequenceClassification",
+    "RNNForMultiTaskSequenceClassification",
     "RNNForTokenClassification",
     "RNNForCausalLM",
     "RNNForTimeSeriesForecasting",

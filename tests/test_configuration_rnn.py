@@ -73,6 +73,8 @@ def test_continuous_input_with_normalisation():
         ({"input_size": 3, "tie_word_embeddings": True}, "tie_word_embeddings needs token input"),
         ({"vocab_size": 10, "forecasting_loss": "huber"}, "forecasting_loss must be one of 'mse', 'mae'"),
         ({"vocab_size": 10, "problem_type": "ranking"}, "problem_type must be one of"),
+        ({"vocab_size": 10, "task_labels": {"books": ["only-one"]}}, "task_labels['books'] must list at least two"),
+        ({"vocab_size": 10, "task_labels": {}}, "task_labels must map each task name"),
     ],
 )
 def test_invalid_values_name_the_field(kwargs, message):

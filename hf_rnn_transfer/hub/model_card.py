@@ -21,6 +21,7 @@ _HEADS = {
     "RNNForTokenClassification": ("token-classification", "AutoModelForTokenClassification"),
     "RNNForCausalLM": ("text-generation", "AutoModelForCausalLM"),
     "RNNForTimeSeriesForecasting": ("time-series-forecasting", "AutoModelForTimeSeriesPrediction"),
+    "RNNForMultiTaskSequenceClassification": ("text-classification", "AutoModel"),
     "RNNModel": ("feature-extraction", "AutoModel"),
 }
 
@@ -166,6 +167,10 @@ def architecture_table(model_or_config) -> dict:
             }
         )
     table["pooling"] = config.pooling
+    if config.task_labels:
+        table["tasks (one head each)"] = "; ".join(
+            f"{task}: {', '.join(names)}" for task, names in config.task_labels.items()
+        )
     if hasattr(model_or_config, "num_parameters"):
         table["parameters"] = f"{model_or_config.num_parameters():,}"
     return table

@@ -1,0 +1,656 @@
+"""Move what a source model learned into a target model, and say exactly what moved.
+
+`transfer(source, target)` copies the encoder tensors that fit, remaps the vocabulary (by token string) and the input
+channels (by name) where they differ, re-initialises the rest, and returns a `TransferReport` with one row per target
+tensor. Incompatible pairs fail before anything is copied, naming the tensors and the way out.
+
+Example:
+
+```python
+>>> from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
+>>> from hf_rnn_transfer.transfer import transfer
+>>> target = RNNForSequenceClassification(RNNConfig(vocab_size=8000, num_labels=2, pooling="concat"))
+>>> model, report = transfer("alice/reviews-lm", target, source_tokenizer=src_tok, target_tokenizer=tgt_tok)
+>>> print(report)
+```
+"""
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, models
+from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from . import modeling_rnn
+from .configuration_rnn import RNNConfig
+from .modeling_rnn import RNNModel, RNNPreTrainedModel
+
+STATUSES = ("copied", "remapped", "reinitialised", "skipped")
+_LAYER = re.compile(r"^layers\.(\d+)\.")
+# Config fields a target built from a source's config must not inherit when the task changes.
+_TASK_FIELDS = ("id2label", "label2id", "num_labels", "problem_type", "architectures", "auto_map", "_name_or_path")
+
+
+@dataclass
+class TensorTransfer:
+    """What happened to one target tensor."""
+
+    target: str
+    status: str  # one of STATUSES
+    source: str | None
+    reason: str
+
+
+@dataclass
+class TransferReport:
+    """
+    For every target tensor: `copied`, `remapped`, `reinitialised` or `skipped`, with the source tensor and the reason.
+
+    `str(report)` is a readable table; `report.to_dict()` feeds the model card (`CardContent.transfer`).
+    """
+
+    source: str
+    target_class: str
+    tensors: list[TensorTransfer] = field(default_factory=list)
+    vocabulary: dict | None = None
+    input_channels: dict | None = None
+    normalisation: str | None = None
+    sources: list[dict] | None = None  # for averaged sources: each source and its weight
+
+    def counts(self) -> dict[str, int]:
+        counter = Counter(t.status for t in self.tensors)
+        return {status: counter.get(status, 0) for status in STATUSES}
+
+    def by_status(self, status: str) -> list[str]:
+        return [t.target for t in self.tensors if t.status == status]
+
+    @property
+    def summary(self) -> str:
+        counts = ", ".join(f"{n} {status}" for status, n in self.counts().items() if n)
+        lines = [f"{counts} (target {self.target_class} from {self.source})."]
+        if self.vocabulary:
+            v = self.vocabulary
+            line = (
+                f"Vocabulary remapped by token string: {v['target_tokens_in_source']}/{v['target_vocab_size']} target "
+                f"tokens ({v['token_coverage']:.1%}) found in the source vocabulary; the other rows start at the "
+                "mean source embedding."
+            )
+            if v.get("occurrence_coverage") is not None:
+                line += f" They cover {v['occurrence_coverage']:.1%} of the target corpus's token occurrences."
+            lines.append(line)
+        if self.input_channels:
+            lines.append(f"Input channels: {self.input_channels['summary']}")
+        if self.normalisation:
+            lines.append(f"Normalisation: {self.normalisation}")
+        if self.sources:
+            parts = ", ".join(f"{s['source']} (weight {s['weight']:.3g})" for s in self.sources)
+            lines.append(f"Encoder averaged from {parts}.")
+        return " ".join(lines)
+
+    def to_dict(self) -> dict:
+        """Everything in plain types, for the model card: local paths are replaced by "a local checkpoint"."""
+        return {
+            "source": _shareable(self.source),
+            "target_class": self.target_class,
+            "summary": self.summary.replace(self.source, _shareable(self.source)),
+            "counts": self.counts(),
+            "tensors": [vars(t) for t in self.tensors],
+            "vocabulary": self.vocabulary,
+            "input_channels": self.input_channels,
+            "normalisation": self.normalisation,
+            "sources": [{**s, "source": _shareable(s["source"])} for s in self.sources] if self.sources else None,
+        }
+
+    def __str__(self) -> str:
+        rows = [("target tensor", "status", "source tensor", "reason")]
+        rows += [(t.target, t.status, t.source or "-", t.reason) for t in self.tensors]
+        widths = [max(len(str(r[i])) for r in rows) for i in range(3)]
+        lines = [
+            "  ".join(str(cell).ljust(widths[i]) if i < 3 else str(cell) for i, cell in enumerate(row)) for row in rows
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 6)
+        return "\n".join([f"TransferReport: {self.summary}", *lines])
+
+
+def transfer(
+    source,
+    target,
+    *,
+    transfer_embeddings: bool = True,
+    transfer_layers: int | Sequence[int] | None = None,
+    transfer_head: bool = False,
+    source_tokenizer: PreTrainedTokenizerBase | None = None,
+    target_tokenizer: PreTrainedTokenizerBase | None = None,
+    corpus: Iterable[str] | None = None,
+    revision: str | None = None,
+    token: str | None = None,
+    target_class: type[RNNPreTrainedModel] | None = None,
+) -> tuple[RNNPreTrainedModel, TransferReport]:
+    """
+    Build a target model from a source model.
+
+    Args:
+        source: a model, a local directory or a Hub repo id (`revision` and `token` apply).
+        target: a model (its current weights are the fresh initialisation of whatever is not transferred) or an
+            `RNNConfig` (then `target_class`, or `config.architectures`, names the head).
+        transfer_embeddings: move the embedding (token input) or the input projection (continuous input).
+        transfer_layers: `None` for every layer the source has, `k` for the first `k` layers, or a list of layer
+            indices. Target layers beyond the source's depth are initialised fresh.
+        transfer_head: also copy the head; only when the head class, shapes and label maps match.
+        source_tokenizer, target_tokenizer: remap embedding rows (and a language model's decoder) by token string
+            when the vocabularies differ. Loaded from `source` when only the target's is given.
+        corpus: target-domain texts; the report then gives the share of their token occurrences the source knew.
+
+    Returns:
+        `(model, report)`: the target model with the transferred weights, and the `TransferReport`.
+
+    Raises:
+        ValueError: the pair is incompatible (another cell, hidden size or direction, embedding sizes, an
+            unmappable vocabulary, a head that does not match); the message lists the tensors and the way out.
+    """
+    source_model, source_name = _load_source(source, revision, token)
+    target_model = _build_target(target, target_class)
+    report = TransferReport(source=source_name, target_class=type(target_model).__name__)
+    plan = _Plan(source_model, target_model, transfer_embeddings, _layers(transfer_layers, source_model, target_model))
+    if source_tokenizer is None and target_tokenizer is not None and isinstance(source, (str, Path)):
+        try:
+            source_tokenizer = AutoTokenizer.from_pretrained(str(source), revision=revision, token=token)
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                f"target_tokenizer was given but {source_name} has no loadable tokenizer "
+                f"({str(err).splitlines()[0]}). Pass source_tokenizer= (the tokenizer the source was trained "
+                "with) to remap the vocabulary."
+            ) from err
+    plan.check(transfer_head, source_tokenizer, target_tokenizer)
+
+    source_state = _encoder_relative(source_model.state_dict(), source_model)
+    target_state = _encoder_relative(target_model.state_dict(), target_model)
+    new_state = {}
+    vocab_map = None
+    if plan.remap_vocabulary:
+        vocab_map = _vocabulary_map(source_tokenizer, target_tokenizer)
+        report.vocabulary = _coverage(vocab_map, target_tokenizer, corpus)
+        report.vocabulary["source_vocab_size"] = len(source_tokenizer.get_vocab())
+    tied = _tied_targets(target_model)
+
+    for name in target_state:
+        full = _full_name(name, target_model)
+        if full in tied:
+            report.tensors.append(TensorTransfer(full, "skipped", None, f"tied to {tied[full]}"))
+            continue
+        group = _group(name)
+        source_full = _full_name(name, source_model) if name in source_state else None
+        if group == "embedding":
+            row = plan.embedding(name, source_state, vocab_map, new_state, report)
+        elif group == "layer":
+            row = plan.layer(name, source_state, new_state)
+        else:
+            row = plan.head(name, source_state, transfer_head, vocab_map, new_state)
+        status, reason = row
+        report.tensors.append(
+            TensorTransfer(full, status, source_full if status in ("copied", "remapped") else None, reason)
+        )
+
+    if plan.continuous:
+        report.normalisation = _carry_normalisation(source_model.config, _encoder(target_model), plan.channel_map)
+        if plan.channel_report:
+            report.input_channels = plan.channel_report
+
+    with torch.no_grad():
+        full_state = {_full_name(k, target_model): v for k, v in new_state.items()}
+        target_model.load_state_dict(full_state, strict=False)
+    target_model.tie_weights()
+    target_model.transfer_report = report
+    return target_model, report
+
+
+def transfer_from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+    """`RNNFor*.from_pretrained(source, num_labels=..., transfer_layers=...)`: build the head class from the source's
+    config (updated by the keyword arguments) and `transfer` into it. The report is `model.transfer_report`."""
+    transfer_kwargs = {
+        k: kwargs.pop(k)
+        for k in (
+            "transfer_embeddings",
+            "transfer_layers",
+            "transfer_head",
+            "source_tokenizer",
+            "target_tokenizer",
+            "corpus",
+        )
+        if k in kwargs
+    }
+    revision, token = kwargs.pop("revision", None), kwargs.pop("token", None)
+    if args:
+        raise TypeError("from_pretrained with transfer options takes configuration changes as keyword arguments only.")
+    source_config = AutoConfig.from_pretrained(str(pretrained_model_name_or_path), revision=revision, token=token)
+    overrides = dict(kwargs)
+    values = {k: v for k, v in source_config.to_dict().items() if k not in _TASK_FIELDS and k != "model_type"}
+    if "id2label" in overrides and "num_labels" not in overrides:
+        overrides["num_labels"] = len(overrides["id2label"])
+    target_config = RNNConfig(**{**values, **overrides})
+    model, _ = transfer(
+        pretrained_model_name_or_path, cls(target_config), revision=revision, token=token, **transfer_kwargs
+    )
+    return model
+
+
+def average_encoders(
+    sources: Sequence, weights: Sequence[float] | None = None, revision: str | None = None, token: str | None = None
+) -> tuple[RNNModel, TransferReport]:
+    """
+    Average the encoders of compatible source models (same cell, sizes, direction, vocabulary or channels).
+
+    Args:
+        sources: models, local directories or Hub repo ids.
+        weights: one non-negative weight per source (normalised to sum to one); uniform when `None`.
+
+    Returns:
+        `(encoder, report)`: an `RNNModel` whose every tensor is the weighted mean of the sources', to pass as the
+        `source` of `transfer`; the report lists each source and its weight.
+    """
+    if len(sources) < 2:
+        raise ValueError(f"average_encoders needs at least two sources, got {len(sources)}.")
+    weights = [1.0] * len(sources) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(sources) or any(w < 0 for w in weights) or sum(weights) == 0:
+        raise ValueError("average_encoders needs one non-negative weight per source, not all zero.")
+    weights = [w / sum(weights) for w in weights]
+    loaded = [_load_source(s, revision, token) for s in sources]
+    first = loaded[0][0].config
+    keys = ("cell_type", "vocab_size", "input_size", "embedding_size", "hidden_size", "num_layers", "bidirectional")
+    for model, name in loaded[1:]:
+        differing = [k for k in keys if getattr(model.config, k) != getattr(first, k)]
+        if differing:
+            detail = ", ".join(f"{k}: {getattr(first, k)} vs {getattr(model.config, k)}" for k in differing)
+            raise ValueError(
+                f"Cannot average {loaded[0][1]} and {name}: their encoders differ ({detail}). Average only sources "
+                "built with the same encoder configuration and tokenizer; transfer from each separately otherwise."
+            )
+    encoder_config = RNNConfig(**{k: v for k, v in first.to_dict().items() if k not in _TASK_FIELDS})
+    averaged = RNNModel(encoder_config)
+    states = [_encoder(model).state_dict() for model, _ in loaded]
+    with torch.no_grad():
+        averaged.load_state_dict({k: sum(w * s[k].float() for w, s in zip(weights, states)) for k in states[0]})
+    names = [name for _, name in loaded]
+    report = TransferReport(source=" + ".join(names), target_class="RNNModel")
+    report.tensors = [TensorTransfer(k, "copied", k, "weighted mean of the sources") for k in states[0]]
+    report.sources = [{"source": n, "weight": w} for n, w in zip(names, weights)]
+    averaged.transfer_report = report
+    return averaged, report
+
+
+def extend_tokenizer(
+    tokenizer: PreTrainedTokenizerFast, texts: Iterable[str], max_new_tokens: int = 5000, min_frequency: int = 2
+) -> tuple[PreTrainedTokenizerFast, list[str]]:
+    """
+    Add frequent target-domain words that a source tokenizer lacks, keeping every existing id.
+
+    Word-level tokenizers get the words in their vocabulary (so the new ids follow the old ones); other kinds get
+    them as added tokens. Use the result as the target tokenizer of `transfer`: old tokens keep their trained rows,
+    new ones start at the mean source embedding.
+
+    Returns:
+        `(extended_tokenizer, new_tokens)`, the new tokens most frequent first.
+    """
+    backend = tokenizer.backend_tokenizer
+    vocab = tokenizer.get_vocab()
+    counts: Counter = Counter()
+    for text in texts:
+        normalized = backend.normalizer.normalize_str(text) if backend.normalizer else text
+        pieces = backend.pre_tokenizer.pre_tokenize_str(normalized) if backend.pre_tokenizer else [(normalized, None)]
+        counts.update(word for word, _ in pieces if word not in vocab)
+    new_tokens = [w for w, c in counts.most_common() if c >= min_frequency][:max_new_tokens]
+    if isinstance(backend.model, models.WordLevel):
+        extended_vocab = dict(vocab)
+        for word in new_tokens:
+            extended_vocab[word] = len(extended_vocab)
+        unk = tokenizer.unk_token
+        rebuilt = Tokenizer(models.WordLevel(vocab=extended_vocab, unk_token=unk))
+        rebuilt.normalizer, rebuilt.pre_tokenizer, rebuilt.decoder = (
+            backend.normalizer,
+            backend.pre_tokenizer,
+            backend.decoder,
+        )
+        extended = PreTrainedTokenizerFast(
+            tokenizer_object=rebuilt,
+            **{k: getattr(tokenizer, k) for k in ("pad_token", "unk_token", "bos_token", "eos_token")},
+            model_max_length=tokenizer.model_max_length,
+            model_input_names=list(tokenizer.model_input_names),
+        )
+    else:
+        extended = PreTrainedTokenizerFast(
+            tokenizer_object=Tokenizer.from_str(backend.to_str()),
+            **tokenizer.special_tokens_map,
+            model_max_length=tokenizer.model_max_length,
+            model_input_names=list(tokenizer.model_input_names),
+        )
+        extended.add_tokens(new_tokens)
+    return extended, new_tokens
+
+
+# ----------------------------------------------------------------------------------------------------- internals
+
+
+def _shareable(name: str) -> str:
+    """A Hub id stays; a local directory becomes "a local checkpoint" (cards never name local paths)."""
+    path = name.split("@")[0]
+    if path.startswith(("/", "~", ".")) or Path(path).exists():
+        return "a local checkpoint"
+    return name
+
+
+class _Plan:
+    """The decisions for one source/target pair, checked before anything is copied."""
+
+    def __init__(self, source: RNNPreTrainedModel, target: RNNPreTrainedModel, embeddings: bool, layers: list[int]):
+        self.source, self.target = source, target
+        self.s, self.t = source.config, target.config
+        self.embeddings, self.layers = embeddings, layers
+        self.continuous = not self.t.is_token_input
+        self.remap_vocabulary = False
+        self.channel_map: dict[int, int] | None = None  # target channel -> source channel
+        self.channel_report: dict | None = None
+
+    def check(self, transfer_head: bool, source_tokenizer, target_tokenizer) -> None:
+        problems = []
+        if self.s.is_token_input != self.t.is_token_input:
+            kind = {True: "tokens", False: "continuous input"}
+            problems.append(
+                f"the source reads {kind[self.s.is_token_input]} but the target reads {kind[self.t.is_token_input]}"
+            )
+            raise ValueError(self._message(problems, "pick a source trained on the same kind of input"))
+        if self.embeddings:
+            if self.s.embedding_size != self.t.embedding_size:
+                tensor = "rnn.embeddings.weight" if self.t.is_token_input else "rnn.input_projection.weight"
+                problems.append(f"{tensor}: embedding_size {self.s.embedding_size} into {self.t.embedding_size}")
+            if self.t.is_token_input:
+                same_tokenizer = _same_vocabulary(source_tokenizer, target_tokenizer)
+                if source_tokenizer is not None and target_tokenizer is not None and not same_tokenizer:
+                    self.remap_vocabulary = True
+                elif self.s.vocab_size != self.t.vocab_size:
+                    problems.append(
+                        f"rnn.embeddings.weight: source vocabulary {self.s.vocab_size} tokens, target "
+                        f"{self.t.vocab_size}; pass source_tokenizer and target_tokenizer to remap rows by token "
+                        "string"
+                    )
+            else:
+                self._plan_channels()
+        for i in self.layers:
+            problems += self._layer_problems(i)
+        if transfer_head:
+            problems += self._head_problems()
+        if problems:
+            raise ValueError(self._message(problems, self._way_out()))
+
+    def _layer_problems(self, i: int) -> list[str]:
+        s, t, out = self.s, self.t, []
+        prefix = f"rnn.layers.{i}"
+        if s.cell_type != t.cell_type:
+            out.append(f"{prefix}: {s.cell_type.upper()} weights into a {t.cell_type.upper()} layer")
+        if s.hidden_size != t.hidden_size:
+            out.append(f"{prefix}: hidden size {s.hidden_size} into {t.hidden_size}")
+        if s.bidirectional != t.bidirectional:
+            direction = {True: "bidirectional", False: "unidirectional"}
+            out.append(f"{prefix}: {direction[s.bidirectional]} into {direction[t.bidirectional]}")
+        if i == 0 and s.embedding_size != t.embedding_size:
+            out.append(f"{prefix}: input size (embedding_size) {s.embedding_size} into {t.embedding_size}")
+        return out
+
+    def _head_problems(self) -> list[str]:
+        if type(self.source) is not type(self.target):
+            return [f"head: a {type(self.source).__name__} head cannot go into a {type(self.target).__name__}"]
+        if isinstance(self.target, modeling_rnn.RNNForSequenceClassification | modeling_rnn.RNNForTokenClassification):
+            if self.s.id2label != self.t.id2label:
+                return [f"head: label maps differ (source {self.s.id2label}, target {self.t.id2label})"]
+            if self.s.pooling != self.t.pooling:
+                return [f"head: pooling {self.s.pooling} into {self.t.pooling} changes the classifier's input"]
+        if isinstance(self.target, modeling_rnn.RNNForTimeSeriesForecasting):
+            if self.s.prediction_length != self.t.prediction_length or self.s.input_size != self.t.input_size:
+                return ["head: forecasting heads differ in prediction_length or channels"]
+        return []
+
+    def _way_out(self) -> str:
+        return (
+            "exclude the offending parts from the transfer (transfer_layers=0 or a list of compatible layers, "
+            "transfer_embeddings=False, transfer_head=False), or choose a source with the same cell type, hidden size "
+            "and direction"
+        )
+
+    @staticmethod
+    def _message(problems: list[str], way_out: str) -> str:
+        listed = "\n  - ".join(problems)
+        return f"Cannot transfer this source into this target:\n  - {listed}\nWay out: {way_out}."
+
+    def _plan_channels(self) -> None:
+        s, t = self.s, self.t
+        if s.input_size == t.input_size and (
+            s.channel_names is None or t.channel_names is None or s.channel_names == t.channel_names
+        ):
+            self.channel_map = {i: i for i in range(t.input_size)}
+            return
+        if s.channel_names and t.channel_names:
+            index = {name: i for i, name in enumerate(s.channel_names)}
+            self.channel_map = {i: index[name] for i, name in enumerate(t.channel_names) if name in index}
+            matched = [t.channel_names[i] for i in self.channel_map]
+            new = [n for n in t.channel_names if n not in index]
+            self.channel_report = {
+                "summary": f"mapped by name: {len(matched)} of {t.input_size} target channels found in the source "
+                f"({', '.join(matched) or 'none'}); new: {', '.join(new) or 'none'}.",
+                "matched": matched,
+                "new": new,
+            }
+        else:
+            self.channel_map = None
+            self.channel_report = {
+                "summary": f"the source has {s.input_size} channels and the target {t.input_size}, without channel "
+                "names to match them: the input projection is re-initialised.",
+                "matched": [],
+                "new": list(range(t.input_size)),
+            }
+
+    # -- per tensor ----------------------------------------------------------------------------------------------
+    def embedding(self, name, source_state, vocab_map, new_state, report) -> tuple[str, str]:
+        if not self.embeddings:
+            return "reinitialised", "embedding transfer disabled (transfer_embeddings=False)"
+        if self.t.is_token_input:
+            source = source_state[name]
+            if vocab_map is None:
+                new_state[name] = source.clone()
+                return "copied", "same vocabulary"
+            new_state[name] = _remap_rows(source, vocab_map, len(vocab_map))
+            return "remapped", "rows copied by token string; new tokens get the mean source embedding"
+        if self.channel_map is None:
+            return "reinitialised", "input channels differ and cannot be matched by name"
+        source = source_state[name]
+        if name.endswith("bias"):
+            new_state[name] = source.clone()
+            return "copied", "input projection bias"
+        if (
+            len(self.channel_map) == self.t.input_size
+            and all(k == v for k, v in self.channel_map.items())
+            and (self.s.input_size == self.t.input_size)
+        ):
+            new_state[name] = source.clone()
+            return "copied", "same input channels"
+        weight = _fresh(self.target, name).clone()
+        for target_channel, source_channel in self.channel_map.items():
+            weight[:, target_channel] = source[:, source_channel]
+        new_state[name] = weight
+        return "remapped", "input projection columns copied for channels matched by name; new channels fresh"
+
+    def layer(self, name, source_state, new_state) -> tuple[str, str]:
+        index = int(_LAYER.match(name).group(1))
+        if index >= self.s.num_layers:
+            return "reinitialised", f"the target is deeper than the source ({self.s.num_layers} layers)"
+        if index not in self.layers:
+            return "reinitialised", "layer not selected for transfer"
+        new_state[name] = source_state[name].clone()
+        return "copied", "same cell, size and direction"
+
+    def head(self, name, source_state, transfer_head, vocab_map, new_state) -> tuple[str, str]:
+        if not transfer_head:
+            return "reinitialised", "new head (transfer_head=False)"
+        if name not in source_state:
+            return "reinitialised", "not in the source head"
+        source = source_state[name]
+        bare = name.removeprefix("head:")
+        if vocab_map is not None and bare.startswith("decoder."):
+            new_state[name] = _remap_rows(source, vocab_map, len(vocab_map))
+            return "remapped", "decoder rows copied by token string; new tokens get the mean"
+        if source.shape != _fresh(self.target, name).shape:
+            raise ValueError(
+                f"Cannot transfer head tensor {bare}: source shape {tuple(source.shape)}, target "
+                f"{tuple(_fresh(self.target, name).shape)}. Way out: transfer_head=False."
+            )
+        new_state[name] = source.clone()
+        return "copied", "same head, labels and shape"
+
+
+def _load_source(source, revision, token) -> tuple[RNNPreTrainedModel, str]:
+    if isinstance(source, RNNPreTrainedModel):
+        return source, source.config.name_or_path or f"<{type(source).__name__}>"
+    if not isinstance(source, (str, Path)):
+        raise TypeError(f"source must be a model, a local directory or a Hub repo id, got {type(source).__name__}.")
+    config = AutoConfig.from_pretrained(str(source), revision=revision, token=token)
+    if not isinstance(config, RNNConfig):
+        raise ValueError(
+            f"{source} is a {config.model_type!r} model, not an hf-rnn-transfer ({RNNConfig.model_type}) one."
+        )
+    architecture = (config.architectures or ["RNNModel"])[0]
+    model_class = getattr(modeling_rnn, architecture, RNNModel)
+    model = model_class.from_pretrained(str(source), revision=revision, token=token)
+    name = str(source) if revision is None else f"{source}@{revision}"
+    return model.eval(), name
+
+
+def _build_target(target, target_class) -> RNNPreTrainedModel:
+    if isinstance(target, RNNPreTrainedModel):
+        return target
+    if isinstance(target, RNNConfig):
+        if target_class is None:
+            architecture = (target.architectures or [None])[0]
+            if architecture is None:
+                raise ValueError(
+                    "A target config needs `target_class=` (e.g. RNNForSequenceClassification) or "
+                    "config.architectures to name the head."
+                )
+            target_class = getattr(modeling_rnn, architecture)
+        return target_class(target)
+    raise TypeError(f"target must be a model or an RNNConfig, got {type(target).__name__}.")
+
+
+def _layers(selection, source, target) -> list[int]:
+    available = range(min(source.config.num_layers, target.config.num_layers))
+    if selection is None:
+        return list(available)
+    if isinstance(selection, bool) or (isinstance(selection, int) and selection < 0):
+        raise ValueError(f"transfer_layers must be None, a count k >= 0 or a list of layer indices, got {selection!r}.")
+    if isinstance(selection, int):
+        return list(range(min(selection, len(available))))
+    layers = sorted(set(selection))
+    bad = [i for i in layers if i not in available]
+    if bad:
+        raise ValueError(
+            f"transfer_layers {bad} do not exist in both models (source {source.config.num_layers} layers, target "
+            f"{target.config.num_layers}); valid indices: {list(available)}."
+        )
+    return layers
+
+
+def _encoder(model: RNNPreTrainedModel) -> RNNModel:
+    return model if isinstance(model, RNNModel) else model.rnn
+
+
+def _encoder_relative(state: dict, model) -> dict:
+    """State dict keys relative to the encoder (`layers.0...`) for encoder tensors; head keys unchanged."""
+    if isinstance(model, RNNModel):
+        return dict(state)
+    return {(k[len("rnn.") :] if k.startswith("rnn.") else f"head:{k}"): v for k, v in state.items()}
+
+
+def _full_name(relative: str, model) -> str:
+    if relative.startswith("head:"):
+        return relative[len("head:") :]
+    return relative if isinstance(model, RNNModel) else f"rnn.{relative}"
+
+
+def _group(relative: str) -> str:
+    if relative.startswith(("embeddings.", "input_projection.")):
+        return "embedding"
+    if _LAYER.match(relative):
+        return "layer"
+    return "head"
+
+
+def _fresh(model, relative: str) -> torch.Tensor:
+    return model.state_dict()[_full_name(relative, model)]
+
+
+def _tied_targets(model) -> dict[str, str]:
+    return dict(getattr(model, "all_tied_weights_keys", None) or {}) if model.config.tie_word_embeddings else {}
+
+
+def _same_vocabulary(a, b) -> bool:
+    return a is None or b is None or a.get_vocab() == b.get_vocab()
+
+
+def _vocabulary_map(source_tokenizer, target_tokenizer) -> list[int | None]:
+    """For each target id, the source id of the same token string (or `None`)."""
+    source_vocab = source_tokenizer.get_vocab()
+    target_vocab = target_tokenizer.get_vocab()
+    mapping: list[int | None] = [None] * len(target_vocab)
+    for token_string, target_id in target_vocab.items():
+        if target_id < len(mapping):
+            mapping[target_id] = source_vocab.get(token_string)
+    return mapping
+
+
+def _remap_rows(source: torch.Tensor, mapping: list[int | None], rows: int) -> torch.Tensor:
+    mean = source.float().mean(dim=0).to(source.dtype)
+    out = mean.expand(rows, *source.shape[1:]).clone()
+    known = [(t, s) for t, s in enumerate(mapping) if s is not None and s < source.shape[0]]
+    if known:
+        target_ids, source_ids = zip(*known)
+        out[list(target_ids)] = source[list(source_ids)]
+    return out
+
+
+def _coverage(mapping, target_tokenizer, corpus) -> dict:
+    found = sum(s is not None for s in mapping)
+    info = {
+        "source_vocab_size": None,
+        "target_vocab_size": len(mapping),
+        "target_tokens_in_source": found,
+        "token_coverage": found / len(mapping),
+        "occurrence_coverage": None,
+    }
+    if corpus is not None:
+        occurrences = known = 0
+        for text in corpus:
+            ids = target_tokenizer(text, add_special_tokens=False)["input_ids"]
+            occurrences += len(ids)
+            known += sum(mapping[i] is not None for i in ids if i < len(mapping))
+        info["occurrence_coverage"] = known / occurrences if occurrences else None
+        info["corpus_tokens"] = occurrences
+    return info
+
+
+def _carry_normalisation(source: RNNConfig, target_encoder: RNNModel, channel_map) -> str:
+    target = target_encoder.config
+    if target.input_mean is not None:
+        return (
+            "the target keeps its own per-channel statistics, so its inputs reach the transferred layers "
+            "standardised as the source's were."
+        )
+    if source.input_mean is None:
+        return "neither model normalises its inputs."
+    if channel_map is None or len(channel_map) < target.input_size:
+        return "the source's statistics do not cover every target channel: the target does not normalise."
+    target_encoder.set_normalization(
+        [source.input_mean[channel_map[i]] for i in range(target.input_size)],
+        [source.input_std[channel_map[i]] for i in range(target.input_size)],
+    )
+    return "the target had none: it takes the source's per-channel statistics (mapped by channel)."
