@@ -22,8 +22,8 @@ demo: install
 	$(BIN)/hf-rnn-transfer quickstart --output_dir runs/quickstart --overwrite
 
 lint: install
-	$(BIN)/ruff check hf_rnn_transfer tests
-	$(BIN)/ruff format --check hf_rnn_transfer tests
+	$(BIN)/ruff check hf_rnn_transfer tests benchmarks
+	$(BIN)/ruff format --check hf_rnn_transfer tests benchmarks
 
 test: lint
 	$(BIN)/python -m pytest -q

@@ -133,6 +133,29 @@ class RNNPreTrainedModel(PreTrainedModel):
         if type(self)._auto_class is not None:
             self.config.auto_map = {**AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
 
+    def get_layer_groups(self) -> dict[str, list[str]]:
+        """
+        Parameter names by layer group, bottom to top: the embedding (or input projection), each recurrent layer, and
+        the head. Freezing schedules and discriminative learning rates address these groups (like timm's
+        `group_matcher`). A decoder tied to the embedding belongs to the embedding group.
+        """
+        encoder_prefix = "" if isinstance(self, RNNModel) else f"{self.base_model_prefix}."
+        input_group = "embedding" if self.config.is_token_input else "input_projection"
+        groups: dict[str, list[str]] = {input_group: []}
+        groups.update({f"layer_{i}": [] for i in range(self.config.num_layers)})
+        groups["head"] = []
+        for name, _ in self.named_parameters():
+            relative = name[len(encoder_prefix) :] if name.startswith(encoder_prefix) else None
+            if relative is not None and relative.startswith(("embeddings.", "input_projection.")):
+                groups[input_group].append(name)
+            elif relative is not None and relative.startswith("layers."):
+                groups[f"layer_{relative.split('.')[1]}"].append(name)
+            else:
+                groups["head"].append(name)
+        if isinstance(self, RNNModel):
+            del groups["head"]
+        return groups
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
@@ -196,7 +219,8 @@ class RNNModel(RNNPreTrainedModel):
             for i in range(config.num_layers)
         )
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
-        self.layer_dropout = nn.Dropout(config.layer_dropout)
+        # one module per gap between layers, so that each belongs to the layer group whose output it drops
+        self.layer_dropouts = nn.ModuleList(nn.Dropout(config.layer_dropout) for _ in range(config.num_layers - 1))
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module | None:
@@ -240,6 +264,7 @@ class RNNModel(RNNPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         recurrent_state: RecurrentState | None = None,
+        use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
     ) -> RNNModelOutput | tuple:
@@ -250,22 +275,31 @@ class RNNModel(RNNPreTrainedModel):
             attention_mask (`torch.Tensor` of shape `[batch, time]`): 1 for real positions, 0 for padding.
             inputs_embeds (`torch.FloatTensor` of shape `[batch, time, embedding_size]`): instead of `input_ids`.
             recurrent_state: the state returned by a previous call, to continue a stream.
+            use_cache (`bool`, defaults to `True`): return the final `recurrent_state`. Without it, a padded batch
+                of a unidirectional model runs on the padded tensor (real positions cannot see the padding after
+                them), which is much faster than packed sequences on CPUs.
             output_hidden_states (`bool`): also return the output of every layer.
         """
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        use_cache = True if use_cache is None else use_cache
         hidden = self._embed(input_ids, input_values, inputs_embeds)
         batch_size, seq_len = hidden.shape[:2]
         lengths, order = self._check_attention_mask(attention_mask, batch_size, seq_len, hidden.device)
         if order is not None:  # not right-padded: compact real positions to the left, restore at the end
             hidden = hidden.gather(1, order[..., None].expand_as(hidden))
         self._check_recurrent_state(recurrent_state, batch_size)
+        # Padding must not reach real positions: a backward direction reads it first, so bidirectional layers pack;
+        # so does an LSTM whose final cell state is wanted (nn.LSTM only outputs h). Otherwise the padded tensor is
+        # exact at real positions, and final hidden states are gathered at each sequence's last position.
+        pack = lengths is not None and (self.config.bidirectional or (use_cache and self.config.cell_type == "lstm"))
+        last = None if lengths is None else (lengths - 1)
 
         hidden = self.embedding_dropout(hidden)
         all_hidden = [hidden] if output_hidden_states else None
-        if lengths is not None:
+        if pack:
             hidden = pack_padded_sequence(hidden, lengths.cpu(), batch_first=True, enforce_sorted=False)
         final_states = []
         for i, layer in enumerate(self.layers):
@@ -273,12 +307,20 @@ class RNNModel(RNNPreTrainedModel):
             if state is not None and self.config.cell_type != "lstm":
                 state = state[0]
             hidden, new_state = layer(hidden, state)
-            final_states.append(new_state if isinstance(new_state, tuple) else (new_state,))
+            if use_cache:
+                if lengths is not None and not pack:  # the state after the padding: take h at the last real step
+                    new_state = hidden[torch.arange(batch_size, device=hidden.device), last][None]
+                final_states.append(new_state if isinstance(new_state, tuple) else (new_state,))
             if i < len(self.layers) - 1:
-                hidden = self._dropout(hidden)
+                hidden = self._dropout(self.layer_dropouts[i], hidden)
             if output_hidden_states:
                 all_hidden.append(self._unpack(hidden, seq_len))
         hidden = self._unpack(hidden, seq_len)
+        if lengths is not None and not pack:  # padded positions read zero, as with packed sequences
+            keep = (torch.arange(seq_len, device=hidden.device)[None] < lengths[:, None])[..., None]
+            hidden = hidden * keep
+            if all_hidden is not None:
+                all_hidden = [all_hidden[0]] + [h * keep for h in all_hidden[1:]]
 
         if order is not None:
             restore = order.argsort(dim=1)
@@ -286,9 +328,10 @@ class RNNModel(RNNPreTrainedModel):
             if all_hidden is not None:
                 all_hidden = [h.gather(1, restore[..., None].expand_as(h)) for h in all_hidden]
         all_hidden = tuple(all_hidden) if all_hidden is not None else None
+        final_states = tuple(final_states) if use_cache else None
         if not return_dict:
-            return tuple(v for v in (hidden, all_hidden, tuple(final_states)) if v is not None)
-        return RNNModelOutput(last_hidden_state=hidden, hidden_states=all_hidden, recurrent_state=tuple(final_states))
+            return tuple(v for v in (hidden, all_hidden, final_states) if v is not None)
+        return RNNModelOutput(last_hidden_state=hidden, hidden_states=all_hidden, recurrent_state=final_states)
 
     def _embed(self, input_ids, input_values, inputs_embeds) -> torch.Tensor:
         given = [
@@ -366,10 +409,11 @@ class RNNModel(RNNPreTrainedModel):
                 f"but the input has {batch_size}."
             )
 
-    def _dropout(self, hidden):
+    @staticmethod
+    def _dropout(dropout: nn.Dropout, hidden):
         if isinstance(hidden, PackedSequence):
-            return hidden._replace(data=self.layer_dropout(hidden.data))
-        return self.layer_dropout(hidden)
+            return hidden._replace(data=dropout(hidden.data))
+        return dropout(hidden)
 
     @staticmethod
     def _unpack(hidden, seq_len: int) -> torch.Tensor:
@@ -378,10 +422,25 @@ class RNNModel(RNNPreTrainedModel):
         return hidden
 
 
-def _final_hidden(recurrent_state: RecurrentState) -> torch.Tensor:
-    """Last layer's final hidden state, directions concatenated: `[batch, hidden_size * num_directions]`."""
-    h = recurrent_state[-1][0]
-    return torch.cat(list(h), dim=-1)
+def final_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor | None, config: RNNConfig) -> torch.Tensor:
+    """
+    The top layer's final state from its outputs `[batch, time, hidden * directions]`: the forward direction at each
+    sequence's last real position and, when bidirectional, the backward direction at its first.
+    """
+    batch, seq_len = hidden.shape[:2]
+    rows = torch.arange(batch, device=hidden.device)
+    if attention_mask is None:
+        last = torch.full((batch,), seq_len - 1, device=hidden.device)
+        first = torch.zeros(batch, dtype=torch.long, device=hidden.device)
+    else:
+        positions = torch.arange(seq_len, device=hidden.device)[None]
+        mask = attention_mask.to(device=hidden.device, dtype=torch.bool)
+        last = positions.masked_fill(~mask, -1).max(dim=1).values
+        first = positions.masked_fill(~mask, seq_len).min(dim=1).values
+    forward = hidden[rows, last, : config.hidden_size]
+    if not config.bidirectional:
+        return forward
+    return torch.cat([forward, hidden[rows, first, config.hidden_size :]], dim=-1)
 
 
 class RNNSequencePooler(nn.Module):
@@ -389,13 +448,14 @@ class RNNSequencePooler(nn.Module):
 
     def __init__(self, config: RNNConfig):
         super().__init__()
+        self.config = config
         self.pooling = config.pooling
         self.output_size = config.output_size * (3 if config.pooling == "concat" else 1)
 
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None, recurrent_state) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         pooled = []
         if self.pooling in ("last", "concat"):
-            pooled.append(_final_hidden(recurrent_state))
+            pooled.append(final_hidden(hidden, attention_mask, self.config))
         if self.pooling in ("max", "concat"):
             masked = hidden if attention_mask is None else hidden.masked_fill(~_mask3d(attention_mask), float("-inf"))
             pooled.append(masked.max(dim=1).values)
@@ -438,6 +498,7 @@ class RNNForSequenceClassification(RNNPreTrainedModel):
         inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.Tensor | None = None,
         recurrent_state: RecurrentState | None = None,
+        use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
     ) -> RNNSequenceClassifierOutput | tuple:
@@ -445,19 +506,22 @@ class RNNForSequenceClassification(RNNPreTrainedModel):
         Args:
             labels (`torch.Tensor` of shape `[batch]` (class ids or regression targets) or `[batch, num_labels]`
                 (multi-label 0/1 targets, or multi-output regression)): computes the loss when given.
+            use_cache (`bool`): return the final `recurrent_state` (default: only when one was passed in).
             Other arguments: see [`RNNModel.forward`].
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        use_cache = (recurrent_state is not None) if use_cache is None else use_cache
         out = self.rnn(
             input_ids=input_ids,
             input_values=input_values,
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
             recurrent_state=recurrent_state,
+            use_cache=use_cache,
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        pooled = self.pooler(out.last_hidden_state, attention_mask, out.recurrent_state)
+        pooled = self.pooler(out.last_hidden_state, attention_mask)
         logits = self.classifier(self.dropout(pooled))
         loss = self._loss(logits, labels) if labels is not None else None
         if not return_dict:
@@ -556,7 +620,7 @@ class RNNForMultiTaskSequenceClassification(RNNPreTrainedModel):
         task_ids = task_ids.to(out.last_hidden_state.device).view(-1)
         if task_ids.numel() and (task_ids.min() < 0 or task_ids.max() >= len(self.tasks)):
             raise ValueError(f"`task_ids` must be in [0, {len(self.tasks) - 1}] (tasks {self.tasks}).")
-        pooled = self.dropout(self.pooler(out.last_hidden_state, attention_mask, out.recurrent_state))
+        pooled = self.dropout(self.pooler(out.last_hidden_state, attention_mask))
         width = int(self.task_num_labels.max())
         logits = pooled.new_full((pooled.shape[0], width), torch.finfo(pooled.dtype).min)
         for index, task in enumerate(self.tasks):
@@ -599,21 +663,25 @@ class RNNForTokenClassification(RNNPreTrainedModel):
         inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.LongTensor | None = None,
         recurrent_state: RecurrentState | None = None,
+        use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
     ) -> RNNTokenClassifierOutput | tuple:
         """
         Args:
             labels (`torch.LongTensor` of shape `[batch, time]`): class id per position, -100 where ignored.
+            use_cache (`bool`): return the final `recurrent_state` (default: only when one was passed in).
             Other arguments: see [`RNNModel.forward`].
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        use_cache = (recurrent_state is not None) if use_cache is None else use_cache
         out = self.rnn(
             input_ids=input_ids,
             input_values=input_values,
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
             recurrent_state=recurrent_state,
+            use_cache=use_cache,
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
@@ -689,6 +757,7 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         shift_labels: torch.LongTensor | None = None,
         recurrent_state: RecurrentState | None = None,
+        use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         logits_to_keep: int = 0,
@@ -698,14 +767,17 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
             labels (`torch.LongTensor` of shape `[batch, time]`): usually `input_ids`; shifted inside.
             shift_labels (`torch.LongTensor` of shape `[batch, time]`): already-shifted targets (next token).
             logits_to_keep (`int`): compute logits for the last `n` positions only (0 = all).
+            use_cache (`bool`, defaults to `True`): return the final `recurrent_state`.
             Other arguments: see [`RNNModel.forward`].
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        use_cache = True if use_cache is None else use_cache
         out = self.rnn(
             input_ids=input_ids,
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
             recurrent_state=recurrent_state,
+            use_cache=use_cache,
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
@@ -763,6 +835,7 @@ class RNNForTimeSeriesForecasting(RNNPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         labels: torch.FloatTensor | None = None,
         recurrent_state: RecurrentState | None = None,
+        use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
     ) -> RNNForecastOutput | tuple:
@@ -770,17 +843,20 @@ class RNNForTimeSeriesForecasting(RNNPreTrainedModel):
         Args:
             input_values (`torch.FloatTensor` of shape `[batch, context_length, channels]`): the context window.
             labels (`torch.FloatTensor` of shape `[batch, prediction_length, channels]`): the future values.
+            use_cache (`bool`): return the final `recurrent_state` (default: only when one was passed in).
             Other arguments: see [`RNNModel.forward`].
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        use_cache = (recurrent_state is not None) if use_cache is None else use_cache
         out = self.rnn(
             input_values=input_values,
             attention_mask=attention_mask,
             recurrent_state=recurrent_state,
+            use_cache=use_cache,
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        summary = _final_hidden(out.recurrent_state)
+        summary = final_hidden(out.last_hidden_state, attention_mask, self.config)
         normalised = self.head(self.dropout(summary)).view(-1, self.config.prediction_length, self.config.input_size)
         loss = None
         if labels is not None:

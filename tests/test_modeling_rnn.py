@@ -103,7 +103,7 @@ def test_forward_shapes_and_loss(head, cell, bidirectional):
     if head == "causal_lm":
         labels = inputs["input_ids"]
     kwargs = {} if labels is None else {"labels": labels}
-    out = model(**inputs, **kwargs, output_hidden_states=True)
+    out = model(**inputs, **kwargs, output_hidden_states=True, use_cache=True)
     expected = {
         "encoder": (BATCH, TIME, config.output_size),
         "sequence": (BATCH, config.num_labels),
@@ -124,9 +124,11 @@ def test_forward_shapes_and_loss(head, cell, bidirectional):
         assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
+@pytest.mark.parametrize("use_cache", [False, True])
 @pytest.mark.parametrize(("head", "cell", "bidirectional"), MATRIX)
-def test_padding_does_not_change_a_sequence(head, cell, bidirectional):
-    """A sequence batched with longer, right-padded ones gives the outputs it gives alone."""
+def test_padding_does_not_change_a_sequence(head, cell, bidirectional, use_cache):
+    """A sequence batched with longer, right-padded ones gives the outputs it gives alone, whether the batch runs
+    packed or (unidirectional, no state wanted) on the padded tensor; so does its final state."""
     config = make_config(head, cell, bidirectional)
     model = HEADS[head](config).eval()
     inputs = make_inputs(config)
@@ -138,13 +140,21 @@ def test_padding_does_not_change_a_sequence(head, cell, bidirectional):
     if name == "input_ids":
         inputs[name] = inputs[name].masked_fill(mask == 0, config.pad_token_id)
     with torch.no_grad():
-        batched = main_output(head, model(**inputs, attention_mask=mask))
+        out = model(**inputs, attention_mask=mask, use_cache=use_cache)
+        batched = main_output(head, out)
         for i, length in enumerate(lengths):
-            alone = main_output(head, model(**{name: inputs[name][i : i + 1, :length]}))
+            single = model(**{name: inputs[name][i : i + 1, :length]}, use_cache=True)
+            alone = main_output(head, single)
             got = batched[i : i + 1, :length] if head in ("encoder", "token", "causal_lm") else batched[i : i + 1]
             torch.testing.assert_close(got, alone, rtol=1e-5, atol=1e-5)
-            if head in ("encoder", "token", "causal_lm") and length < TIME and head == "encoder":
+            if head == "encoder" and length < TIME:
                 assert batched[i, length:].abs().max() == 0  # padded positions are zero
+            if use_cache:
+                for layer_batched, layer_alone in zip(out.recurrent_state, single.recurrent_state):
+                    for a, b in zip(layer_batched, layer_alone):
+                        torch.testing.assert_close(a[:, i : i + 1], b, rtol=1e-5, atol=1e-5)
+        if not use_cache and head != "causal_lm":
+            assert out.recurrent_state is None
 
 
 @pytest.mark.parametrize("cell", CELLS)

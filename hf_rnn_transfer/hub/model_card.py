@@ -72,6 +72,11 @@ class CardContent:
     tags: list[str] = field(default_factory=list)
 
 
+def is_hub_id(value: str | None) -> bool:
+    """Whether `value` looks like a Hub repository id (`name` or `namespace/name`), not a path."""
+    return value is not None and bool(_REPO_ID.match(value))
+
+
 def template_path() -> Path:
     """The card template, from the installed package (falls back to the source tree's `model_cards/`)."""
     packaged = Path(str(resources.files("hf_rnn_transfer") / "model_cards" / TEMPLATE))

@@ -1,0 +1,395 @@
+"""`TransferTrainer`: a `transformers.Trainer` that fine-tunes with freezing schedules, discriminative learning rates,
+the slanted triangular schedule and L2-SP, and stays correct under DistributedDataParallel.
+
+How freezing is applied:
+
+- In one process, frozen parameters get `requires_grad=False`: backward computes no weight gradients for them.
+- Under DDP, every parameter keeps `requires_grad=True` (DDP registers the parameters that require grad when it
+  wraps the model, so one unfrozen later would never be all-reduced and one frozen later breaks the reducer); the
+  gradients of frozen groups are dropped after the all-reduce, so every replica skips them identically.
+
+Either way a frozen parameter has no gradient at the optimizer step, so AdamW gives it no update, no weight decay
+and no state. The optimizer holds every group from the start, so gradual unfreezing needs no new optimizer.
+"""
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+from transformers import SchedulerType, Trainer, TrainingArguments
+from transformers.utils import logging
+
+from .freezing import (
+    FREEZING_STRATEGIES,
+    UNFREEZE_UNITS,
+    FreezingSchedule,
+    discriminative_learning_rates,
+    dropout_modules_by_group,
+)
+
+logger = logging.get_logger(__name__)
+SLANTED_TRIANGULAR = "slanted_triangular"
+
+
+def _has_accelerator() -> bool:
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, "is_available"):
+        return accelerator.is_available()
+    return torch.cuda.is_available()
+
+
+def get_slanted_triangular_schedule(
+    optimizer: torch.optim.Optimizer, num_training_steps: int, cut_frac: float = 0.1, ratio: float = 32.0
+) -> LambdaLR:
+    """
+    ULMFiT's slanted triangular learning rate (Howard & Ruder 2018): a short linear increase over the first
+    `cut_frac` of the steps, then a long linear decay, from `lr / ratio` to `lr` and back.
+
+    Every parameter group keeps its own peak rate, so discriminative learning rates keep their ratios.
+    """
+    if not 0 < cut_frac < 1:
+        raise ValueError(f"stlr_cut_frac must be in (0, 1), got {cut_frac}.")
+    if ratio < 1:
+        raise ValueError(f"stlr_ratio must be >= 1, got {ratio}.")
+    cut = max(1, math.floor(num_training_steps * cut_frac))
+
+    def multiplier(step: int) -> float:
+        if step < cut:
+            p = step / cut
+        else:
+            p = max(0.0, 1 - (step - cut) / max(1, cut * (1 / cut_frac - 1)))
+        return (1 + p * (ratio - 1)) / ratio
+
+    return LambdaLR(optimizer, multiplier)
+
+
+@dataclass
+class TransferTrainingArguments(TrainingArguments):
+    """
+    `TrainingArguments` plus the fine-tuning strategies of transfer learning (every field is in `--help`).
+
+    Example:
+
+    ```python
+    >>> args = TransferTrainingArguments(output_dir="out", freezing_strategy="gradual", discriminative_lr=True,
+    ...                                  lr_scheduler_type="slanted_triangular", learning_rate=4e-3)
+    ```
+    """
+
+    lr_scheduler_type: str = field(
+        default="linear",
+        metadata={
+            "help": "The learning-rate schedule: the transformers schedules, or slanted_triangular (ULMFiT; see "
+            "--stlr_cut_frac and --stlr_ratio).",
+            "choices": [t.value for t in SchedulerType] + [SLANTED_TRIANGULAR],
+        },
+    )
+    freezing_strategy: str = field(
+        default="none",
+        metadata={
+            "help": "Which layer groups train: none | embeddings (embedding frozen) | layers (embedding and the first "
+            "--freeze_layers layers frozen) | encoder (only the head: feature extraction) | gradual (ULMFiT gradual "
+            "unfreezing from the top) | chain_thaw (head, then each group alone, then all).",
+            "choices": FREEZING_STRATEGIES,
+        },
+    )
+    freeze_layers: int = field(default=0, metadata={"help": "With freezing_strategy=layers: frozen bottom layers."})
+    unfreeze_interval: float = field(
+        default=1.0, metadata={"help": "gradual/chain_thaw: length of a stage, in --unfreeze_unit."}
+    )
+    unfreeze_unit: str = field(
+        default="epoch", metadata={"help": "Unit of --unfreeze_interval: epoch or step.", "choices": UNFREEZE_UNITS}
+    )
+    discriminative_lr: bool = field(
+        default=False, metadata={"help": "Discriminative learning rates: each lower group's rate is divided."}
+    )
+    discriminative_lr_factor: float = field(
+        default=2.6, metadata={"help": "Divisor between neighbouring groups' learning rates (ULMFiT: 2.6)."}
+    )
+    stlr_cut_frac: float = field(
+        default=0.1, metadata={"help": "lr_scheduler_type=slanted_triangular: share of steps spent increasing."}
+    )
+    stlr_ratio: float = field(
+        default=32.0, metadata={"help": "lr_scheduler_type=slanted_triangular: peak rate / lowest rate."}
+    )
+    l2sp_alpha: float = field(
+        default=0.0,
+        metadata={
+            "help": "L2-SP: strength of the pull of transferred weights towards their source values "
+            "(replaces weight decay when > 0)."
+        },
+    )
+    l2sp_beta: float = field(
+        default=0.0, metadata={"help": "L2-SP: strength of the pull of new (re-initialised) weights towards zero."}
+    )
+    frozen_dropout: bool = field(
+        default=True,
+        metadata={
+            "help": "Keep dropout active on the outputs of frozen groups (the default, as in ULMFiT); "
+            "--frozen_dropout false turns it off while a group is frozen."
+        },
+    )
+
+    def __post_init__(self):
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.use_cpu and not _has_accelerator():
+            # Under torchrun on CPU-only machines, transformers would otherwise run one independent, non-distributed
+            # copy per process; use_cpu makes Accelerate set up DDP over gloo.
+            logger.info("WORLD_SIZE > 1 without an accelerator: using CPU DDP over gloo (use_cpu=True).")
+            self.use_cpu = True
+        # transformers validates lr_scheduler_type against its own enum: hold ours aside during that check
+        self.slanted_triangular = str(self.lr_scheduler_type) == SLANTED_TRIANGULAR
+        if self.slanted_triangular:
+            self.lr_scheduler_type = "linear"
+        super().__post_init__()
+        if self.slanted_triangular:
+            self.lr_scheduler_type = SLANTED_TRIANGULAR
+        if self.freezing_strategy not in FREEZING_STRATEGIES:
+            raise ValueError(
+                f"freezing_strategy must be one of {', '.join(FREEZING_STRATEGIES)}; got {self.freezing_strategy!r}."
+            )
+        if self.unfreeze_unit not in UNFREEZE_UNITS:
+            raise ValueError(f"unfreeze_unit must be one of {', '.join(UNFREEZE_UNITS)}; got {self.unfreeze_unit!r}.")
+        if self.l2sp_alpha < 0 or self.l2sp_beta < 0:
+            raise ValueError("l2sp_alpha and l2sp_beta must be >= 0.")
+        if self.discriminative_lr_factor <= 0:
+            raise ValueError(f"discriminative_lr_factor must be positive, got {self.discriminative_lr_factor}.")
+
+    @property
+    def uses_l2sp(self) -> bool:
+        return self.l2sp_alpha > 0 or self.l2sp_beta > 0
+
+
+class TransferTrainer(Trainer):
+    """
+    A `Trainer` for fine-tuning a transferred model: freezing schedules, discriminative learning rates, the slanted
+    triangular schedule and L2-SP, all chosen in `TransferTrainingArguments`; everything else is the Trainer's
+    (evaluation, checkpoints and resume, logging, mixed precision, `accelerate launch`/`torchrun`, `push_to_hub`, which
+    writes this project's model card with the transfer recipe).
+
+    Example:
+
+    ```python
+    >>> model = RNNForSequenceClassification.from_pretrained("alice/reviews-lm", num_labels=2, transfer_layers=2)
+    >>> args = TransferTrainingArguments("out", freezing_strategy="gradual", discriminative_lr=True,
+    ...                                  lr_scheduler_type="slanted_triangular", num_train_epochs=4)
+    >>> TransferTrainer(model=model, args=args, train_dataset=train, eval_dataset=test).train()
+    ```
+    """
+
+    def __init__(self, model=None, args: TransferTrainingArguments = None, **kwargs):
+        if args is None:
+            raise ValueError("TransferTrainer needs TransferTrainingArguments (args=...).")
+        if not isinstance(args, TransferTrainingArguments):
+            raise TypeError(f"TransferTrainer needs TransferTrainingArguments, got {type(args).__name__}.")
+        if model is None or not hasattr(model, "get_layer_groups"):
+            raise ValueError("TransferTrainer needs an hf-rnn-transfer model (one with get_layer_groups()).")
+        self.layer_groups = model.get_layer_groups()
+        self.schedule = FreezingSchedule(
+            args.freezing_strategy,
+            list(self.layer_groups),
+            args.freeze_layers,
+            args.unfreeze_interval,
+            args.unfreeze_unit,
+        )
+        self._group_of = {name: group for group, names in self.layer_groups.items() for name in names}
+        self._dropouts = dropout_modules_by_group(model)
+        self._trainable_groups: list[str] | None = None
+        self.unfreezing_history: list[dict] = []
+        self._l2sp_reference = self._l2sp_reference_weights(model, args) if args.uses_l2sp else None
+        super().__init__(model=model, args=args, **kwargs)
+        self._apply_schedule()
+
+    # -- optimizer and schedule ----------------------------------------------------------------------------------
+    @property
+    def group_learning_rates(self) -> dict[str, float]:
+        names = list(self.layer_groups)
+        if self.args.discriminative_lr:
+            return discriminative_learning_rates(names, self.args.learning_rate, self.args.discriminative_lr_factor)
+        return dict.fromkeys(names, self.args.learning_rate)
+
+    def create_optimizer(self, model=None):
+        """One parameter group per layer group (and decay / no decay), frozen groups included from the start."""
+        if self.optimizer is None:
+            opt_model = self.model if model is None else model
+            decay = set(self.get_decay_parameter_names(opt_model))
+            weight_decay = 0.0 if self.args.uses_l2sp else self.args.weight_decay
+            if self.args.uses_l2sp and self.args.weight_decay > 0:
+                logger.warning("L2-SP replaces weight decay: weight_decay=%s is not applied.", self.args.weight_decay)
+            parameters = dict(opt_model.named_parameters())
+            groups = []
+            for group, lr in self.group_learning_rates.items():
+                for decayed in (True, False):
+                    params = [parameters[n] for n in self.layer_groups[group] if (n in decay) == decayed]
+                    if params:
+                        groups.append(
+                            {
+                                "params": params,
+                                "lr": lr,
+                                "weight_decay": weight_decay if decayed else 0.0,
+                                "layer_group": group,
+                            }
+                        )
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+            optimizer_kwargs.pop("lr", None)
+            self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return self.optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        if self.lr_scheduler is None and self.args.slanted_triangular:
+            self.lr_scheduler = get_slanted_triangular_schedule(
+                optimizer or self.optimizer, num_training_steps, self.args.stlr_cut_frac, self.args.stlr_ratio
+            )
+            self._created_lr_scheduler = True
+            return self.lr_scheduler
+        return super().create_scheduler(num_training_steps, optimizer)
+
+    # -- freezing ------------------------------------------------------------------------------------------------
+    @property
+    def is_distributed(self) -> bool:
+        return self.args.world_size > 1
+
+    def _apply_schedule(self) -> None:
+        epoch = self.state.epoch or 0.0
+        trainable = self.schedule.trainable(epoch=epoch, step=self.state.global_step)
+        if trainable == self._trainable_groups:
+            return
+        self._trainable_groups = trainable
+        self._frozen_names = [n for g, names in self.layer_groups.items() if g not in trainable for n in names]
+        for name, param in self.model.named_parameters():
+            # under DDP every parameter stays registered with the reducer; frozen gradients are dropped instead
+            param.requires_grad_(self.is_distributed or self._group_of.get(name, "head") in trainable)
+        self.unfreezing_history.append({"step": self.state.global_step, "epoch": epoch, "trainable": trainable})
+        logger.info("step %d: training %s", self.state.global_step, ", ".join(trainable))
+
+    def _apply_frozen_dropout(self) -> None:
+        if self.args.frozen_dropout:
+            return
+        for group, modules in self._dropouts.items():
+            for module in modules:
+                module.train(self.model.training and group in self._trainable_groups)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self._apply_schedule()
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.is_distributed:
+            parameters = dict(self.model.named_parameters())
+            for name in self._frozen_names:
+                parameters[name].grad = None
+        return loss
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # the Trainer calls model.train() before this: re-apply the chosen dropout of frozen groups
+        self._apply_frozen_dropout()
+        result = super().compute_loss(
+            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+        )
+        if self._l2sp_reference is None or not model.training:
+            return result
+        loss, outputs = result if return_outputs else (result, None)
+        loss = loss + self.l2sp_penalty()
+        return (loss, outputs) if return_outputs else loss
+
+    # -- L2-SP ---------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _l2sp_reference_weights(model, args) -> dict[str, torch.Tensor | None]:
+        report = getattr(model, "transfer_report", None)
+        if report is None:
+            raise ValueError(
+                "L2-SP needs to know which weights came from the source: build the model with "
+                "hf_rnn_transfer.transfer.transfer() or from_pretrained(..., transfer_layers=...)."
+            )
+        moved = {t.target for t in report.tensors if t.status in ("copied", "remapped")}
+        return {n: (p.detach().clone() if n in moved else None) for n, p in model.named_parameters()}
+
+    def l2sp_penalty(self) -> torch.Tensor:
+        """alpha/2 * sum ||w - w_source||^2 over transferred weights + beta/2 * sum ||w||^2 over new ones."""
+        transferred, new = [], []
+        for name, param in self.model.named_parameters():
+            reference = self._l2sp_reference.get(name)
+            if reference is None:
+                new.append(param.pow(2).sum())
+            else:
+                if reference.device != param.device:
+                    reference = self._l2sp_reference[name] = reference.to(param.device)
+                transferred.append((param - reference).pow(2).sum())
+        zero = next(self.model.parameters()).new_zeros(())
+        return 0.5 * self.args.l2sp_alpha * sum(transferred, zero) + 0.5 * self.args.l2sp_beta * sum(new, zero)
+
+    # -- reporting -----------------------------------------------------------------------------------------------
+    def transfer_recipe(self) -> dict:
+        """The fine-tuning recipe in plain words and numbers, for the model card."""
+        args = self.args
+        recipe = {
+            "freezing": self.schedule.describe(),
+            "learning rates": ", ".join(f"{g} {lr:.2e}" for g, lr in self.group_learning_rates.items()),
+            "schedule": (
+                f"slanted triangular (cut_frac {args.stlr_cut_frac}, ratio {args.stlr_ratio:g})"
+                if args.slanted_triangular
+                else str(args.lr_scheduler_type)
+            ),
+            "regularisation": (
+                f"L2-SP (alpha {args.l2sp_alpha:g} towards the source weights, beta {args.l2sp_beta:g} on new ones)"
+                if args.uses_l2sp
+                else f"weight decay {args.weight_decay:g}"
+            ),
+            "optimizer": str(getattr(args.optim, "value", args.optim)),
+            "epochs": args.num_train_epochs if args.max_steps <= 0 else f"{args.max_steps} steps",
+            "batch size": args.per_device_train_batch_size * max(1, args.world_size) * args.gradient_accumulation_steps,
+            "dropout on frozen groups": "kept" if args.frozen_dropout else "off",
+        }
+        return recipe
+
+    def create_model_card(
+        self,
+        language=None,
+        license=None,
+        tags=None,
+        model_name=None,
+        finetuned_from=None,
+        tasks=None,
+        dataset_tags=None,
+        dataset=None,
+        dataset_args=None,
+        **kwargs,
+    ):
+        """Write this project's card (lineage, transfer report, recipe, metrics) instead of the generic one."""
+        if not self.is_world_process_zero():
+            return
+        from .hub.model_card import CardContent, Metric, build_model_card, is_hub_id
+
+        report = getattr(self.model, "transfer_report", None)
+        metrics = []
+        evals = [e for e in self.state.log_history if any(k.startswith("eval_") for k in e)]
+        if evals:
+            last = evals[-1]
+            metrics = [
+                Metric(k[len("eval_") :], float(v), split="eval")
+                for k, v in last.items()
+                if k.startswith("eval_") and not k.endswith(("_runtime", "_per_second")) and isinstance(v, int | float)
+            ]
+        base_model = finetuned_from
+        if base_model is None and report is not None:
+            base_model = report.to_dict()["source"].split("@")[0]
+        base_model = base_model if is_hub_id(base_model) else None  # cards name Hub repositories only
+        repo_id = self.hub_model_id or model_name or Path(self.args.output_dir).name
+        if "/" not in repo_id:
+            repo_id = f"local/{repo_id}"
+        datasets = [d for d in ([dataset] if isinstance(dataset, str) else dataset or []) if d]
+        content = CardContent(
+            repo_id=repo_id,
+            objective=f"fine-tuning of a {type(self.model).__name__} ({self.schedule.describe()})",
+            data_description=", ".join(datasets) or "see the repository's training data",
+            datasets=[d for d in datasets if "/" in d],
+            base_model=base_model,
+            metrics=metrics,
+            training=self.transfer_recipe(),
+            transfer=report.to_dict() if report is not None else None,
+            license=license,
+            tags=[tags] if isinstance(tags, str) else list(tags or []),
+        )
+        has_tokenizer = self.processing_class is not None
+        card = build_model_card(self.model, content, has_tokenizer=has_tokenizer)
+        (Path(self.args.output_dir) / "README.md").write_text(str(card))
