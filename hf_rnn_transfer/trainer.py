@@ -133,6 +133,14 @@ class TransferTrainingArguments(TrainingArguments):
         },
     )
 
+    carry_recurrent_state: bool = field(
+        default=False,
+        metadata={
+            "help": "Truncated BPTT: feed each batch's final recurrent state (detached) into the next one. "
+            "Use with a LanguageModelStream (batches in stream order); one process only."
+        },
+    )
+
     def __post_init__(self):
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.use_cpu and not _has_accelerator():
             # Under torchrun on CPU-only machines, transformers would otherwise run one independent, non-distributed
@@ -156,6 +164,11 @@ class TransferTrainingArguments(TrainingArguments):
             raise ValueError("l2sp_alpha and l2sp_beta must be >= 0.")
         if self.discriminative_lr_factor <= 0:
             raise ValueError(f"discriminative_lr_factor must be positive, got {self.discriminative_lr_factor}.")
+        if self.carry_recurrent_state and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError(
+                "carry_recurrent_state needs the streams in order on one process; with several processes each would "
+                "see other streams' batches. Pretrain the language model on one device, or without carried state."
+            )
 
     @property
     def uses_l2sp(self) -> bool:
@@ -197,6 +210,7 @@ class TransferTrainer(Trainer):
         self._group_of = {name: group for group, names in self.layer_groups.items() for name in names}
         self._dropouts = dropout_modules_by_group(model)
         self._trainable_groups: list[str] | None = None
+        self._carried_state = None
         self.unfreezing_history: list[dict] = []
         self._l2sp_reference = self._l2sp_reference_weights(model, args) if args.uses_l2sp else None
         super().__init__(model=model, args=args, **kwargs)
@@ -280,16 +294,28 @@ class TransferTrainer(Trainer):
                 parameters[name].grad = None
         return loss
 
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        if "stream_start" not in self._signature_columns:  # read by compute_loss, not by the model
+            self._signature_columns.append("stream_start")
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # the Trainer calls model.train() before this: re-apply the chosen dropout of frozen groups
         self._apply_frozen_dropout()
-        result = super().compute_loss(
-            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
-        )
-        if self._l2sp_reference is None or not model.training:
-            return result
-        loss, outputs = result if return_outputs else (result, None)
-        loss = loss + self.l2sp_penalty()
+        stream_start = inputs.pop("stream_start", None)
+        carry = self.args.carry_recurrent_state and model.training
+        if carry:
+            starting = stream_start is not None and bool(stream_start.any())
+            if not starting and self._carried_state is not None:
+                inputs["recurrent_state"] = self._carried_state
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        if carry:
+            state = outputs.get("recurrent_state") if isinstance(outputs, dict) else None
+            if state is None:
+                raise ValueError("carry_recurrent_state needs a model that returns recurrent_state (a language model).")
+            self._carried_state = tuple(tuple(t.detach() for t in layer) for layer in state)
+        if self._l2sp_reference is not None and model.training:
+            loss = loss + self.l2sp_penalty()
         return (loss, outputs) if return_outputs else loss
 
     # -- L2-SP ---------------------------------------------------------------------------------------------------

@@ -1,15 +1,34 @@
-"""Data preparation: tokenizers and the datasets that ship with the package."""
+"""Data preparation: tokenizers, text and token labels, language-model streams, time series, audio, collators, and the
+datasets that ship with the package."""
 
+from .audio import log_mel, prepare_audio, read_wav, resample
+from .collators import DataCollatorForSeries
+from .language_modeling import LanguageModelStream
 from .multitask import build_multitask_dataset
 from .reviews import AMAZON_DOMAINS, amazon_reviews_path, load_amazon_reviews
+from .text import LabelMap, prepare_text_classification, prepare_token_classification
+from .timeseries import forecasting_windows, load_ucr, prepare_series, series_statistics
 from .tokenization import SPECIAL_TOKENS, TOKENIZER_KINDS, train_tokenizer
 
 __all__ = [
     "AMAZON_DOMAINS",
     "SPECIAL_TOKENS",
     "TOKENIZER_KINDS",
+    "DataCollatorForSeries",
+    "LabelMap",
+    "LanguageModelStream",
     "amazon_reviews_path",
     "build_multitask_dataset",
+    "forecasting_windows",
     "load_amazon_reviews",
+    "load_ucr",
+    "log_mel",
+    "prepare_audio",
+    "prepare_series",
+    "prepare_text_classification",
+    "prepare_token_classification",
+    "read_wav",
+    "resample",
+    "series_statistics",
     "train_tokenizer",
 ]

@@ -1,0 +1,357 @@
+"""Proving the transfer: transfer vs scratch over label budgets and seeds, the negative-transfer test, a classical
+baseline, and what moved in each layer (weight drift, linear CKA).
+
+Example:
+
+```python
+>>> result = compare(make_transfer, make_scratch, train, test, budgets=[50, 100, 200, None], seeds=[0, 1, 2],
+...                  args=TransferTrainingArguments("out", num_train_epochs=5), collator=collator,
+...                  texts=(train_texts, test_texts))
+>>> print(result.to_markdown()); result.plot("curve.png")
+```
+"""
+
+import copy
+import math
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from scipy import stats
+
+from .trainer import TransferTrainer, TransferTrainingArguments
+
+NEGATIVE_TRANSFER_TEST = (
+    "negative transfer is flagged at a budget when transfer's mean accuracy is below scratch's and a one-sided "
+    "paired t-test over the seeds (same data, same seed for both) gives p < 0.05"
+)
+
+
+def balanced_budget_indices(labels: Sequence[int], budgets: Sequence[int | None], seed: int) -> dict:
+    """
+    Nested, class-balanced subsets of the training rows: the first `budget / n_classes` rows of each class in one
+    seeded permutation, so a larger budget contains every smaller one. `None` means all rows.
+    """
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    rng = np.random.default_rng(seed)
+    per_class = {c: rng.permutation(np.flatnonzero(labels == c)) for c in classes}
+    out = {}
+    for budget in budgets:
+        if budget is None:
+            out[None] = np.sort(np.concatenate(list(per_class.values())))
+            continue
+        share = budget // len(classes)
+        if share < 1 or any(share > len(rows) for rows in per_class.values()):
+            raise ValueError(
+                f"a budget of {budget} labels needs between {len(classes)} and "
+                f"{len(classes) * min(len(r) for r in per_class.values())} rows."
+            )
+        out[budget] = np.sort(np.concatenate([rows[:share] for rows in per_class.values()]))
+    return out
+
+
+def tfidf_logistic_regression(train_texts, train_labels, test_texts, test_labels) -> float:
+    """The classical baseline: TF-IDF of 1-2 grams (sublinear) + logistic regression, test accuracy."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score
+
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    classifier = LogisticRegression(max_iter=2000, C=10.0)
+    classifier.fit(vectorizer.fit_transform(train_texts), train_labels)
+    return float(accuracy_score(test_labels, classifier.predict(vectorizer.transform(test_texts))))
+
+
+@dataclass
+class ComparisonResult:
+    """Accuracies per (method, budget, seed), with the summary statistics and the negative-transfer verdicts."""
+
+    budgets: list
+    seeds: list[int]
+    scores: dict = field(default_factory=dict)  # {method: {budget: [score per seed]}}
+    metric: str = "accuracy"
+    train_size: int = 0
+
+    def mean(self, method: str, budget) -> float:
+        return float(np.mean(self.scores[method][budget]))
+
+    def std(self, method: str, budget) -> float:
+        return float(np.std(self.scores[method][budget]))
+
+    def label(self, budget) -> str:
+        return f"all ({self.train_size})" if budget is None else str(budget)
+
+    def negative_transfer(self, budget) -> tuple[bool, float | None]:
+        """(flagged, p-value) of the one-sided paired t-test transfer < scratch at `budget`."""
+        differences = np.asarray(self.scores["transfer"][budget]) - np.asarray(self.scores["scratch"][budget])
+        if len(differences) < 2 or differences.mean() >= 0:
+            return False, None
+        if np.allclose(differences, differences[0]):
+            return True, 0.0  # worse by the same amount on every seed: no noise to explain it
+        p_value = float(stats.ttest_1samp(differences, 0.0, alternative="less").pvalue)
+        return p_value < 0.05, p_value
+
+    def catch_up_budget(self):
+        """The smallest budget at which scratch's mean reaches transfer's (None if it never does)."""
+        for budget in self.budgets:
+            if self.mean("scratch", budget) >= self.mean("transfer", budget):
+                return budget
+        return None
+
+    def labels_scratch_needs(self, reference_budget):
+        """The smallest budget at which scratch reaches transfer's mean at `reference_budget` (None if never)."""
+        target = self.mean("transfer", reference_budget)
+        for budget in self.budgets:
+            if self.mean("scratch", budget) >= target:
+                return budget
+        return None
+
+    def rows(self) -> list[list[str]]:
+        out = []
+        for budget in self.budgets:
+            row = [self.label(budget)]
+            for method in self.scores:
+                row.append(f"{self.mean(method, budget):.3f} ± {self.std(method, budget):.3f}")
+            delta = self.mean("transfer", budget) - self.mean("scratch", budget)
+            flagged, p_value = self.negative_transfer(budget)
+            verdict = "NEGATIVE TRANSFER" if flagged else ("transfer helps" if delta > 0 else "no reliable difference")
+            row += [f"{delta:+.3f}", verdict + (f" (p={p_value:.3f})" if p_value is not None else "")]
+            out.append(row)
+        return out
+
+    @property
+    def header(self) -> list[str]:
+        names = {"transfer": "transfer", "scratch": "scratch", "tfidf_lr": "TF-IDF + LR"}
+        return ["labels", *[names.get(m, m) for m in self.scores], "transfer − scratch", "verdict"]
+
+    def summary(self) -> str:
+        catch = self.catch_up_budget()
+        text = (
+            f"{self.metric} on the test set, mean ± std over seeds {self.seeds}. "
+            + (
+                "Scratch never catches up with transfer within these budgets. "
+                if catch is None
+                else f"Scratch catches up with transfer at {self.label(catch)} labels. "
+            )
+            + NEGATIVE_TRANSFER_TEST[0].upper()
+            + NEGATIVE_TRANSFER_TEST[1:]
+            + "."
+        )
+        return text
+
+    def to_markdown(self) -> str:
+        lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows()]
+        return self.summary() + "\n\n" + "\n".join(lines)
+
+    def to_card(self) -> dict:
+        """For `CardContent(comparison=...)`."""
+        return {"summary": self.summary(), "header": self.header, "rows": self.rows()}
+
+    def plot(self, path) -> None:
+        """The learning curves (mean ± std per budget) as a PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        x = [self.train_size if b is None else b for b in self.budgets]
+        figure, axis = plt.subplots(figsize=(6, 4))
+        for method, label in (("transfer", "transfer"), ("scratch", "scratch"), ("tfidf_lr", "TF-IDF + LR")):
+            if method not in self.scores:
+                continue
+            means = np.array([self.mean(method, b) for b in self.budgets])
+            stds = np.array([self.std(method, b) for b in self.budgets])
+            axis.plot(x, means, marker="o", label=label)
+            axis.fill_between(x, means - stds, means + stds, alpha=0.2)
+        axis.set_xscale("log")
+        axis.set_xlabel("labelled training examples")
+        axis.set_ylabel(f"test {self.metric}")
+        axis.set_title("Transfer vs scratch")
+        axis.grid(alpha=0.3)
+        axis.legend()
+        figure.tight_layout()
+        figure.savefig(path, dpi=120)
+        plt.close(figure)
+
+
+def accuracy_of(model, dataset, collator, batch_size: int = 128) -> float:
+    """Accuracy of a sequence classifier on an encoded dataset with `labels`."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(dataset), batch_size):
+            rows = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+            batch = collator([{k: v for k, v in r.items() if k != "length"} for r in rows])
+            labels = batch.pop("labels")
+            correct += int((model(**batch).logits.argmax(-1) == labels).sum())
+    return correct / len(dataset)
+
+
+def compare(
+    make_transfer: Callable[[int], torch.nn.Module],
+    make_scratch: Callable[[int], torch.nn.Module],
+    train_dataset,
+    test_dataset,
+    args: TransferTrainingArguments,
+    collator,
+    budgets: Sequence[int | None] = (50, 100, 200, 500, None),
+    seeds: Sequence[int] = (0, 1, 2),
+    scratch_args: TransferTrainingArguments | None = None,
+    texts: tuple[Sequence[str], Sequence[str]] | None = None,
+    label_column: str = "labels",
+    progress: bool = True,
+) -> ComparisonResult:
+    """
+    Train the transferred model and the same architecture from scratch on identical subsets, budgets and seeds.
+
+    Args:
+        make_transfer, make_scratch: build a fresh model for a seed (the transferred one, e.g. with `transfer()`).
+        train_dataset, test_dataset: encoded datasets with `label_column`.
+        args: training arguments of the transferred model (its strategy: freezing, learning rates, ...).
+        scratch_args: those of the scratch model (default: `args` without freezing or discriminative rates).
+        budgets: label budgets (nested, class-balanced); `None` is the whole training set.
+        texts: `(train_texts, test_texts)` aligned with the datasets, to add the TF-IDF + logistic regression row.
+
+    Returns:
+        A `ComparisonResult`: `to_markdown()`, `plot(path)`, `to_card()`, `negative_transfer(budget)`.
+    """
+    from tqdm.auto import tqdm
+
+    scratch_args = scratch_args or replace(
+        args, freezing_strategy="none", discriminative_lr=False, l2sp_alpha=0.0, l2sp_beta=0.0
+    )
+    labels = train_dataset[label_column]
+    test_labels = test_dataset[label_column]
+    result = ComparisonResult(budgets=list(budgets), seeds=list(seeds), train_size=len(train_dataset))
+    methods = ["transfer", "scratch"] + (["tfidf_lr"] if texts is not None else [])
+    result.scores = {m: {b: [] for b in budgets} for m in methods}
+    runs = tqdm(total=len(seeds) * len(budgets), desc="transfer vs scratch", disable=not progress)
+    for seed in seeds:
+        subsets = balanced_budget_indices(labels, budgets, seed)
+        for budget in budgets:
+            subset = train_dataset.select(subsets[budget])
+            for method, make, method_args in (
+                ("transfer", make_transfer, args),
+                ("scratch", make_scratch, scratch_args),
+            ):
+                model = make(seed)
+                run_args = replace(
+                    method_args,
+                    output_dir=tempfile.mkdtemp(prefix="compare-"),
+                    seed=seed,
+                    save_strategy="no",
+                    report_to="none",
+                    disable_tqdm=True,
+                )
+                TransferTrainer(model=model, args=run_args, train_dataset=subset, data_collator=collator).train()
+                result.scores[method][budget].append(accuracy_of(model, test_dataset, collator))
+            if texts is not None:
+                train_texts = [texts[0][i] for i in subsets[budget]]
+                result.scores["tfidf_lr"][budget].append(
+                    tfidf_logistic_regression(train_texts, [labels[i] for i in subsets[budget]], texts[1], test_labels)
+                )
+            runs.update(1)
+    runs.close()
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- what transferred
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA (Kornblith et al. 2019) between two representations `[N, D1]`, `[N, D2]` of the same examples."""
+    x = np.asarray(x, dtype=np.float64) - np.mean(x, axis=0)
+    y = np.asarray(y, dtype=np.float64) - np.mean(y, axis=0)
+    cross = np.linalg.norm(y.T @ x, "fro") ** 2
+    return float(cross / (np.linalg.norm(x.T @ x, "fro") * np.linalg.norm(y.T @ y, "fro")))
+
+
+@dataclass
+class LayerChange:
+    group: str
+    weight_drift: float  # ||w_finetuned - w_start|| / ||w_start||
+    cka: float | None  # similarity of the group's output representations before and after fine-tuning
+
+
+def what_transferred(
+    start_model, finetuned_model, dataset, collator, batch_size: int = 64, max_examples: int = 500
+) -> list[LayerChange]:
+    """
+    Per layer group: how far fine-tuning moved the weights from where they started (the transferred values), and
+    how similar the group's output representations (mean over time) stay on the target data (linear CKA).
+    """
+    start_params = dict(start_model.named_parameters())
+    tuned_params = dict(finetuned_model.named_parameters())
+    groups = finetuned_model.get_layer_groups()
+    start_repr = _layer_representations(start_model, dataset, collator, batch_size, max_examples)
+    tuned_repr = _layer_representations(finetuned_model, dataset, collator, batch_size, max_examples)
+    out = []
+    for index, (group, names) in enumerate(groups.items()):
+        before = torch.cat([start_params[n].detach().flatten() for n in names])
+        after = torch.cat([tuned_params[n].detach().flatten() for n in names])
+        drift = float((after - before).norm() / before.norm().clamp_min(1e-12))
+        cka = linear_cka(start_repr[index], tuned_repr[index]) if index < len(start_repr) else None
+        out.append(LayerChange(group, drift, cka))
+    return out
+
+
+def _layer_representations(model, dataset, collator, batch_size, max_examples) -> list[np.ndarray]:
+    model.eval()
+    encoder = model.rnn if hasattr(model, "rnn") else model
+    collected: list[list[np.ndarray]] = []
+    rows = range(min(len(dataset), max_examples))
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            batch = collator(
+                [
+                    {k: v for k, v in dataset[i].items() if k not in ("labels", "length")}
+                    for i in rows[start : start + batch_size]
+                ]
+            )
+            mask = batch.get("attention_mask")
+            out = encoder(
+                **{k: v for k, v in batch.items() if k != "labels"}, use_cache=False, output_hidden_states=True
+            )
+            weights = mask[..., None].float() if mask is not None else None
+            for i, hidden in enumerate(out.hidden_states):
+                pooled = hidden.mean(1) if weights is None else (hidden * weights).sum(1) / weights.sum(1)
+                if len(collected) <= i:
+                    collected.append([])
+                collected[i].append(pooled.float().numpy())
+    return [np.concatenate(parts) for parts in collected]
+
+
+def layer_change_table(changes: list[LayerChange]) -> str:
+    lines = ["| layer group | weight drift (relative L2) | CKA before/after fine-tuning |", "|---|---|---|"]
+    for c in changes:
+        lines.append(f"| {c.group} | {c.weight_drift:.4f} | {'n/a' if c.cka is None else f'{c.cka:.3f}'} |")
+    return "\n".join(lines)
+
+
+def plot_layer_changes(changes: list[LayerChange], path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    names = [c.group for c in changes]
+    left.bar(names, [c.weight_drift for c in changes], color="tab:orange")
+    left.set_title("weight drift from the transferred values")
+    right.bar(names, [c.cka if c.cka is not None else math.nan for c in changes], color="tab:blue")
+    right.set_ylim(0, 1.05)
+    right.set_title("CKA of representations, before vs after")
+    for axis in (left, right):
+        axis.tick_params(axis="x", rotation=30)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def snapshot(model):
+    """A frozen copy of a model (e.g. right after transfer), to compare with after fine-tuning."""
+    return copy.deepcopy(model).eval()

@@ -1,0 +1,168 @@
+"""compare(): bookkeeping of budgets and seeds, the negative-transfer flag on a constructed negative case, the
+classical baseline, the report, the plot, and what moved in each layer."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import DataCollatorWithPadding, set_seed
+
+from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
+from hf_rnn_transfer.data import load_amazon_reviews, prepare_text_classification, train_tokenizer
+from hf_rnn_transfer.evaluation import (
+    ComparisonResult,
+    balanced_budget_indices,
+    compare,
+    layer_change_table,
+    linear_cka,
+    plot_layer_changes,
+    snapshot,
+    what_transferred,
+)
+from hf_rnn_transfer.trainer import TransferTrainer, TransferTrainingArguments
+from hf_rnn_transfer.transfer import transfer
+
+
+def test_budgets_are_nested_and_balanced():
+    labels = [0] * 30 + [1] * 50
+    subsets = balanced_budget_indices(labels, [10, 20, None], seed=3)
+    assert set(subsets[10]) <= set(subsets[20]) and len(subsets[None]) == 80
+    assert sum(labels[i] for i in subsets[20]) == 10
+    assert list(subsets[10]) == list(balanced_budget_indices(labels, [10], seed=3)[10])  # seeded
+    assert list(subsets[10]) != list(balanced_budget_indices(labels, [10], seed=4)[10])
+    with pytest.raises(ValueError, match="a budget of 100 labels needs between 2 and 60 rows"):
+        balanced_budget_indices(labels, [100], seed=0)
+
+
+def test_negative_transfer_test_and_catch_up():
+    result = ComparisonResult(budgets=[10, 20], seeds=[0, 1, 2], train_size=20)
+    result.scores = {
+        "transfer": {10: [0.55, 0.56, 0.54], 20: [0.80, 0.81, 0.79]},
+        "scratch": {10: [0.70, 0.71, 0.69], 20: [0.70, 0.72, 0.71]},
+    }
+    assert result.negative_transfer(10)[0] and not result.negative_transfer(20)[0]
+    assert result.catch_up_budget() == 10 and result.labels_scratch_needs(20) is None
+    noisy = ComparisonResult(
+        budgets=[10], seeds=[0, 1, 2], scores={"transfer": {10: [0.5, 0.9, 0.6]}, "scratch": {10: [0.7, 0.6, 0.75]}}
+    )
+    assert not noisy.negative_transfer(10)[0]  # worse on average, but within the seed noise
+    assert "NEGATIVE TRANSFER" in result.to_markdown() and "paired t-test" in result.summary()
+
+
+@pytest.fixture(scope="module")
+def kitchen():
+    reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
+    tokenizer = train_tokenizer(reviews["text"][:1000], vocab_size=3000, model_max_length=64)
+    train, _ = prepare_text_classification(reviews.select(range(400)), tokenizer)
+    test, _ = prepare_text_classification(reviews.select(range(1000, 1200)), tokenizer)
+    return reviews, tokenizer, train, test
+
+
+SHAPE = dict(embedding_size=16, hidden_size=16, num_layers=1, pad_token_id=0, pooling="concat")
+
+
+def test_compare_flags_a_source_trained_on_shuffled_labels(kitchen, tmp_path):
+    """The constructed negative case: a source that learnt noise (shuffled labels), transferred with its head and
+    frozen, against scratch trained normally."""
+    reviews, tokenizer, train, test = kitchen
+    collator = DataCollatorWithPadding(tokenizer)
+    set_seed(0)
+    noise = RNNForSequenceClassification(RNNConfig(vocab_size=len(tokenizer), **SHAPE))
+    shuffled = (
+        train.shuffle(seed=1)
+        .remove_columns("labels")
+        .add_column("labels", list(np.random.default_rng(0).permutation(train["labels"])))
+    )
+    args = TransferTrainingArguments(
+        str(tmp_path / "src"),
+        num_train_epochs=8,
+        learning_rate=1e-2,
+        per_device_train_batch_size=16,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+    )
+    TransferTrainer(model=noise, args=args, train_dataset=shuffled, data_collator=collator).train()
+
+    def make_transfer(seed):
+        set_seed(seed)
+        model, _ = transfer(
+            noise, RNNForSequenceClassification(RNNConfig(vocab_size=len(tokenizer), **SHAPE)), transfer_head=True
+        )
+        return model
+
+    def make_scratch(seed):
+        set_seed(seed)
+        return RNNForSequenceClassification(RNNConfig(vocab_size=len(tokenizer), **SHAPE))
+
+    finetune = TransferTrainingArguments(
+        str(tmp_path / "ft"),
+        num_train_epochs=6,
+        learning_rate=1e-2,
+        per_device_train_batch_size=16,
+        freezing_strategy="encoder",
+        report_to="none",
+        dataloader_pin_memory=False,
+    )
+    scratch = TransferTrainingArguments(
+        str(tmp_path / "sc"),
+        num_train_epochs=8,
+        learning_rate=1e-2,
+        per_device_train_batch_size=16,
+        report_to="none",
+        dataloader_pin_memory=False,
+    )
+    texts = (reviews["text"][:400], reviews["text"][1000:1200])
+    result = compare(
+        make_transfer,
+        make_scratch,
+        train,
+        test,
+        finetune,
+        collator,
+        budgets=[200, None],
+        seeds=[0, 1, 2],
+        scratch_args=scratch,
+        texts=texts,
+        progress=False,
+    )
+    assert set(result.scores) == {"transfer", "scratch", "tfidf_lr"}
+    assert all(len(v) == 3 for per in result.scores.values() for v in per.values())
+    flagged, p_value = result.negative_transfer(200)
+    assert flagged and p_value < 0.01, result.to_markdown()
+    assert result.mean("transfer", None) < result.mean("scratch", None)
+    assert result.mean("tfidf_lr", None) > 0.6
+    result.plot(tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 10_000
+    card = result.to_card()
+    assert card["header"][:4] == ["labels", "transfer", "scratch", "TF-IDF + LR"] and len(card["rows"]) == 2
+
+
+def test_linear_cka_and_what_transferred(kitchen, tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 8))
+    rotation = np.linalg.qr(rng.normal(size=(8, 8)))[0]
+    assert linear_cka(x, x @ rotation * 3) == pytest.approx(1.0)  # invariant to rotation and scale
+    assert linear_cka(x, rng.normal(size=(100, 8))) < 0.3
+    _, tokenizer, train, _ = kitchen
+    collator = DataCollatorWithPadding(tokenizer)
+    model = RNNForSequenceClassification(RNNConfig(vocab_size=len(tokenizer), **SHAPE))
+    start = snapshot(model)
+    args = TransferTrainingArguments(
+        str(tmp_path),
+        max_steps=20,
+        learning_rate=1e-2,
+        freezing_strategy="embeddings",
+        per_device_train_batch_size=16,
+        report_to="none",
+        dataloader_pin_memory=False,
+    )
+    TransferTrainer(model=model, args=args, train_dataset=train, data_collator=collator).train()
+    changes = what_transferred(start, model, train, collator, max_examples=100)
+    assert [c.group for c in changes] == ["embedding", "layer_0", "head"]
+    assert changes[0].weight_drift == 0 and changes[0].cka == pytest.approx(1.0)  # frozen: unchanged
+    assert changes[1].weight_drift > 0 and changes[1].cka < 1.0 and changes[2].cka is None
+    assert "| layer_0 |" in layer_change_table(changes)
+    plot_layer_changes(changes, tmp_path / "layers.png")
+    assert (tmp_path / "layers.png").exists()
+    assert torch.equal(start.rnn.embeddings.weight, model.rnn.embeddings.weight)

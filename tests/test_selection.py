@@ -1,0 +1,95 @@
+"""Transferability scores on known cases, and rank_sources over real candidates (models, paths, Hub repos)."""
+
+import numpy as np
+import pytest
+
+from hf_rnn_transfer import RNNConfig, RNNForCausalLM, RNNForSequenceClassification
+from hf_rnn_transfer.data import load_amazon_reviews, train_tokenizer
+from hf_rnn_transfer.selection import hscore, leep, logme, rank_sources
+
+from .conftest import ALICE
+
+
+@pytest.fixture(scope="module")
+def separable():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 400)
+    informative = rng.normal(size=(400, 12)) + 1.5 * np.eye(3)[labels] @ rng.normal(size=(3, 12))
+    return labels, informative, rng.normal(size=(400, 12))
+
+
+def test_features_that_separate_the_labels_score_higher(separable):
+    labels, informative, noise = separable
+    assert logme(informative, labels) > logme(noise, labels) + 0.1
+    assert hscore(informative, labels) > 10 * hscore(noise, labels)
+
+
+def test_logme_is_the_maximised_evidence():
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(40, 4))
+    labels = (features[:, 0] + 0.3 * rng.normal(size=40) > 0).astype(int)
+
+    def negative_evidence(log_precisions, target):
+        alpha, beta = np.exp(log_precisions)
+        covariance = np.eye(40) / beta + features @ features.T / alpha
+        return -(
+            -20 * np.log(2 * np.pi)
+            - np.linalg.slogdet(covariance)[1] / 2
+            - target @ np.linalg.solve(covariance, target) / 2
+        )
+
+    best = [
+        -minimize(
+            negative_evidence,
+            [0.0, 0.0],
+            args=((labels == c).astype(float),),
+            method="Nelder-Mead",
+            options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 5000},
+        ).fun
+        / 40
+        for c in (0, 1)
+    ]
+    assert logme(features, labels) == pytest.approx(np.mean(best), abs=1e-6)
+
+
+def test_leep_rewards_source_predictions_that_inform_the_target(separable):
+    labels = separable[0]
+    rng = np.random.default_rng(2)
+    informative = np.full((400, 4), 0.05)
+    informative[np.arange(400), labels] = 0.85  # source class z tracks target class y
+    random = rng.dirichlet(np.ones(4), size=400)
+    assert leep(informative, labels) > leep(random, labels) + 0.3
+    assert leep(informative, labels) <= 0
+
+
+def test_rank_sources_over_models_paths_and_hub_repos(hub, tmp_path):
+    reviews = load_amazon_reviews("kitchen").shuffle(seed=0).select(range(200))
+    tokenizer = train_tokenizer(reviews["text"], vocab_size=2000, model_max_length=64)
+    shape = dict(vocab_size=len(tokenizer), pad_token_id=0, embedding_size=16, hidden_size=16, num_layers=1)
+    classifier = RNNForSequenceClassification(RNNConfig(num_labels=2, **shape))
+    classifier.config.name_or_path = "in-memory-classifier"
+    lm = RNNForCausalLM(RNNConfig(**shape))
+    lm.save_pretrained(tmp_path / "lm")
+    tokenizer.save_pretrained(tmp_path / "lm")
+    lm.push_to_hub("alice/rank-lm", token=ALICE)
+    tokenizer.push_to_hub("alice/rank-lm", token=ALICE)
+    ranking = rank_sources(
+        [classifier, str(tmp_path / "lm"), "alice/rank-lm"],
+        reviews,
+        tokenizers={"in-memory-classifier": tokenizer},
+        max_examples=120,
+    )
+    scores = {s.source: s for s in ranking.scores}
+    assert set(scores) == {"in-memory-classifier", str(tmp_path / "lm"), "alice/rank-lm"}
+    assert scores["in-memory-classifier"].leep is not None and scores["alice/rank-lm"].leep is None
+    assert scores[str(tmp_path / "lm")].logme == pytest.approx(scores["alice/rank-lm"].logme)  # same weights
+    assert all(np.isfinite(s.logme) and s.seconds > 0 for s in ranking.scores)
+    table = ranking.to_markdown()
+    assert table.startswith("| rank | source | LogME | LEEP | H-score | seconds |") and "n/a" in table
+    assert ranking.ranked("logme")[0] in scores
+    with pytest.raises(ValueError, match="pass tokenizers="):
+        rank_sources([RNNForCausalLM(RNNConfig(**shape))], reviews)
+    with pytest.raises(ValueError, match="missing label column 'stars'"):
+        rank_sources([classifier], reviews, label_column="stars", tokenizers={"in-memory-classifier": tokenizer})
