@@ -1,4 +1,5 @@
-# Two entry points for a fresh machine: `make demo` (the main job) and `make test` (lint + test suite).
+# Two entry points for a fresh machine: `make demo` (the main job) and `make test` (lint + test suite);
+# `make quickstart` is a one-minute smoke run.
 # Each creates .venv and installs the package into it. TORCH_INSTALL picks the torch build:
 #   CPU machine here:   the default (a CPU build of torch 2.13.0 lies on this machine's disk)
 #   any CPU machine:    make test TORCH_INSTALL="torch --index-url https://download.pytorch.org/whl/cpu"
@@ -8,7 +9,7 @@ VENV ?= .venv
 TORCH_INSTALL ?= torch==2.13.0
 BIN = $(VENV)/bin
 
-.PHONY: install demo test lint clean
+.PHONY: install demo quickstart test lint clean
 
 install: $(VENV)/.installed
 
@@ -19,6 +20,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
+	$(BIN)/hf-rnn-transfer demo --output_dir runs/demo --overwrite
+
+quickstart: install
 	$(BIN)/hf-rnn-transfer quickstart --output_dir runs/quickstart --overwrite
 
 lint: install

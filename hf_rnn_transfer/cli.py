@@ -1,6 +1,7 @@
 """`hf-rnn-transfer`: the command line. Each subcommand parses the same dataclasses as the Python API."""
 
 import argparse
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
@@ -9,10 +10,17 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 from . import __version__
+from .commands import RankSourcesArguments, SourceArguments, TargetDataArguments
+from .demo import DemoArguments, run_demo
 from .quickstart import QuickstartArguments, run_quickstart
+from .trainer import TransferTrainingArguments
 
 EPILOG = """examples:
+  hf-rnn-transfer demo --output_dir runs/demo
   hf-rnn-transfer quickstart --output_dir runs/quickstart
+  hf-rnn-transfer finetune --source local/lstm-reviews --train_file train.jsonl --test_file test.jsonl \\
+      --output_dir runs/ft --freezing_strategy gradual --discriminative_lr --lr_scheduler_type slanted_triangular
+  hf-rnn-transfer rank-sources --candidates local/a local/b --train_file train.jsonl
   hf-rnn-transfer push --model_dir runs/quickstart --repo_id local/kitchen-lstm
   hf-rnn-transfer hub serve --root hub-data --port 8088 --tokens_file tokens.json
 """
@@ -74,6 +82,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dataclass_arguments(quick, QuickstartArguments, _quickstart)
 
+    demo = sub.add_parser(
+        "demo",
+        help="The whole workflow on shipped reviews: source, push, pull, transfer, fine-tune, compare, push.",
+        description="Train an LSTM source on three Amazon domains, push it to a Hub (offline by default), pull it by "
+        "repo id, transfer it to the fourth domain with a small label budget (gradual unfreezing, discriminative "
+        "learning rates, slanted triangular schedule), compare with scratch and TF-IDF + logistic regression over "
+        "seeds, flag negative transfer, and push the fine-tuned model with its card and plots.",
+    )
+    _add_dataclass_arguments(demo, DemoArguments, _demo)
+
+    finetune = sub.add_parser(
+        "finetune",
+        help="Transfer a source into a classifier for your labelled texts and fine-tune it with any strategy.",
+        description="Fine-tune a source (Hub repo or directory) on a target dataset (Hub id or local files) with "
+        "TransferTrainer: every TransferTrainingArguments/TrainingArguments flag applies (--freezing_strategy, "
+        "--discriminative_lr, --lr_scheduler_type slanted_triangular, --l2sp_alpha, ...). Works under torchrun.",
+    )
+    _add_dataclass_arguments(finetune, (SourceArguments, TargetDataArguments, TransferTrainingArguments), _finetune)
+
+    rank = sub.add_parser(
+        "rank-sources",
+        help="Score candidate sources on a target dataset (LogME, LEEP, H-score), without fine-tuning.",
+        description="Rank candidate sources by transferability scores computed from one forward pass over the "
+        "target training rows.",
+    )
+    _add_dataclass_arguments(rank, (RankSourcesArguments, TargetDataArguments), _rank_sources)
+
     push = sub.add_parser(
         "push",
         help="Push a saved model with its tokenizer and model card to a Hub.",
@@ -93,23 +128,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_dataclass_arguments(subparser: argparse.ArgumentParser, dataclass_type, handler) -> None:
-    """Give a subparser the flags of a dataclass, exactly as `HfArgumentParser` derives them."""
-    for action in HfArgumentParser(dataclass_type)._actions:
+def _add_dataclass_arguments(subparser: argparse.ArgumentParser, dataclass_types, handler) -> None:
+    """Give a subparser the flags of one or more dataclasses, exactly as `HfArgumentParser` derives them."""
+    types = dataclass_types if isinstance(dataclass_types, tuple) else (dataclass_types,)
+    for action in HfArgumentParser(types)._actions:
         if action.dest != "help":
             subparser._add_action(action)
-    subparser.set_defaults(dataclass_type=dataclass_type, handler=handler)
+    subparser.set_defaults(dataclass_types=types, handler=handler)
 
 
-def _to_dataclass(namespace: argparse.Namespace):
-    dataclass_type = namespace.dataclass_type
-    return dataclass_type(**{name: getattr(namespace, name) for name in dataclass_type.__dataclass_fields__})
+def _to_dataclasses(namespace: argparse.Namespace) -> list:
+    return [
+        t(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(t) if f.init})
+        for t in namespace.dataclass_types
+    ]
 
 
 def _quickstart(args: QuickstartArguments) -> int:
     results = run_quickstart(args)
     print(json.dumps({k: v for k, v in results.items() if k != "arguments"}, indent=2))
     print(f"Saved model, tokenizer, model card and results.json to {args.output_dir}")
+    return 0
+
+
+def _demo(args: DemoArguments) -> int:
+    run_demo(args)
+    return 0
+
+
+def _finetune(source_args, data_args, training_args) -> int:
+    from .commands import run_finetune
+
+    print(json.dumps(run_finetune(source_args, data_args, training_args), indent=2, default=str))
+    return 0
+
+
+def _rank_sources(args, data_args) -> int:
+    from .commands import run_rank_sources
+
+    run_rank_sources(args, data_args)
     return 0
 
 
@@ -160,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return namespace.handler(_to_dataclass(namespace))
+        return namespace.handler(*_to_dataclasses(namespace))
     except (ValueError, FileExistsError, FileNotFoundError, OSError) as err:  # bad input: one clear line
         print(f"hf-rnn-transfer {namespace.command}: error: {err}", file=sys.stderr)
         return 2

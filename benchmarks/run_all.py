@@ -1,0 +1,16 @@
+"""Run every benchmark in turn; each writes its own section of docs/benchmarks.md.
+
+python benchmarks/run_all.py
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPTS = ["trainer_throughput.py", "data_pipeline.py", "source_ranking.py", "transfer_vs_scratch.py"]
+
+if __name__ == "__main__":
+    here = Path(__file__).parent
+    for script in SCRIPTS:
+        print(f"== {script}", flush=True)
+        subprocess.run([sys.executable, script], cwd=here, check=True)

@@ -1,0 +1,142 @@
+"""The `finetune` and `rank-sources` commands: a source (Hub repo or directory) and a target dataset (a Hub dataset
+id or local files), from the shell."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import DatasetDict, load_dataset
+
+_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
+
+
+def load_target(dataset: str | None, train_file: str | None, test_file: str | None) -> DatasetDict:
+    """A Hub dataset id (or a local dataset folder), or local train/test files (json, jsonl, csv, parquet)."""
+    if train_file:
+        files = {"train": train_file, **({"test": test_file} if test_file else {})}
+        suffix = Path(train_file).suffix
+        if suffix not in _FORMATS:
+            raise ValueError(f"--train_file must be one of {sorted(_FORMATS)}, got {train_file!r}.")
+        return load_dataset(_FORMATS[suffix], data_files=files)
+    if not dataset:
+        raise ValueError("pass --dataset (a Hub dataset id or folder) or --train_file (and --test_file).")
+    return load_dataset(dataset)
+
+
+@dataclass
+class TargetDataArguments:
+    """Where the target data is and which columns to read."""
+
+    dataset: str | None = field(default=None, metadata={"help": "Hub dataset id or local dataset folder."})
+    train_file: str | None = field(default=None, metadata={"help": "Local training file (json/jsonl/csv/parquet)."})
+    test_file: str | None = field(default=None, metadata={"help": "Local test file, evaluated after training."})
+    text_column: str = field(default="text", metadata={"help": "Column with the texts."})
+    label_column: str = field(default="label", metadata={"help": "Column with the labels."})
+    max_length: int = field(default=256, metadata={"help": "Texts are cut to this many tokens."})
+    max_train_examples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
+
+
+@dataclass
+class SourceArguments:
+    """The source model and the Hub it lives on."""
+
+    source: str = field(metadata={"help": "Source model: a Hub repo id or a local directory."})
+    revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of the source repo."})
+    endpoint: str | None = field(
+        default=None, metadata={"help": "Hub URL (default: $HF_ENDPOINT, else the offline Hub on --hub_root)."}
+    )
+    hub_root: str | None = field(default=None, metadata={"help": "Offline Hub directory."})
+    transfer_layers: int | None = field(default=None, metadata={"help": "Transfer the first k layers (default all)."})
+    transfer_head: bool = field(default=False, metadata={"help": "Also transfer the head (same labels only)."})
+    push_to: str | None = field(default=None, metadata={"help": "Push the fine-tuned model to this repo id."})
+
+
+def run_finetune(source_args: SourceArguments, data_args: TargetDataArguments, training_args) -> dict:
+    """Transfer the source into a classifier for the target labels, fine-tune it, evaluate it, optionally push it."""
+    from transformers import AutoTokenizer, DataCollatorWithPadding
+
+    from .data import prepare_text_classification
+    from .evaluation import accuracy_of
+    from .hub import CardContent, Metric, is_hub_id, push_model, resolve_hub
+    from .modeling_rnn import RNNForSequenceClassification
+    from .trainer import TransferTrainer
+
+    raw = load_target(data_args.dataset, data_args.train_file, data_args.test_file)
+    if data_args.max_train_examples:
+        raw["train"] = raw["train"].select(range(min(data_args.max_train_examples, len(raw["train"]))))
+    namespace = (source_args.push_to or "local/x").split("/")[0]
+    with resolve_hub(source_args.endpoint, None, source_args.hub_root, namespace=namespace) as (_, token):
+        tokenizer = AutoTokenizer.from_pretrained(source_args.source, revision=source_args.revision, token=token)
+        encoded, labels = prepare_text_classification(
+            raw, tokenizer, data_args.text_column, data_args.label_column, max_length=data_args.max_length
+        )
+        model = RNNForSequenceClassification.from_pretrained(
+            source_args.source,
+            revision=source_args.revision,
+            token=token,
+            id2label=labels.id2label,
+            label2id=labels.label2id,
+            transfer_layers=source_args.transfer_layers,
+            transfer_head=source_args.transfer_head,
+        )
+        print(model.transfer_report)
+        collator = DataCollatorWithPadding(tokenizer)
+        trainer = TransferTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=encoded["train"],
+            data_collator=collator,
+            processing_class=tokenizer,
+        )
+        trainer.train()
+        trainer.save_model(training_args.output_dir)
+        results = {"transfer": model.transfer_report.summary, "recipe": trainer.transfer_recipe()}
+        if "test" in encoded:
+            results["test_accuracy"] = accuracy_of(model, encoded["test"], collator)
+            print(f"test accuracy: {results['test_accuracy']:.4f}")
+        if source_args.push_to:
+            card = CardContent(
+                repo_id=source_args.push_to,
+                objective=f"text classification ({', '.join(labels.names)}), fine-tuned with hf-rnn-transfer",
+                data_description=data_args.dataset or "local files",
+                base_model=source_args.source if is_hub_id(source_args.source) else None,
+                metrics=[Metric("accuracy", results["test_accuracy"])] if "test_accuracy" in results else [],
+                training=results["recipe"],
+                transfer=model.transfer_report.to_dict(),
+            )
+            commit = push_model(model, source_args.push_to, card=card, tokenizer=tokenizer, token=token)
+            results["pushed"] = f"{source_args.push_to}@{commit.oid}"
+            print(f"pushed {results['pushed']}")
+    return results
+
+
+@dataclass
+class RankSourcesArguments:
+    """Arguments of `hf-rnn-transfer rank-sources`."""
+
+    candidates: list[str] = field(metadata={"help": "Candidate sources: Hub repo ids or local directories."})
+    output: str | None = field(default=None, metadata={"help": "Write the ranking table (markdown) here."})
+    max_examples: int = field(default=1000, metadata={"help": "Score on this many target rows."})
+    endpoint: str | None = field(default=None, metadata={"help": "Hub URL (default: $HF_ENDPOINT or offline Hub)."})
+    hub_root: str | None = field(default=None, metadata={"help": "Offline Hub directory."})
+
+
+def run_rank_sources(args: RankSourcesArguments, data_args: TargetDataArguments) -> str:
+    from .hub import resolve_hub
+    from .selection import rank_sources
+
+    raw = load_target(data_args.dataset, data_args.train_file, data_args.test_file)
+    with resolve_hub(args.endpoint, None, args.hub_root) as (_, token):
+        ranking = rank_sources(
+            args.candidates,
+            raw["train"].shuffle(seed=0),
+            text_column=data_args.text_column,
+            label_column=data_args.label_column,
+            max_examples=args.max_examples,
+            token=token,
+            max_length=data_args.max_length,
+        )
+    table = ranking.to_markdown()
+    print(table)
+    if args.output:
+        ranking.write(args.output)
+    return table

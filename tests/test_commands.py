@@ -1,0 +1,98 @@
+"""`hf-rnn-transfer finetune` and `rank-sources` from the shell, against an offline Hub on disk."""
+
+import json
+import subprocess
+import sys
+
+from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
+from hf_rnn_transfer.data import load_amazon_reviews, train_tokenizer
+from hf_rnn_transfer.hub import LocalHub, hub_endpoint
+
+from .conftest import ALICE
+
+
+def write_jsonl(rows, path):
+    with open(path, "w") as handle:
+        for row in rows:
+            handle.write(json.dumps({"text": row["text"], "label": row["label"]}) + "\n")
+
+
+def test_finetune_and_rank_sources_commands(tmp_path):
+    reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
+    write_jsonl(reviews.select(range(120)), tmp_path / "train.jsonl")
+    write_jsonl(reviews.select(range(1000, 1100)), tmp_path / "test.jsonl")
+    tokenizer = train_tokenizer(reviews["text"][:500], vocab_size=2000, model_max_length=64)
+    root = tmp_path / "hub"
+    with LocalHub(root, tokens={ALICE: "alice"}) as hub, hub_endpoint(hub.endpoint):
+        for name in ("src-a", "src-b"):
+            model = RNNForSequenceClassification(
+                RNNConfig(vocab_size=len(tokenizer), pad_token_id=0, embedding_size=16, hidden_size=16, num_layers=1)
+            )
+            model.push_to_hub(f"alice/{name}", token=ALICE)
+            tokenizer.push_to_hub(f"alice/{name}", token=ALICE)
+    cli = [sys.executable, "-m", "hf_rnn_transfer"]
+    files = ["--train_file", str(tmp_path / "train.jsonl"), "--test_file", str(tmp_path / "test.jsonl")]
+    result = subprocess.run(
+        [
+            *cli,
+            "finetune",
+            "--source",
+            "alice/src-a",
+            "--hub_root",
+            str(root),
+            *files,
+            "--output_dir",
+            str(tmp_path / "ft"),
+            "--num_train_epochs",
+            "2",
+            "--freezing_strategy",
+            "gradual",
+            "--discriminative_lr",
+            "--lr_scheduler_type",
+            "slanted_triangular",
+            "--per_device_train_batch_size",
+            "16",
+            "--report_to",
+            "none",
+            "--push_to",
+            "alice/kitchen-ft",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout[result.stdout.index("{\n") :])
+    assert 0 <= summary["test_accuracy"] <= 1 and "gradual unfreezing" in summary["recipe"]["freezing"]
+    assert summary["pushed"].startswith("alice/kitchen-ft@") and (tmp_path / "ft" / "model.safetensors").exists()
+    ranked = subprocess.run(
+        [
+            *cli,
+            "rank-sources",
+            "--candidates",
+            "alice/src-a",
+            "alice/src-b",
+            "--hub_root",
+            str(root),
+            *files,
+            "--output",
+            str(tmp_path / "ranking.md"),
+            "--max_examples",
+            "80",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert ranked.returncode == 0, ranked.stderr[-3000:]
+    table = (tmp_path / "ranking.md").read_text()
+    assert "| 1 |" in table and "alice/src-a" in table and "alice/src-b" in table
+    bad = subprocess.run(
+        [*cli, "finetune", "--source", "alice/src-a", "--hub_root", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "pass --dataset" in bad.stderr

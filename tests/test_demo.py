@@ -1,0 +1,94 @@
+"""`hf-rnn-transfer demo` end to end at a small size: every stage runs, both models reach the offline Hub, the
+report, plots and card are written, and the pushed model loads back by repo id."""
+
+import json
+import subprocess
+import sys
+
+from huggingface_hub import HfApi, ModelCard, hf_hub_download
+
+from hf_rnn_transfer.hub import LocalHub, hub_endpoint
+
+
+def test_demo_runs_end_to_end_on_the_offline_hub(tmp_path):
+    out = tmp_path / "demo"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hf_rnn_transfer",
+            "demo",
+            "--output_dir",
+            str(out),
+            "--source_examples",
+            "600",
+            "--budgets",
+            "20",
+            "--label_budget",
+            "20",
+            "--seeds",
+            "0",
+            "1",
+            "--embedding_size",
+            "16",
+            "--hidden_size",
+            "16",
+            "--max_length",
+            "64",
+            "--source_epochs",
+            "1",
+            "--finetune_epochs",
+            "2",
+            "--scratch_epochs",
+            "2",
+            "--namespace",
+            "tester",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["source_repo"] == "tester/lstm-reviews-books-dvd-electronics"
+    assert results["target_repo"] == "tester/lstm-kitchen-from-books-dvd-electronics"
+    assert set(results["scores"]) == {"transfer", "scratch", "tfidf_lr"}
+    assert all(len(v["20"]) == 2 for v in results["scores"].values())
+    for name in ("learning_curve.png", "layer_changes.png", "report.md", "README.md", "model/model.safetensors"):
+        assert (out / name).exists(), name
+    assert "TF-IDF + LR" in result.stdout and "negative transfer" in result.stdout
+    with LocalHub(out / "hub") as hub, hub_endpoint(hub.endpoint):  # the same repositories, served again
+        files = set(HfApi().list_repo_files(results["target_repo"]))
+        assert {"model.safetensors", "tokenizer.json", "learning_curve.png", "README.md"} <= files
+        card = ModelCard(open(hf_hub_download(results["target_repo"], "README.md", cache_dir=tmp_path / "c")).read())
+        assert card.data.base_model == results["source_repo"] and card.data.base_model_relation == "finetune"
+        assert "## Transfer vs training from scratch" in card.text and "## Transfer recipe" in card.text
+        assert str(tmp_path) not in card.text
+        from transformers import AutoModelForSequenceClassification, pipeline
+
+        model = AutoModelForSequenceClassification.from_pretrained(
+            results["target_repo"], revision=results["target_commit"]
+        )
+        assert model.config.id2label == {0: "negative", 1: "positive"}
+        classify = pipeline("text-classification", model=results["target_repo"])
+        assert classify("This kettle is great")[0]["label"] in {"negative", "positive"}
+
+
+def test_demo_refuses_bad_arguments(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hf_rnn_transfer",
+            "demo",
+            "--output_dir",
+            str(tmp_path / "x"),
+            "--target_domain",
+            "garden",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2 and "--target_domain must be one of books, dvd, electronics, kitchen" in result.stderr
