@@ -10,7 +10,7 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 from . import __version__
-from .commands import RankSourcesArguments, SourceArguments, TargetDataArguments
+from .commands import CompareArguments, RankSourcesArguments, SourceArguments, TargetDataArguments
 from .demo import DemoArguments, run_demo
 from .quickstart import QuickstartArguments, run_quickstart
 from .trainer import TransferTrainingArguments
@@ -20,6 +20,8 @@ EPILOG = """examples:
   hf-rnn-transfer quickstart --output_dir runs/quickstart
   hf-rnn-transfer finetune --source local/lstm-reviews --train_file train.jsonl --test_file test.jsonl \\
       --output_dir runs/ft --freezing_strategy gradual --discriminative_lr --lr_scheduler_type slanted_triangular
+  hf-rnn-transfer compare --source local/lstm-reviews --train_file pool.jsonl --test_file test.jsonl \\
+      --output_dir runs/cmp --freezing_strategy gradual --budgets 50 100 200 --report runs/cmp/report.md
   hf-rnn-transfer rank-sources --candidates local/a local/b --train_file train.jsonl
   hf-rnn-transfer push --model_dir runs/quickstart --repo_id local/kitchen-lstm
   hf-rnn-transfer hub serve --root hub-data --port 8088 --tokens_file tokens.json
@@ -101,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dataclass_arguments(finetune, (SourceArguments, TargetDataArguments, TransferTrainingArguments), _finetune)
 
+    comparison = sub.add_parser(
+        "compare",
+        help="Transfer vs scratch (and TF-IDF + LR) over label budgets and seeds, with the negative-transfer test.",
+        description="Fine-tune the transferred source and the same architecture from scratch on identical nested, "
+        "balanced label budgets and seeds; write a markdown report and a learning-curve PNG.",
+    )
+    _add_dataclass_arguments(
+        comparison, (CompareArguments, SourceArguments, TargetDataArguments, TransferTrainingArguments), _compare
+    )
+
     rank = sub.add_parser(
         "rank-sources",
         help="Score candidate sources on a target dataset (LogME, LEEP, H-score), without fine-tuning.",
@@ -160,6 +172,13 @@ def _finetune(source_args, data_args, training_args) -> int:
     from .commands import run_finetune
 
     print(json.dumps(run_finetune(source_args, data_args, training_args), indent=2, default=str))
+    return 0
+
+
+def _compare(compare_args, source_args, data_args, training_args) -> int:
+    from .commands import run_compare
+
+    run_compare(compare_args, source_args, data_args, training_args)
     return 0
 
 

@@ -140,3 +140,86 @@ def run_rank_sources(args: RankSourcesArguments, data_args: TargetDataArguments)
     if args.output:
         ranking.write(args.output)
     return table
+
+
+@dataclass
+class CompareArguments:
+    """Arguments of `hf-rnn-transfer compare` beyond the source, data and training ones."""
+
+    budgets: list[int] = field(default_factory=lambda: [50, 100, 200, 500], metadata={"help": "Label budgets."})
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "Seeds."})
+    scratch_epochs: float = field(default=10.0, metadata={"help": "Epochs of the scratch model."})
+    scratch_learning_rate: float = field(default=3e-3, metadata={"help": "Learning rate of the scratch model."})
+    report: str = field(default="comparison.md", metadata={"help": "Markdown report (a PNG curve goes beside it)."})
+
+
+def run_compare(
+    compare_args: CompareArguments, source_args: SourceArguments, data_args: TargetDataArguments, training_args
+) -> str:
+    """Transfer vs scratch (and TF-IDF + LR) on the target data over budgets and seeds; writes the report and plot."""
+    from dataclasses import replace
+
+    from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
+
+    from .configuration_rnn import RNNConfig
+    from .data import prepare_text_classification
+    from .evaluation import compare
+    from .hub import resolve_hub
+    from .modeling_rnn import RNNForSequenceClassification
+
+    raw = load_target(data_args.dataset, data_args.train_file, data_args.test_file)
+    if "test" not in raw:
+        raise ValueError("compare needs a test split: pass --test_file (or a dataset with a test split).")
+    with resolve_hub(source_args.endpoint, None, source_args.hub_root) as (_, token):
+        tokenizer = AutoTokenizer.from_pretrained(source_args.source, revision=source_args.revision, token=token)
+        encoded, labels = prepare_text_classification(
+            raw, tokenizer, data_args.text_column, data_args.label_column, max_length=data_args.max_length
+        )
+        options = dict(
+            revision=source_args.revision,
+            token=token,
+            id2label=labels.id2label,
+            label2id=labels.label2id,
+            transfer_layers=source_args.transfer_layers,
+            transfer_head=source_args.transfer_head,
+        )
+        template = RNNForSequenceClassification.from_pretrained(source_args.source, **options)
+
+        def make_transfer(seed):
+            set_seed(seed)
+            return RNNForSequenceClassification.from_pretrained(source_args.source, **options)
+
+        def make_scratch(seed):
+            set_seed(seed)
+            return RNNForSequenceClassification(RNNConfig.from_dict(template.config.to_dict()))
+
+        scratch_args = replace(
+            training_args,
+            freezing_strategy="none",
+            discriminative_lr=False,
+            l2sp_alpha=0.0,
+            l2sp_beta=0.0,
+            num_train_epochs=compare_args.scratch_epochs,
+            learning_rate=compare_args.scratch_learning_rate,
+            lr_scheduler_type="linear",
+        )
+        result = compare(
+            make_transfer,
+            make_scratch,
+            encoded["train"],
+            encoded["test"],
+            training_args,
+            DataCollatorWithPadding(tokenizer),
+            budgets=compare_args.budgets,
+            seeds=compare_args.seeds,
+            scratch_args=scratch_args,
+            texts=(raw["train"][data_args.text_column], raw["test"][data_args.text_column]),
+        )
+    report = Path(compare_args.report)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    curve = report.with_suffix(".png")
+    result.plot(curve)
+    text = result.to_markdown() + f"\n\n![learning curve]({curve.name})\n"
+    report.write_text(text)
+    print(text)
+    return text

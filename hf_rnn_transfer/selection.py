@@ -108,15 +108,18 @@ def extract_features(model: RNNPreTrainedModel, batches) -> tuple[np.ndarray, np
     encoder = model if isinstance(model, modeling_rnn.RNNModel) else model.rnn
     pooler = modeling_rnn.RNNSequencePooler(_with_pooling(encoder.config, "concat"))
     features, probabilities = [], []
+    classifier = isinstance(model, modeling_rnn.RNNForSequenceClassification) and model.config.problem_type in (
+        None,
+        "single_label_classification",
+    )
     for batch in batches:
         inputs = {k: v for k, v in batch.items() if k in ("input_ids", "input_values", "attention_mask")}
         hidden = encoder(**inputs, use_cache=False).last_hidden_state
-        features.append(pooler(hidden, inputs.get("attention_mask")).float().numpy())
-        if isinstance(model, modeling_rnn.RNNForSequenceClassification) and model.config.problem_type in (
-            None,
-            "single_label_classification",
-        ):
-            probabilities.append(torch.softmax(model(**inputs).logits.float(), dim=-1).numpy())
+        mask = inputs.get("attention_mask")
+        features.append(pooler(hidden, mask).float().numpy())
+        if classifier:  # the source head's own prediction, from the same forward pass
+            logits = model.classifier(model.pooler(hidden, mask))
+            probabilities.append(torch.softmax(logits.float(), dim=-1).numpy())
     return np.concatenate(features), (np.concatenate(probabilities) if probabilities else None)
 
 

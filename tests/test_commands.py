@@ -1,4 +1,4 @@
-"""`hf-rnn-transfer finetune` and `rank-sources` from the shell, against an offline Hub on disk."""
+"""`hf-rnn-transfer finetune`, `compare` and `rank-sources` from the shell, against an offline Hub on disk."""
 
 import json
 import subprocess
@@ -89,6 +89,43 @@ def test_finetune_and_rank_sources_commands(tmp_path):
     assert ranked.returncode == 0, ranked.stderr[-3000:]
     table = (tmp_path / "ranking.md").read_text()
     assert "| 1 |" in table and "alice/src-a" in table and "alice/src-b" in table
+    compared = subprocess.run(
+        [
+            *cli,
+            "compare",
+            "--source",
+            "alice/src-a",
+            "--hub_root",
+            str(root),
+            *files,
+            "--output_dir",
+            str(tmp_path / "cmp"),
+            "--budgets",
+            "20",
+            "40",
+            "--seeds",
+            "0",
+            "1",
+            "--num_train_epochs",
+            "1",
+            "--scratch_epochs",
+            "1",
+            "--freezing_strategy",
+            "gradual",
+            "--report",
+            str(tmp_path / "cmp" / "report.md"),
+            "--report_to",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert compared.returncode == 0, compared.stderr[-3000:]
+    report = (tmp_path / "cmp" / "report.md").read_text()
+    assert "| 20 |" in report and "| 40 |" in report and "TF-IDF + LR" in report and "paired t-test" in report
+    assert (tmp_path / "cmp" / "report.png").exists()
     bad = subprocess.run(
         [*cli, "finetune", "--source", "alice/src-a", "--hub_root", str(root)],
         capture_output=True,

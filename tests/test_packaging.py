@@ -4,11 +4,11 @@ import subprocess
 import sys
 import zipfile
 
-from hf_rnn_transfer.hub.model_card import template_path
+from .conftest import REPO_ROOT
 
 
 def test_wheel_contents(tmp_path):
-    root = template_path().parents[1]
+    root = REPO_ROOT
     result = subprocess.run(
         [
             sys.executable,
