@@ -26,8 +26,8 @@ quickstart: install
 	$(BIN)/hf-rnn-transfer quickstart --output_dir runs/quickstart --overwrite
 
 lint: install
-	$(BIN)/ruff check hf_rnn_transfer tests benchmarks
-	$(BIN)/ruff format --check hf_rnn_transfer tests benchmarks
+	$(BIN)/ruff check hf_rnn_transfer tests benchmarks examples
+	$(BIN)/ruff format --check hf_rnn_transfer tests benchmarks examples
 
 test: lint
 	$(BIN)/python -m pytest -q
