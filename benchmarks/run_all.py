@@ -7,7 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPTS = ["trainer_throughput.py", "data_pipeline.py", "source_ranking.py", "transfer_vs_scratch.py"]
+SCRIPTS = [
+    "trainer_throughput.py",
+    "data_pipeline.py",
+    "source_ranking.py",
+    "ucr_transfer.py",
+    "transfer_vs_scratch.py",
+]
 
 if __name__ == "__main__":
     here = Path(__file__).parent

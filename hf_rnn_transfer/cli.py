@@ -10,7 +10,13 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 from . import __version__
-from .commands import CompareArguments, RankSourcesArguments, SourceArguments, TargetDataArguments
+from .commands import (
+    CompareArguments,
+    PretrainArguments,
+    RankSourcesArguments,
+    SourceArguments,
+    TargetDataArguments,
+)
 from .demo import DemoArguments, run_demo
 from .quickstart import QuickstartArguments, run_quickstart
 from .trainer import TransferTrainingArguments
@@ -18,6 +24,7 @@ from .trainer import TransferTrainingArguments
 EPILOG = """examples:
   hf-rnn-transfer demo --output_dir runs/demo
   hf-rnn-transfer quickstart --output_dir runs/quickstart
+  hf-rnn-transfer pretrain --objective causal_lm --train_file corpus.txt --max_steps 2000 --output_dir runs/lm
   hf-rnn-transfer finetune --source local/lstm-reviews --train_file train.jsonl --test_file test.jsonl \\
       --output_dir runs/ft --freezing_strategy gradual --discriminative_lr --lr_scheduler_type slanted_triangular
   hf-rnn-transfer compare --source local/lstm-reviews --train_file pool.jsonl --test_file test.jsonl \\
@@ -94,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dataclass_arguments(demo, DemoArguments, _demo)
 
+    pretrain = sub.add_parser(
+        "pretrain",
+        help="Train a source model: a language model on a text corpus, or a classifier on labelled texts.",
+        description="Pretrain a source from scratch: causal language model on the texts (contiguous streams, "
+        "truncated BPTT with carried state; set --max_steps) or supervised classification on the labels; trains "
+        "its tokenizer, saves to --output_dir and optionally pushes (--push_to) with its card.",
+    )
+    _add_dataclass_arguments(pretrain, (PretrainArguments, TargetDataArguments, TransferTrainingArguments), _pretrain)
+
     finetune = sub.add_parser(
         "finetune",
         help="Transfer a source into a classifier for your labelled texts and fine-tune it with any strategy.",
@@ -165,6 +181,13 @@ def _quickstart(args: QuickstartArguments) -> int:
 
 def _demo(args: DemoArguments) -> int:
     run_demo(args)
+    return 0
+
+
+def _pretrain(args, data_args, training_args) -> int:
+    from .commands import run_pretrain
+
+    run_pretrain(args, data_args, training_args)
     return 0
 
 

@@ -223,3 +223,105 @@ def run_compare(
     report.write_text(text)
     print(text)
     return text
+
+
+PRETRAIN_OBJECTIVES = ("causal_lm", "classification")
+
+
+@dataclass
+class PretrainArguments:
+    """Arguments of `hf-rnn-transfer pretrain` beyond the data and training ones."""
+
+    objective: str = field(
+        default="causal_lm",
+        metadata={
+            "help": "causal_lm (next-token prediction on the texts, truncated BPTT over contiguous streams) "
+            "or classification (supervised on the labels).",
+            "choices": PRETRAIN_OBJECTIVES,
+        },
+    )
+    cell_type: str = field(default="lstm", metadata={"help": "lstm, gru or rnn."})
+    embedding_size: int = field(default=128, metadata={"help": "Embedding size."})
+    hidden_size: int = field(default=256, metadata={"help": "Hidden size of each layer."})
+    num_layers: int = field(default=2, metadata={"help": "Recurrent layers."})
+    vocab_size: int = field(default=20_000, metadata={"help": "Largest vocabulary of the trained tokenizer."})
+    bptt: int = field(default=70, metadata={"help": "causal_lm: sequence length of a step (varied as AWD-LSTM)."})
+    push_to: str | None = field(default=None, metadata={"help": "Push the source to this repo id."})
+    endpoint: str | None = field(default=None, metadata={"help": "Hub URL (default: $HF_ENDPOINT or offline Hub)."})
+    hub_root: str | None = field(default=None, metadata={"help": "Offline Hub directory."})
+
+
+def run_pretrain(args: PretrainArguments, data_args: TargetDataArguments, training_args) -> dict:
+    """Train a source model from scratch on a corpus (language model) or labelled texts, save it, optionally push."""
+    from dataclasses import replace
+
+    from transformers import DataCollatorWithPadding
+
+    from .configuration_rnn import RNNConfig
+    from .data import LanguageModelStream, prepare_text_classification, train_tokenizer
+    from .hub import CardContent, push_model, resolve_hub
+    from .modeling_rnn import RNNForCausalLM, RNNForSequenceClassification
+    from .trainer import TransferTrainer
+
+    if args.objective not in PRETRAIN_OBJECTIVES:
+        raise ValueError(f"--objective must be one of {', '.join(PRETRAIN_OBJECTIVES)}; got {args.objective!r}.")
+    raw = load_target(data_args.dataset, data_args.train_file, data_args.test_file)
+    train = raw["train"]
+    if data_args.text_column not in train.column_names:
+        raise ValueError(f"missing text column {data_args.text_column!r}; the dataset has {train.column_names}.")
+    if data_args.max_train_examples:
+        train = train.select(range(min(data_args.max_train_examples, len(train))))
+    texts = [t for t in train[data_args.text_column] if isinstance(t, str) and t.strip()]
+    tokenizer = train_tokenizer(texts, vocab_size=args.vocab_size, model_max_length=data_args.max_length)
+    shape = dict(
+        cell_type=args.cell_type,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        embedding_size=args.embedding_size,
+        hidden_size=args.hidden_size,
+        num_layers=args.num_layers,
+    )
+    if args.objective == "causal_lm":
+        if training_args.max_steps <= 0:
+            raise ValueError("causal_lm pretraining reads a stream: set --max_steps.")
+        model = RNNForCausalLM(RNNConfig(**shape, tie_word_embeddings=True))
+        dataset = LanguageModelStream(
+            texts, tokenizer, batch_size=training_args.per_device_train_batch_size, bptt=args.bptt
+        )
+        training_args = replace(training_args, carry_recurrent_state=True)
+        collator = None
+        objective = f"next-token prediction (causal LM), truncated BPTT {args.bptt}"
+    else:
+        encoded, labels = prepare_text_classification(
+            train, tokenizer, data_args.text_column, data_args.label_column, max_length=data_args.max_length
+        )
+        model = RNNForSequenceClassification(
+            RNNConfig(**shape, pooling="concat", id2label=labels.id2label, label2id=labels.label2id)
+        )
+        dataset, collator = encoded, DataCollatorWithPadding(tokenizer)
+        objective = f"supervised classification ({', '.join(labels.names)})"
+    trainer = TransferTrainer(
+        model=model, args=training_args, train_dataset=dataset, data_collator=collator, processing_class=tokenizer
+    )
+    trainer.train()
+    trainer.save_model(training_args.output_dir)
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    results = {
+        "objective": objective,
+        "final_training_loss": losses[-1] if losses else None,
+        "output_dir": training_args.output_dir,
+    }
+    if args.push_to:
+        with resolve_hub(args.endpoint, None, args.hub_root, namespace=args.push_to.split("/")[0]) as (_, token):
+            card = CardContent(
+                repo_id=args.push_to,
+                objective=objective,
+                data_description=data_args.dataset or "local files",
+                training=trainer.transfer_recipe(),
+            )
+            commit = push_model(model, args.push_to, card=card, tokenizer=tokenizer, token=token)
+        results["pushed"] = f"{args.push_to}@{commit.oid}"
+    print(results)
+    return results

@@ -25,7 +25,8 @@ from .trainer import TransferTrainer, TransferTrainingArguments
 
 NEGATIVE_TRANSFER_TEST = (
     "negative transfer is flagged at a budget when transfer's mean accuracy is below scratch's and a one-sided "
-    "paired t-test over the seeds (same data, same seed for both) gives p < 0.05"
+    'paired t-test over the seeds (same data, same seed for both) gives p < 0.05; "transfer helps" needs the '
+    "mirror test"
 )
 
 
@@ -86,13 +87,33 @@ class ComparisonResult:
 
     def negative_transfer(self, budget) -> tuple[bool, float | None]:
         """(flagged, p-value) of the one-sided paired t-test transfer < scratch at `budget`."""
+        return self._paired_test(budget, worse=True)
+
+    def positive_transfer(self, budget) -> tuple[bool, float | None]:
+        """(significant, p-value) of the one-sided paired t-test transfer > scratch at `budget`."""
+        return self._paired_test(budget, worse=False)
+
+    def _paired_test(self, budget, worse: bool) -> tuple[bool, float | None]:
         differences = np.asarray(self.scores["transfer"][budget]) - np.asarray(self.scores["scratch"][budget])
-        if len(differences) < 2 or differences.mean() >= 0:
+        if worse:
+            differences = -differences
+        if len(differences) < 2 or differences.mean() <= 0:
             return False, None
         if np.allclose(differences, differences[0]):
-            return True, 0.0  # worse by the same amount on every seed: no noise to explain it
-        p_value = float(stats.ttest_1samp(differences, 0.0, alternative="less").pvalue)
+            return True, 0.0  # the same gap on every seed: no noise to explain it
+        p_value = float(stats.ttest_1samp(differences, 0.0, alternative="greater").pvalue)
         return p_value < 0.05, p_value
+
+    def verdict(self, budget) -> str:
+        """NEGATIVE TRANSFER, transfer helps, or no reliable difference (one-sided paired t-tests, p < 0.05)."""
+        flagged, p_value = self.negative_transfer(budget)
+        if flagged:
+            return f"NEGATIVE TRANSFER (p={p_value:.3f})"
+        helps, p_helps = self.positive_transfer(budget)
+        if helps:
+            return f"transfer helps (p={p_helps:.3f})"
+        p_value = p_value if p_value is not None else p_helps
+        return "no reliable difference" + (f" (p={p_value:.3f})" if p_value is not None else "")
 
     def catch_up_budget(self):
         """The smallest budget at which scratch's mean reaches transfer's (None if it never does)."""
@@ -116,9 +137,7 @@ class ComparisonResult:
             for method in self.scores:
                 row.append(f"{self.mean(method, budget):.3f} ± {self.std(method, budget):.3f}")
             delta = self.mean("transfer", budget) - self.mean("scratch", budget)
-            flagged, p_value = self.negative_transfer(budget)
-            verdict = "NEGATIVE TRANSFER" if flagged else ("transfer helps" if delta > 0 else "no reliable difference")
-            row += [f"{delta:+.3f}", verdict + (f" (p={p_value:.3f})" if p_value is not None else "")]
+            row += [f"{delta:+.3f}", self.verdict(budget)]
             out.append(row)
         return out
 

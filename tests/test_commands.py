@@ -133,3 +133,93 @@ def test_finetune_and_rank_sources_commands(tmp_path):
         timeout=300,
     )
     assert bad.returncode == 2 and "pass --dataset" in bad.stderr
+
+
+def test_pretrain_language_model_and_classifier_sources(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .conftest import SHARED_DATA
+
+    cli = [sys.executable, "-m", "hf_rnn_transfer", "pretrain"]
+    small = [
+        "--embedding_size",
+        "16",
+        "--hidden_size",
+        "16",
+        "--num_layers",
+        "1",
+        "--vocab_size",
+        "2000",
+        "--report_to",
+        "none",
+        "--logging_steps",
+        "5",
+    ]
+    lm = subprocess.run(
+        [
+            *cli,
+            "--objective",
+            "causal_lm",
+            "--train_file",
+            str(SHARED_DATA / "ptb" / "train.txt"),
+            "--max_train_examples",
+            "2000",
+            "--max_steps",
+            "20",
+            "--per_device_train_batch_size",
+            "8",
+            "--bptt",
+            "20",
+            "--output_dir",
+            str(tmp_path / "lm"),
+            *small,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert lm.returncode == 0, lm.stderr[-3000:]
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "lm")
+    assert model.config.tie_word_embeddings and AutoTokenizer.from_pretrained(tmp_path / "lm").pad_token == "<pad>"
+    reviews = load_amazon_reviews("books").shuffle(seed=0).select(range(100))
+    write_jsonl(reviews, tmp_path / "books.jsonl")
+    clf = subprocess.run(
+        [
+            *cli,
+            "--objective",
+            "classification",
+            "--train_file",
+            str(tmp_path / "books.jsonl"),
+            "--num_train_epochs",
+            "1",
+            "--output_dir",
+            str(tmp_path / "clf"),
+            "--push_to",
+            "me/books-source",
+            "--hub_root",
+            str(tmp_path / "hub"),
+            *small,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert clf.returncode == 0, clf.stderr[-3000:]
+    assert "me/books-source@" in clf.stdout
+    bad = subprocess.run(
+        [
+            *cli,
+            "--objective",
+            "causal_lm",
+            "--train_file",
+            str(tmp_path / "books.jsonl"),
+            "--output_dir",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "set --max_steps" in bad.stderr

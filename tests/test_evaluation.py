@@ -45,6 +45,8 @@ def test_negative_transfer_test_and_catch_up():
         budgets=[10], seeds=[0, 1, 2], scores={"transfer": {10: [0.5, 0.9, 0.6]}, "scratch": {10: [0.7, 0.6, 0.75]}}
     )
     assert not noisy.negative_transfer(10)[0]  # worse on average, but within the seed noise
+    assert noisy.verdict(10).startswith("no reliable difference")
+    assert result.verdict(20).startswith("transfer helps (p=") and result.verdict(10).startswith("NEGATIVE TRANSFER")
     assert "NEGATIVE TRANSFER" in result.to_markdown() and "paired t-test" in result.summary()
 
 
