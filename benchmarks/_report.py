@@ -5,9 +5,11 @@ import os
 import platform
 import re
 import sys
+import time
 from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 HEADER = """# Benchmarks
@@ -42,3 +44,13 @@ def write_section(name: str, title: str, body: str) -> None:
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(text)
+
+
+class Timer(TrainerCallback):
+    """Wall time of `trainer.train()`, from the first step's setup to the end."""
+
+    def on_train_begin(self, *args, **kwargs):
+        self.start = time.perf_counter()
+
+    def on_train_end(self, *args, **kwargs):
+        self.seconds = time.perf_counter() - self.start

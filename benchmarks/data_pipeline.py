@@ -10,26 +10,17 @@ training text, streamed from disk by `datasets` (streaming=True).
 
 import argparse
 import tempfile
-import time
 import tracemalloc
 from pathlib import Path
 
-from _report import table, write_section
+from _report import Timer, table, write_section
 from datasets import load_dataset
-from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
 from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
 from hf_rnn_transfer.data import LanguageModelStream, load_amazon_reviews, prepare_text_classification, train_tokenizer
 
 PTB = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb" / "train.txt"
-
-
-class Timer(TrainerCallback):
-    def on_train_begin(self, *args, **kwargs):
-        self.start = time.perf_counter()
-
-    def on_train_end(self, *args, **kwargs):
-        self.seconds = time.perf_counter() - self.start
 
 
 def padding_run(encoded, tokenizer, strategy: str, epochs: float) -> tuple[float, float]:

@@ -10,9 +10,9 @@ import argparse
 import time
 
 import torch
-from _report import table, write_section
+from _report import Timer, table, write_section
 from torch.utils.data import DataLoader
-from transformers import DataCollatorWithPadding, TrainerCallback, set_seed
+from transformers import DataCollatorWithPadding, set_seed
 
 from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
 from hf_rnn_transfer.data import load_amazon_reviews, train_tokenizer
@@ -42,14 +42,6 @@ def model(tokenizer):
             num_labels=2,
         )
     )
-
-
-class Timer(TrainerCallback):
-    def on_train_begin(self, *args, **kwargs):
-        self.start = time.perf_counter()
-
-    def on_train_end(self, *args, **kwargs):
-        self.seconds = time.perf_counter() - self.start
 
 
 def run_trainer(encoded, tokenizer, epochs) -> float:

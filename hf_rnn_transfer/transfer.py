@@ -168,7 +168,7 @@ def transfer(
     plan.check(transfer_head, source_tokenizer, target_tokenizer)
 
     source_state = _encoder_relative(source_model.state_dict(), source_model)
-    target_state = _encoder_relative(target_model.state_dict(), target_model)
+    target_state = plan.fresh
     new_state = {}
     vocab_map = None
     if plan.remap_vocabulary:
@@ -349,6 +349,8 @@ class _Plan:
         self.source, self.target = source, target
         self.s, self.t = source.config, target.config
         self.embeddings, self.layers = embeddings, layers
+        # the target's fresh tensors by encoder-relative name: new rows and columns start from these
+        self.fresh = _encoder_relative(target.state_dict(), target)
         self.continuous = not self.t.is_token_input
         self.remap_vocabulary = False
         self.channel_map: dict[int, int] | None = None  # target channel -> source channel
@@ -475,7 +477,7 @@ class _Plan:
         ):
             new_state[name] = source.clone()
             return "copied", "same input channels"
-        weight = _fresh(self.target, name).clone()
+        weight = self.fresh[name].clone()
         for target_channel, source_channel in self.channel_map.items():
             weight[:, target_channel] = source[:, source_channel]
         new_state[name] = weight
@@ -500,10 +502,10 @@ class _Plan:
         if vocab_map is not None and bare.startswith("decoder."):
             new_state[name] = _remap_rows(source, vocab_map, len(vocab_map))
             return "remapped", "decoder rows copied by token string; new tokens get the mean"
-        if source.shape != _fresh(self.target, name).shape:
+        if source.shape != self.fresh[name].shape:
             raise ValueError(
                 f"Cannot transfer head tensor {bare}: source shape {tuple(source.shape)}, target "
-                f"{tuple(_fresh(self.target, name).shape)}. Way out: transfer_head=False."
+                f"{tuple(self.fresh[name].shape)}. Way out: transfer_head=False."
             )
         new_state[name] = source.clone()
         return "copied", "same head, labels and shape"
@@ -583,10 +585,6 @@ def _group(relative: str) -> str:
     if _LAYER.match(relative):
         return "layer"
     return "head"
-
-
-def _fresh(model, relative: str) -> torch.Tensor:
-    return model.state_dict()[_full_name(relative, model)]
 
 
 def _tied_targets(model) -> dict[str, str]:
