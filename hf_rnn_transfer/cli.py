@@ -25,6 +25,11 @@ EPILOG = """examples:
   hf-rnn-transfer demo --output_dir runs/demo
   hf-rnn-transfer quickstart --output_dir runs/quickstart
   hf-rnn-transfer pretrain --objective causal_lm --train_file corpus.txt --max_steps 2000 --output_dir runs/lm
+  hf-rnn-transfer pretrain --objective causal_lm --init_from runs/lm --train_file target.jsonl --max_steps 200 \
+      --discriminative_lr --output_dir runs/target-lm
+  hf-rnn-transfer pretrain --objective forecasting --dataset UCR/ECGFiveDays --splits train test \
+      --num_train_epochs 5 --output_dir runs/forecaster
+  hf-rnn-transfer compare --source runs/forecaster --dataset UCR/TwoLeadECG --budgets 10 all --output_dir runs/ecg
   hf-rnn-transfer finetune --source local/lstm-reviews --train_file train.jsonl --test_file test.jsonl \\
       --output_dir runs/ft --freezing_strategy gradual --discriminative_lr --lr_scheduler_type slanted_triangular
   hf-rnn-transfer compare --source local/lstm-reviews --train_file pool.jsonl --test_file test.jsonl \\
@@ -103,16 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     pretrain = sub.add_parser(
         "pretrain",
-        help="Train a source model: a language model on a text corpus, or a classifier on labelled texts.",
-        description="Pretrain a source from scratch: causal language model on the texts (contiguous streams, "
-        "truncated BPTT with carried state; set --max_steps) or supervised classification on the labels; trains "
-        "its tokenizer, saves to --output_dir and optionally pushes (--push_to) with its card.",
+        help="Train a source model: a language model on texts, a forecaster on series, or a classifier.",
+        description="Pretrain a source: causal language model on the texts (contiguous streams, truncated BPTT "
+        "with carried state; set --max_steps), forecasting on series (windows of --context_length steps predict "
+        "the next --prediction_length), or supervised classification of texts or series. From scratch, or "
+        "continued from --init_from (ULMFiT's target-domain LM stage: the vocabulary is remapped by token string). "
+        "Trains the tokenizer for texts, saves to --output_dir and optionally pushes (--push_to) with its card.",
     )
     _add_dataclass_arguments(pretrain, (PretrainArguments, TargetDataArguments, TransferTrainingArguments), _pretrain)
 
     finetune = sub.add_parser(
         "finetune",
-        help="Transfer a source into a classifier for your labelled texts and fine-tune it with any strategy.",
+        help="Transfer a source into a classifier for your labelled texts or series; fine-tune with any strategy.",
         description="Fine-tune a source (Hub repo or directory) on a target dataset (Hub id or local files) with "
         "TransferTrainer: every TransferTrainingArguments/TrainingArguments flag applies (--freezing_strategy, "
         "--discriminative_lr, --lr_scheduler_type slanted_triangular, --l2sp_alpha, ...). Works under torchrun.",
@@ -121,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     comparison = sub.add_parser(
         "compare",
-        help="Transfer vs scratch (and TF-IDF + LR) over label budgets and seeds, with the negative-transfer test.",
+        help="Transfer vs scratch (and TF-IDF + LR for texts) over label budgets and seeds, with the negative-"
+        "transfer test.",
         description="Fine-tune the transferred source and the same architecture from scratch on identical nested, "
         "balanced label budgets and seeds; write a markdown report and a learning-curve PNG.",
     )

@@ -147,6 +147,8 @@ class TransferTrainingArguments(TrainingArguments):
             # copy per process; use_cpu makes Accelerate set up DDP over gloo.
             logger.info("WORLD_SIZE > 1 without an accelerator: using CPU DDP over gloo (use_cpu=True).")
             self.use_cpu = True
+        if self.dataloader_pin_memory and not _has_accelerator():
+            self.dataloader_pin_memory = False  # pinned memory only serves a device; on CPU torch warns every epoch
         # transformers validates lr_scheduler_type against its own enum: hold ours aside during that check
         self.slanted_triangular = str(self.lr_scheduler_type) == SLANTED_TRIANGULAR
         if self.slanted_triangular:

@@ -115,3 +115,19 @@ def test_series_collator_pads_and_masks():
     assert batch["labels"].tolist() == [1, 0] and batch["input_values"][1, 1:].abs().sum() == 0
     with pytest.raises(ValueError, match="mixes series with"):
         DataCollatorForSeries()([{"input_values": [[1.0]]}, {"input_values": [[1.0, 2.0]]}])
+
+
+def test_series_labels_may_be_strings_and_unknown_test_labels_are_refused():
+    from datasets import DatasetDict
+
+    values = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+    data = DatasetDict(
+        train=Dataset.from_dict({"values": values, "label": ["walk", "run", "walk"]}),
+        test=Dataset.from_dict({"values": values[:1], "label": ["run"]}),
+    )
+    series, labels = prepare_series(data)
+    assert labels.names == ["run", "walk"] and labels.label2id == {"run": 0, "walk": 1}
+    assert series["train"]["labels"] == [1, 0, 1] and series["test"]["labels"] == [0]
+    data["test"] = Dataset.from_dict({"values": values[:1], "label": ["jump"]})
+    with pytest.raises(ValueError, match="'jump'.*never had"):
+        prepare_series(data)

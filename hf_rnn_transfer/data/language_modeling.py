@@ -79,7 +79,8 @@ class LanguageModelStream(IterableDataset):
                 text = next(texts, None)
                 if text is None:
                     return
-                ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+                # verbose=False: documents are meant to outrun model_max_length here, they are cut into BPTT steps
+                ids = self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
                 shortest = min(range(self.batch_size), key=lambda i: len(streams[i]))
                 streams[shortest].extend(ids + ([eos] if eos is not None else []))
             for stream in streams:

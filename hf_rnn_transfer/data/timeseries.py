@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
-from .text import LabelMap, require_columns
+from .text import LabelMap, _features, _label_id, _label_names, require_columns
 
 IMPUTE = (None, "linear", "zero")
 
@@ -83,6 +83,8 @@ def prepare_series(
     label_column: str | None = "label",
     impute: str | None = None,
     channels_last: bool = True,
+    label_names: list[str] | None = None,
+    train_split: str = "train",
 ) -> tuple[Dataset | DatasetDict, LabelMap | None]:
     """
     Turn an array column into `input_values` `[time, channels]` (a 1-D series becomes one channel), check it, and
@@ -91,7 +93,8 @@ def prepare_series(
     Args:
         values_column: a column of `[time]` or `[time, channels]` arrays (`[channels, time]` with
             `channels_last=False`).
-        label_column: the class column (`None` for unlabelled series, e.g. forecasting).
+        label_column: the class column (`None` for unlabelled series, e.g. forecasting). Labels may be strings,
+            integers or a `ClassLabel`, as in `prepare_text_classification`; the returned `LabelMap` names them.
         impute: what to do with NaN: `None` raises (the default), `"linear"` interpolates along time (edges take the
             nearest value), `"zero"` fills zeros. Infinite values always raise.
 
@@ -108,11 +111,11 @@ def prepare_series(
             f"series in {values_column!r} have different channel counts {sorted(channels)}: one dataset "
             "must hold one kind of series (split it, or select the channels first)."
         )
-    label_map = None
+    label_map, feature, label_ids = None, None, {}
     if label_column:
-        feature = (next(iter(dataset.values())) if isinstance(dataset, DatasetDict) else dataset).features[label_column]
-        if isinstance(feature, ClassLabel):
-            label_map = LabelMap(list(feature.names))
+        feature = _features(dataset)[label_column]
+        label_map = LabelMap(list(label_names or _label_names(dataset, label_column, train_split)))
+        label_ids = label_map.label2id
 
     def convert(batch):
         arrays = []
@@ -130,7 +133,7 @@ def prepare_series(
             arrays.append(array.tolist())
         out = {"input_values": arrays, "length": [len(a) for a in arrays]}
         if label_column:
-            out["labels"] = batch[label_column]
+            out["labels"] = [_label_id(v, feature, label_ids, label_column) for v in batch[label_column]]
         return out
 
     columns = dataset.column_names if isinstance(dataset, Dataset) else next(iter(dataset.values())).column_names

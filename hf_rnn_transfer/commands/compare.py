@@ -1,0 +1,96 @@
+"""`hf-rnn-transfer compare`: the transferred source against the same architecture from scratch (and TF-IDF +
+logistic regression for texts) over label budgets and seeds, with the negative-transfer test."""
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .finetune import SourceArguments, transferred_classifier
+from .target_data import TargetDataArguments, encode_target, load_source_config, read_target
+
+
+@dataclass
+class CompareArguments:
+    """Arguments of `hf-rnn-transfer compare` beyond the source, data and training ones."""
+
+    budgets: list[str] = field(
+        default_factory=lambda: ["50", "100", "200", "500"],
+        metadata={"help": "Label budgets (nested, class-balanced); 'all' is the whole training split."},
+    )
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "Seeds."})
+    scratch_epochs: float = field(default=10.0, metadata={"help": "Epochs of the scratch model."})
+    scratch_learning_rate: float = field(default=3e-3, metadata={"help": "Learning rate of the scratch model."})
+    report: str = field(default="comparison.md", metadata={"help": "Markdown report (a PNG curve goes beside it)."})
+
+
+def parse_budgets(budgets: list[str]) -> list[int | None]:
+    """`["50", "all"]` -> `[50, None]`."""
+    parsed = []
+    for budget in budgets:
+        text = str(budget).strip().lower()
+        if text == "all":
+            parsed.append(None)
+        elif text.isdigit() and int(text) > 0:
+            parsed.append(int(text))
+        else:
+            raise ValueError(f"--budgets takes positive integers or 'all', got {budget!r}.")
+    return parsed
+
+
+def run_compare(
+    compare_args: CompareArguments, source_args: SourceArguments, data_args: TargetDataArguments, training_args
+) -> str:
+    """Transfer vs scratch (and TF-IDF + LR) on the target data over budgets and seeds; writes the report and plot."""
+    from transformers import set_seed
+
+    from ..configuration_rnn import RNNConfig
+    from ..evaluation import compare
+    from ..hub import resolve_hub
+    from ..modeling_rnn import RNNForSequenceClassification
+
+    budgets = parse_budgets(compare_args.budgets)
+    raw = read_target(data_args)
+    if "test" not in raw:
+        raise ValueError("compare needs a test split: pass --test_file (or a dataset with a test split).")
+    with resolve_hub(source_args.endpoint, None, source_args.hub_root) as (_, token):
+        source_config, tokenizer = load_source_config(source_args.source, source_args.revision, token)
+        target = encode_target(raw, source_config, tokenizer, data_args)
+        template = transferred_classifier(source_args, target, token)
+
+        def make_transfer(seed):
+            set_seed(seed)
+            return transferred_classifier(source_args, target, token)
+
+        def make_scratch(seed):
+            set_seed(seed)
+            return RNNForSequenceClassification(RNNConfig.from_dict(template.config.to_dict()))
+
+        scratch_args = replace(
+            training_args,
+            freezing_strategy="none",
+            discriminative_lr=False,
+            l2sp_alpha=0.0,
+            l2sp_beta=0.0,
+            num_train_epochs=compare_args.scratch_epochs,
+            learning_rate=compare_args.scratch_learning_rate,
+            lr_scheduler_type="linear",
+        )
+        result = compare(
+            make_transfer,
+            make_scratch,
+            target.splits["train"],
+            target.splits["test"],
+            training_args,
+            target.collator,
+            budgets=budgets,
+            seeds=compare_args.seeds,
+            scratch_args=scratch_args,
+            texts=target.texts,
+        )
+    report = Path(compare_args.report)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    curve = report.with_suffix(".png")
+    result.plot(curve)
+    text = result.to_markdown() + f"\n\n![learning curve]({curve.name})\n"
+    report.write_text(text)
+    print(text)
+    return text

@@ -1,0 +1,94 @@
+"""`hf-rnn-transfer finetune`: transfer a source (Hub repo or directory) into a classifier for the target data and
+fine-tune it with any strategy of `TransferTrainer`."""
+
+from dataclasses import dataclass, field
+
+from ..configuration_rnn import POOLING_TYPES
+from .target_data import TargetDataArguments, encode_target, load_source_config, read_target
+
+
+@dataclass
+class SourceArguments:
+    """The source model and the Hub it lives on."""
+
+    source: str = field(metadata={"help": "Source model: a Hub repo id or a local directory."})
+    revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of the source repo."})
+    endpoint: str | None = field(
+        default=None, metadata={"help": "Hub URL (default: $HF_ENDPOINT, else the offline Hub on --hub_root)."}
+    )
+    hub_root: str | None = field(default=None, metadata={"help": "Offline Hub directory."})
+    transfer_layers: int | None = field(default=None, metadata={"help": "Transfer the first k layers (default all)."})
+    transfer_head: bool = field(default=False, metadata={"help": "Also transfer the head (same labels only)."})
+    pooling: str | None = field(
+        default=None,
+        metadata={
+            "help": "How the new classifier summarises the sequence: last, mean, max or concat (ULMFiT's "
+            "last+max+mean). Default: the source's setting.",
+            "choices": [None, *POOLING_TYPES],
+        },
+    )
+    push_to: str | None = field(default=None, metadata={"help": "Push the fine-tuned model to this repo id."})
+
+
+def transferred_classifier(source_args: SourceArguments, target, token):
+    """The target classifier built from the source's config and data, with the source's weights transferred."""
+    from ..modeling_rnn import RNNForSequenceClassification
+
+    return RNNForSequenceClassification.from_pretrained(
+        source_args.source,
+        revision=source_args.revision,
+        token=token,
+        transfer_layers=source_args.transfer_layers,
+        transfer_head=source_args.transfer_head,
+        **({"pooling": source_args.pooling} if source_args.pooling else {}),
+        **target.config,
+    )
+
+
+def run_finetune(source_args: SourceArguments, data_args: TargetDataArguments, training_args) -> dict:
+    """Transfer the source into a classifier for the target labels, fine-tune it, evaluate it, optionally push it.
+
+    Texts go through the source's tokenizer; series (a source with continuous input) keep their values and the
+    target's own normalisation statistics.
+    """
+    from transformers import set_seed
+
+    from ..evaluation import accuracy_of
+    from ..hub import CardContent, Metric, is_hub_id, push_model, resolve_hub
+    from ..trainer import TransferTrainer
+
+    raw = read_target(data_args)
+    namespace = (source_args.push_to or "local/x").split("/")[0]
+    with resolve_hub(source_args.endpoint, None, source_args.hub_root, namespace=namespace) as (_, token):
+        source_config, tokenizer = load_source_config(source_args.source, source_args.revision, token)
+        target = encode_target(raw, source_config, tokenizer, data_args)
+        set_seed(training_args.seed)  # the new head is drawn before the Trainer seeds itself
+        model = transferred_classifier(source_args, target, token)
+        print(model.transfer_report)
+        trainer = TransferTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=target.splits["train"],
+            data_collator=target.collator,
+            processing_class=tokenizer,
+        )
+        trainer.train()
+        trainer.save_model(training_args.output_dir)
+        results = {"transfer": model.transfer_report.summary, "recipe": trainer.transfer_recipe()}
+        if "test" in target.splits:
+            results["test_accuracy"] = accuracy_of(model, target.splits["test"], target.collator)
+            print(f"test accuracy: {results['test_accuracy']:.4f}")
+        if source_args.push_to:
+            card = CardContent(
+                repo_id=source_args.push_to,
+                objective=f"classification ({', '.join(target.labels.names)}), fine-tuned with hf-rnn-transfer",
+                data_description=data_args.dataset or "local files",
+                base_model=source_args.source if is_hub_id(source_args.source) else None,
+                metrics=[Metric("accuracy", results["test_accuracy"])] if "test_accuracy" in results else [],
+                training=results["recipe"],
+                transfer=model.transfer_report.to_dict(),
+            )
+            commit = push_model(model, source_args.push_to, card=card, tokenizer=tokenizer, token=token)
+            results["pushed"] = f"{source_args.push_to}@{commit.oid}"
+            print(f"pushed {results['pushed']}")
+    return results

@@ -1,0 +1,45 @@
+"""`hf-rnn-transfer rank-sources`: LogME, LEEP and H-score of candidate sources on the target's training rows."""
+
+from dataclasses import dataclass, field
+
+from .target_data import TargetDataArguments, read_target
+
+
+@dataclass
+class RankSourcesArguments:
+    """Arguments of `hf-rnn-transfer rank-sources`."""
+
+    candidates: list[str] = field(metadata={"help": "Candidate sources: Hub repo ids or local directories."})
+    output: str | None = field(default=None, metadata={"help": "Write the ranking table (markdown) here."})
+    max_examples: int = field(default=1000, metadata={"help": "Score on this many target rows."})
+    endpoint: str | None = field(default=None, metadata={"help": "Hub URL (default: $HF_ENDPOINT or offline Hub)."})
+    hub_root: str | None = field(default=None, metadata={"help": "Offline Hub directory."})
+
+
+def run_rank_sources(args: RankSourcesArguments, data_args: TargetDataArguments) -> str:
+    """Rank the candidates (texts are tokenised by each candidate's own tokenizer; series are read as they are)."""
+    from ..data import prepare_series
+    from ..hub import resolve_hub
+    from ..selection import rank_sources
+
+    raw = read_target(data_args)
+    train = raw["train"].shuffle(seed=0)
+    label_column = data_args.label_column
+    if data_args.text_column not in train.column_names and data_args.values_column in train.column_names:
+        train, _ = prepare_series(train, data_args.values_column, label_column, impute=data_args.impute)
+        label_column = "labels"
+    with resolve_hub(args.endpoint, None, args.hub_root) as (_, token):
+        ranking = rank_sources(
+            args.candidates,
+            train,
+            text_column=data_args.text_column,
+            label_column=label_column,
+            max_examples=args.max_examples,
+            token=token,
+            max_length=data_args.max_length,
+        )
+    table = ranking.to_markdown()
+    print(table)
+    if args.output:
+        ranking.write(args.output)
+    return table

@@ -1,0 +1,128 @@
+"""The data a command reads (a Hub dataset id, a local dataset folder, a UCR archive folder or local files) and its
+encoding for one source: texts through the source's tokenizer, series with the target's own input statistics."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import DatasetDict, load_dataset
+
+from ..data import (
+    DataCollatorForSeries,
+    LabelMap,
+    load_ucr,
+    prepare_series,
+    prepare_text_classification,
+    series_statistics,
+)
+from ..data.timeseries import IMPUTE
+
+_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
+
+
+@dataclass
+class TargetDataArguments:
+    """Where the data is and which columns to read."""
+
+    dataset: str | None = field(
+        default=None,
+        metadata={"help": "Hub dataset id, local dataset folder, or a UCR archive folder (<name>/<name>_TRAIN.tsv)."},
+    )
+    train_file: str | None = field(
+        default=None, metadata={"help": "Local training file (json/jsonl/csv/parquet; txt for language models)."}
+    )
+    test_file: str | None = field(default=None, metadata={"help": "Local test file, evaluated after training."})
+    text_column: str = field(default="text", metadata={"help": "Column with the texts (token-input models)."})
+    values_column: str = field(
+        default="values", metadata={"help": "Column with the series, [time] or [time, channels] (series models)."}
+    )
+    label_column: str = field(default="label", metadata={"help": "Column with the labels."})
+    max_length: int = field(default=256, metadata={"help": "Texts are cut to this many tokens."})
+    max_train_examples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
+    impute: str | None = field(
+        default=None,
+        metadata={"help": "Series with NaN values: linear or zero (default: refuse them).", "choices": IMPUTE},
+    )
+
+
+def load_target(dataset: str | None, train_file: str | None, test_file: str | None) -> DatasetDict:
+    """A Hub dataset id, a local dataset folder, a UCR archive folder, or local train/test files."""
+    if train_file:
+        files = {"train": train_file, **({"test": test_file} if test_file else {})}
+        suffix = Path(train_file).suffix
+        if suffix not in _FORMATS:
+            raise ValueError(f"--train_file must be one of {sorted(_FORMATS)}, got {train_file!r}.")
+        return load_dataset(_FORMATS[suffix], data_files=files)
+    if not dataset:
+        raise ValueError("pass --dataset (a Hub dataset id or folder) or --train_file (and --test_file).")
+    folder = Path(dataset)
+    if folder.is_dir() and (folder / f"{folder.name}_TRAIN.tsv").exists():
+        return load_ucr(folder)
+    return load_dataset(dataset)
+
+
+def read_target(args: TargetDataArguments) -> DatasetDict:
+    """`load_target` from the arguments, with `max_train_examples` applied."""
+    raw = load_target(args.dataset, args.train_file, args.test_file)
+    if "train" not in raw:
+        raise ValueError(f"the data has no train split; it has {list(raw)}.")
+    if args.max_train_examples:
+        raw["train"] = raw["train"].select(range(min(args.max_train_examples, len(raw["train"]))))
+    return raw
+
+
+@dataclass
+class EncodedTarget:
+    """A labelled target dataset encoded for one source.
+
+    Args:
+        splits: the encoded splits (`labels`, and `input_ids` or `input_values`).
+        labels: the class names.
+        collator: batches rows of `splits`.
+        config: what the target model's config takes from the data: label maps, and for series the target's own
+            per-channel statistics (its inputs then reach the transferred layers standardised as the source's did).
+        texts: `(train, test)` raw texts, for the TF-IDF + logistic regression row (text targets with a test split).
+    """
+
+    splits: DatasetDict
+    labels: LabelMap
+    collator: object
+    config: dict
+    texts: tuple[list[str], list[str]] | None = None
+
+
+def encode_target(raw: DatasetDict, source_config, tokenizer, args: TargetDataArguments) -> EncodedTarget:
+    """Encode labelled target data the way the source reads input: tokens (with `tokenizer`) or series."""
+    if source_config.is_token_input:
+        from transformers import DataCollatorWithPadding
+
+        if tokenizer is None:
+            raise ValueError("the source reads tokens but has no tokenizer: save or push it with its tokenizer.")
+        encoded, labels = prepare_text_classification(
+            raw, tokenizer, args.text_column, args.label_column, max_length=args.max_length
+        )
+        texts = (raw["train"][args.text_column], raw["test"][args.text_column]) if "test" in raw else None
+        config = {"id2label": labels.id2label, "label2id": labels.label2id}
+        return EncodedTarget(encoded, labels, DataCollatorWithPadding(tokenizer), config, texts)
+    encoded, labels = prepare_series(raw, args.values_column, args.label_column, impute=args.impute)
+    channels = len(encoded["train"][0]["input_values"][0])
+    if channels != source_config.input_size:
+        raise ValueError(
+            f"the source reads series of {source_config.input_size} channel(s); {args.values_column!r} holds "
+            f"{channels}. Select the source's channels, or transfer in Python with channel_names to remap them."
+        )
+    mean, std = series_statistics(encoded["train"])
+    config = {"id2label": labels.id2label, "label2id": labels.label2id, "input_mean": mean, "input_std": std}
+    return EncodedTarget(encoded, labels, DataCollatorForSeries(), config)
+
+
+def load_source_config(source: str, revision: str | None, token: str | None):
+    """The source's config and, for token input, its tokenizer (`None` for series)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from ..configuration_rnn import RNNConfig
+
+    config = AutoConfig.from_pretrained(source, revision=revision, token=token)
+    if not isinstance(config, RNNConfig):
+        raise ValueError(f"{source} is a {config.model_type!r} model; hf-rnn-transfer sources are 'rnn_transfer'.")
+    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, token=token) if config.is_token_input else None
+    return config, tokenizer
