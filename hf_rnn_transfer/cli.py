@@ -202,7 +202,9 @@ def _pretrain(args, data_args, training_args) -> int:
 def _finetune(source_args, data_args, training_args) -> int:
     from .commands import run_finetune
 
-    print(json.dumps(run_finetune(source_args, data_args, training_args), indent=2, default=str))
+    results = run_finetune(source_args, data_args, training_args)
+    if results:  # empty on the other processes of a distributed run
+        print(json.dumps(results, indent=2, default=str))
     return 0
 
 

@@ -372,3 +372,60 @@ def test_pretrain_init_from_continues_a_language_model_with_the_new_texts_vocabu
     new = next(t for t in target_vocab if t not in source_vocab)
     torch.testing.assert_close(target.rnn.embeddings.weight[target_vocab[new]], source.rnn.embeddings.weight.mean(0))
     torch.testing.assert_close(target.rnn.layers[0].weight_hh_l0, source.rnn.layers[0].weight_hh_l0)
+
+
+def test_finetune_under_torchrun_trains_one_model_over_two_processes_and_pushes_once(tmp_path):
+    import socket
+
+    reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
+    write_jsonl(reviews.select(range(64)), tmp_path / "train.jsonl")
+    write_jsonl(reviews.select(range(1000, 1064)), tmp_path / "test.jsonl")
+    tokenizer = train_tokenizer(reviews["text"][:300], vocab_size=1000, model_max_length=64)
+    source = RNNForSequenceClassification(
+        RNNConfig(vocab_size=len(tokenizer), pad_token_id=0, embedding_size=16, hidden_size=16, num_layers=1)
+    )
+    source.save_pretrained(tmp_path / "source")
+    tokenizer.save_pretrained(tmp_path / "source")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launched = run_command(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            port,
+            "-m",
+            "hf_rnn_transfer",
+            "finetune",
+            "--source",
+            tmp_path / "source",
+            "--train_file",
+            tmp_path / "train.jsonl",
+            "--test_file",
+            tmp_path / "test.jsonl",
+            "--output_dir",
+            tmp_path / "ft",
+            "--num_train_epochs",
+            "1",
+            "--per_device_train_batch_size",
+            "8",
+            "--freezing_strategy",
+            "gradual",
+            "--report_to",
+            "none",
+            "--push_to",
+            "me/kitchen-ddp",
+            "--hub_root",
+            tmp_path / "hub",
+        ]
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    summary = json.loads(launched.stdout[launched.stdout.index("{\n") :])
+    # 64 rows, 8 per process, 2 processes: 4 optimizer steps for the epoch (one process alone would take 8)
+    assert summary["processes"] == 2 and summary["optimizer_steps"] == 4
+    assert launched.stdout.count("test accuracy:") == 1 and launched.stdout.count("pushed me/kitchen-ddp@") == 1
+    assert (tmp_path / "ft" / "model.safetensors").exists()

@@ -40,6 +40,7 @@ def run_compare(
     compare_args: CompareArguments, source_args: SourceArguments, data_args: TargetDataArguments, training_args
 ) -> str:
     """Transfer vs scratch (and TF-IDF + LR) on the target data over budgets and seeds; writes the report and plot."""
+    from accelerate import PartialState
     from transformers import set_seed
 
     from ..configuration_rnn import RNNConfig
@@ -86,6 +87,8 @@ def run_compare(
             scratch_args=scratch_args,
             texts=target.texts,
         )
+    if not PartialState().is_main_process:
+        return ""  # a distributed run's other processes trained the same models; the first one writes the report
     report = Path(compare_args.report)
     report.parent.mkdir(parents=True, exist_ok=True)
     curve = report.with_suffix(".png")

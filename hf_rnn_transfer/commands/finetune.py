@@ -64,7 +64,8 @@ def run_finetune(source_args: SourceArguments, data_args: TargetDataArguments, t
         target = encode_target(raw, source_config, tokenizer, data_args)
         set_seed(training_args.seed)  # the new head is drawn before the Trainer seeds itself
         model = transferred_classifier(source_args, target, token)
-        print(model.transfer_report)
+        if training_args.process_index == 0:
+            print(model.transfer_report)
         trainer = TransferTrainer(
             model=model,
             args=training_args,
@@ -74,7 +75,14 @@ def run_finetune(source_args: SourceArguments, data_args: TargetDataArguments, t
         )
         trainer.train()
         trainer.save_model(training_args.output_dir)
-        results = {"transfer": model.transfer_report.summary, "recipe": trainer.transfer_recipe()}
+        if not trainer.is_world_process_zero():
+            return {}  # a distributed run's other processes: the first one evaluates, reports and pushes
+        results = {
+            "transfer": model.transfer_report.summary,
+            "recipe": trainer.transfer_recipe(),
+            "optimizer_steps": trainer.state.global_step,
+            "processes": training_args.world_size,
+        }
         if "test" in target.splits:
             results["test_accuracy"] = accuracy_of(model, target.splits["test"], target.collator)
             print(f"test accuracy: {results['test_accuracy']:.4f}")

@@ -213,6 +213,8 @@ def run_pretrain(args: PretrainArguments, data_args: TargetDataArguments, traini
         )
         trainer.train()
         trainer.save_model(training_args.output_dir)
+        if not trainer.is_world_process_zero():
+            return {}  # a distributed run's other processes: the first one reports and pushes
         losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
         results = {
             "objective": objective,
