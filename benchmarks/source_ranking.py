@@ -51,7 +51,6 @@ def train_source(domain: str, epochs: float):
         save_strategy="no",
         disable_tqdm=True,
         logging_strategy="no",
-        dataloader_pin_memory=False,
         seed=0,
     )
     TransferTrainer(
@@ -79,7 +78,6 @@ def fine_tune(source, tokenizer, pool, test, budget: int) -> tuple[float, float]
         save_strategy="no",
         disable_tqdm=True,
         logging_strategy="no",
-        dataloader_pin_memory=False,
         seed=0,
     )
     collator = DataCollatorWithPadding(tokenizer)

@@ -56,7 +56,6 @@ def run_trainer(encoded, tokenizer, epochs) -> float:
         logging_strategy="epoch",
         disable_tqdm=True,
         train_sampling_strategy="group_by_length",
-        dataloader_pin_memory=False,
         seed=0,
         max_grad_norm=0,
     )

@@ -40,7 +40,6 @@ def args_for(output: str, epochs: float, seed: int = 0, **extra) -> TransferTrai
         save_strategy="no",
         logging_strategy="no",
         disable_tqdm=True,
-        dataloader_pin_memory=False,
         seed=seed,
         **extra,
     )

@@ -150,7 +150,6 @@ def run_demo(args: DemoArguments) -> dict:
         report_to="none",
         save_strategy="no",
         logging_strategy="epoch",
-        dataloader_pin_memory=False,
         seed=0,
     )
     TransferTrainer(model=source, args=source_args, train_dataset=encoded_source, data_collator=collator).train()
@@ -232,7 +231,6 @@ def run_demo(args: DemoArguments) -> dict:
             report_to="none",
             save_strategy="no",
             logging_strategy="no",
-            dataloader_pin_memory=False,
         )
         scratch_args = TransferTrainingArguments(
             str(out / "scratch"),
@@ -244,7 +242,6 @@ def run_demo(args: DemoArguments) -> dict:
             report_to="none",
             save_strategy="no",
             logging_strategy="no",
-            dataloader_pin_memory=False,
         )
         result = compare(
             make_transfer,

@@ -210,6 +210,11 @@ def accuracy_of(model, dataset, collator, batch_size: int = 128) -> float:
     return correct / len(dataset)
 
 
+def scratch_arguments(args: TransferTrainingArguments, **changes) -> TransferTrainingArguments:
+    """`args` without what only a transferred model has (freezing, discriminative rates, L2-SP), plus `changes`."""
+    return replace(args, freezing_strategy="none", discriminative_lr=False, l2sp_alpha=0.0, l2sp_beta=0.0, **changes)
+
+
 def compare(
     make_transfer: Callable[[int], torch.nn.Module],
     make_scratch: Callable[[int], torch.nn.Module],
@@ -240,9 +245,7 @@ def compare(
     """
     from tqdm.auto import tqdm
 
-    scratch_args = scratch_args or replace(
-        args, freezing_strategy="none", discriminative_lr=False, l2sp_alpha=0.0, l2sp_beta=0.0
-    )
+    scratch_args = scratch_args or scratch_arguments(args)
     labels = train_dataset[label_column]
     test_labels = test_dataset[label_column]
     result = ComparisonResult(budgets=list(budgets), seeds=list(seeds), train_size=len(train_dataset))

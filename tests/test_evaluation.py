@@ -82,7 +82,6 @@ def test_compare_flags_a_source_trained_on_shuffled_labels(kitchen, tmp_path):
         report_to="none",
         save_strategy="no",
         disable_tqdm=True,
-        dataloader_pin_memory=False,
     )
     TransferTrainer(model=noise, args=args, train_dataset=shuffled, data_collator=collator).train()
 
@@ -104,7 +103,6 @@ def test_compare_flags_a_source_trained_on_shuffled_labels(kitchen, tmp_path):
         per_device_train_batch_size=16,
         freezing_strategy="encoder",
         report_to="none",
-        dataloader_pin_memory=False,
     )
     scratch = TransferTrainingArguments(
         str(tmp_path / "sc"),
@@ -112,7 +110,6 @@ def test_compare_flags_a_source_trained_on_shuffled_labels(kitchen, tmp_path):
         learning_rate=1e-2,
         per_device_train_batch_size=16,
         report_to="none",
-        dataloader_pin_memory=False,
     )
     texts = (reviews["text"][:400], reviews["text"][1000:1200])
     result = compare(
@@ -157,7 +154,6 @@ def test_linear_cka_and_what_transferred(kitchen, tmp_path):
         freezing_strategy="embeddings",
         per_device_train_batch_size=16,
         report_to="none",
-        dataloader_pin_memory=False,
     )
     TransferTrainer(model=model, args=args, train_dataset=train, data_collator=collator).train()
     changes = what_transferred(start, model, train, collator, max_examples=100)

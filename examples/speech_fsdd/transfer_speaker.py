@@ -72,7 +72,6 @@ def main():
             report_to="none",
             save_strategy="no",
             logging_strategy="no",
-            dataloader_pin_memory=False,
             seed=seed,
             **extra,
         )

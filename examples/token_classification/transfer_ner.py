@@ -102,7 +102,6 @@ def main():
             report_to="none",
             save_strategy="no",
             logging_strategy="epoch",
-            dataloader_pin_memory=False,
             seed=seed,
             **extra,
         )

@@ -1,7 +1,7 @@
 """`hf-rnn-transfer compare`: the transferred source against the same architecture from scratch (and TF-IDF +
 logistic regression for texts) over label budgets and seeds, with the negative-transfer test."""
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .finetune import SourceArguments, transferred_classifier
@@ -44,7 +44,7 @@ def run_compare(
     from transformers import set_seed
 
     from ..configuration_rnn import RNNConfig
-    from ..evaluation import compare
+    from ..evaluation import compare, scratch_arguments
     from ..hub import resolve_hub
     from ..modeling_rnn import RNNForSequenceClassification
 
@@ -65,12 +65,8 @@ def run_compare(
             set_seed(seed)
             return RNNForSequenceClassification(RNNConfig.from_dict(template.config.to_dict()))
 
-        scratch_args = replace(
+        scratch_args = scratch_arguments(
             training_args,
-            freezing_strategy="none",
-            discriminative_lr=False,
-            l2sp_alpha=0.0,
-            l2sp_beta=0.0,
             num_train_epochs=compare_args.scratch_epochs,
             learning_rate=compare_args.scratch_learning_rate,
             lr_scheduler_type="linear",

@@ -101,7 +101,6 @@ def main():
         report_to="none",
         seed=0,
         disable_tqdm=True,
-        dataloader_pin_memory=False,
         max_grad_norm=1.0,
         weight_decay=0.01,
     )
