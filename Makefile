@@ -1,15 +1,16 @@
 # Two entry points for a fresh machine: `make demo` (the main job) and `make test` (lint + test suite);
 # `make quickstart` is a one-minute smoke run.
-# Each creates .venv and installs the package into it. TORCH_INSTALL picks the torch build:
-#   CPU machine here:   the default (a CPU build of torch 2.13.0 lies on this machine's disk)
-#   any CPU machine:    make test TORCH_INSTALL="torch --index-url https://download.pytorch.org/whl/cpu"
-#   GPU machine:        make test TORCH_INSTALL=torch   (or install your CUDA build into .venv first)
+# Each creates .venv and installs the package (with the Hub server and test tools) into it.
+# TORCH_INSTALL picks the torch build (see README: a CPU-only machine avoids the multi-GB CUDA build):
+#   CPU machine:   make test TORCH_INSTALL="torch --index-url https://download.pytorch.org/whl/cpu"
+#   GPU machine:   make test TORCH_INSTALL=torch   (or install your CUDA build into .venv first)
+# Tests that need the larger real datasets read HF_RNN_TRANSFER_DATA and skip, saying so, without it.
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_INSTALL ?= torch==2.13.0
 BIN = $(VENV)/bin
 
-.PHONY: install demo quickstart test lint clean
+.PHONY: install demo quickstart test test-fast gpu-check lint clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +32,13 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+test-fast: install   # the development loop: everything but the tests marked slow
+	$(BIN)/python -m pytest -q -m "not slow"
+
+gpu-check: install   # on a machine with CUDA/MPS: the device tests, then GPU throughput into docs/benchmarks.md
+	$(BIN)/python -m pytest -q tests/test_devices.py
+	cd benchmarks && ../$(BIN)/python gpu_throughput.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache *.egg-info

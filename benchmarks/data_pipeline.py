@@ -9,6 +9,7 @@ training text, streamed from disk by `datasets` (streaming=True).
 """
 
 import argparse
+import os
 import tempfile
 import tracemalloc
 from pathlib import Path
@@ -20,7 +21,7 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, se
 from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
 from hf_rnn_transfer.data import LanguageModelStream, load_amazon_reviews, prepare_text_classification, train_tokenizer
 
-PTB = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptb" / "train.txt"
+PTB = Path(os.environ.get("HF_RNN_TRANSFER_DATA", "data")) / "ptb" / "train.txt"  # set HF_RNN_TRANSFER_DATA
 
 
 def padding_run(encoded, tokenizer, strategy: str, epochs: float) -> tuple[float, float]:

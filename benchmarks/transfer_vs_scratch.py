@@ -13,7 +13,8 @@ from _report import table, write_section
 
 from hf_rnn_transfer.demo import DemoArguments, run_demo
 
-ANCHORS = [  # ../shared/docs/anchors.md, measured on this machine class with the same protocol
+# the reference runs (fastai ULMFiT, scratch, TF-IDF + LR), measured on this machine class with the same protocol
+ANCHORS = [
     ["fastai ULMFiT (LM pretrained on the 3 domains, gradual unfreezing)", "0.603", "0.684", "0.713", "0.748"],
     ["same classifier from scratch, one-cycle 20 epochs", "0.630", "0.687", "0.753", "0.806"],
     ["TF-IDF + LR (anchors' run)", "0.744-0.750", "0.783-0.787", "0.813-0.822", "0.845-0.856"],

@@ -1,7 +1,7 @@
 """Time-series transfer on UCR: related and unrelated sources for the same targets, ranked by LogME / LEEP /
 H-score, then fine-tuned against scratch (3 seeds) with the negative-transfer test.
 
-    python benchmarks/ucr_transfer.py [--root ../shared/data/ucr]
+    python benchmarks/ucr_transfer.py [--root $HF_RNN_TRANSFER_DATA/ucr]
 
 Sources: a GRU classifier per source dataset (its own labels). Targets get the source's encoder (input projection +
 recurrent layer), a new head, and the target's own normalisation statistics; fine-tuning uses discriminative learning
@@ -9,6 +9,7 @@ rates. Related = the same group (ECG, GunPoint, SonyAIBO, ToeSegmentation); unre
 """
 
 import argparse
+import os
 from pathlib import Path
 
 from _report import table, write_section
@@ -69,7 +70,7 @@ def train_source(name: str, root: Path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "ucr"))
+    parser.add_argument("--root", default=os.path.join(os.environ.get("HF_RNN_TRANSFER_DATA", "data"), "ucr"))
     cli = parser.parse_args()
     root = Path(cli.root)
     sources = {name: train_source(name, root) for name in sorted({s for pair in PAIRS.values() for s in pair})}

@@ -75,6 +75,21 @@ class HubServeArguments:
     token: list[str] = field(
         default_factory=list, metadata={"help": "USER:TOKEN pairs (prefer --tokens_file: argv is visible to ps)."}
     )
+    max_request_bytes: int = field(default=1 << 20, metadata={"help": "Largest JSON/form request body."})
+    max_commit_bytes: int = field(default=1 << 30, metadata={"help": "Largest commit body (spooled to disk)."})
+    max_regular_file_bytes: int = field(
+        default=16 << 20, metadata={"help": "Largest file inside a commit; larger files must go through LFS."}
+    )
+    max_file_bytes: int = field(default=50 << 30, metadata={"help": "Largest LFS object."})
+    read_timeout: float = field(
+        default=30.0, metadata={"help": "Seconds a client may stall while sending a body or reading a response."}
+    )
+    header_timeout: float = field(
+        default=10.0, metadata={"help": "Seconds to send a request's headers; idle connections close after it."}
+    )
+    max_connections: int = field(default=256, metadata={"help": "Open connections at once; more are refused."})
+    backlog: int = field(default=128, metadata={"help": "Connections queued by the kernel before accept."})
+    worker_threads: int = field(default=16, metadata={"help": "Threads doing storage work at once."})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,7 +263,7 @@ def _push(args: PushArguments) -> int:
 
 
 def _hub_serve(args: HubServeArguments) -> int:
-    from .hub import serve
+    from .hub.server import HubLimits, serve
 
     tokens = {}
     if args.tokens_file:
@@ -258,7 +273,8 @@ def _hub_serve(args: HubServeArguments) -> int:
         if not sep or not user or not token:
             raise ValueError("--token takes USER:TOKEN, got a value without ':' (or an empty part).")
         tokens[token] = user
-    serve(args.root, args.host, args.port, tokens)
+    limits = HubLimits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(HubLimits)})
+    serve(args.root, args.host, args.port, tokens, limits)
     return 0
 
 

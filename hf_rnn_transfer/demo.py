@@ -7,9 +7,10 @@
    triangular schedule, against the same architecture from scratch and TF-IDF + logistic regression, over seeds;
 5. the fine-tuned model pushed with its card (lineage, transfer report, recipe, comparison) and plots.
 
-Why a supervised source: the reference runs (`../shared/docs/anchors.md`) show a self-pretrained language model
-giving no reliable gain at this scale (ULMFiT 0.60 at 100 kitchen labels) while the other domains' 6,000 labels give a
-linear model 0.857 with no kitchen labels at all; the signal that transfers here is sentiment, not language.
+Why a supervised source: the reference runs (fastai ULMFiT, scratch and TF-IDF + LR on the same split, in
+`docs/benchmarks.md`) show a self-pretrained language model giving no reliable gain at this scale (ULMFiT 0.60 at
+100 kitchen labels) while the other domains' 6,000 labels give a linear model 0.857 with no kitchen labels at all;
+the signal that transfers here is sentiment, not language.
 """
 
 import json

@@ -66,6 +66,16 @@ def tfidf_logistic_regression(train_texts, train_labels, test_texts, test_labels
     return float(accuracy_score(test_labels, classifier.predict(vectorizer.transform(test_texts))))
 
 
+class _Never:
+    """`catch_up_budget()` when scratch never reaches transfer (distinct from the budget `None`, all rows)."""
+
+    def __repr__(self):
+        return "NEVER"
+
+
+NEVER = _Never()
+
+
 @dataclass
 class ComparisonResult:
     """Accuracies per (method, budget, seed), with the summary statistics and the negative-transfer verdicts."""
@@ -97,15 +107,25 @@ class ComparisonResult:
         differences = np.asarray(self.scores["transfer"][budget]) - np.asarray(self.scores["scratch"][budget])
         if worse:
             differences = -differences
-        if len(differences) < 2 or differences.mean() <= 0:
+        if len(differences) < 2 or differences.mean() <= 0 or self.seeds_cannot_tell(budget):
             return False, None
-        if np.allclose(differences, differences[0]):
-            return True, 0.0  # the same gap on every seed: no noise to explain it
         p_value = float(stats.ttest_1samp(differences, 0.0, alternative="greater").pvalue)
         return p_value < 0.05, p_value
 
+    def seeds_cannot_tell(self, budget) -> bool:
+        """The same transfer - scratch gap on every seed: zero variance, so no paired test is valid (the seeds did not
+        change the runs, or they are too few to show noise). Neither verdict can be drawn."""
+        differences = np.asarray(self.scores["transfer"][budget]) - np.asarray(self.scores["scratch"][budget])
+        return (
+            len(differences) >= 2
+            and bool(np.allclose(differences, differences[0], rtol=0, atol=1e-9))
+            and abs(differences[0]) > 1e-9
+        )
+
     def verdict(self, budget) -> str:
         """NEGATIVE TRANSFER, transfer helps, or no reliable difference (one-sided paired t-tests, p < 0.05)."""
+        if self.seeds_cannot_tell(budget):
+            return "the seeds cannot tell (the same gap on every seed: use other seeds)"
         flagged, p_value = self.negative_transfer(budget)
         if flagged:
             return f"NEGATIVE TRANSFER (p={p_value:.3f})"
@@ -116,19 +136,20 @@ class ComparisonResult:
         return "no reliable difference" + (f" (p={p_value:.3f})" if p_value is not None else "")
 
     def catch_up_budget(self):
-        """The smallest budget at which scratch's mean reaches transfer's (None if it never does)."""
+        """The smallest budget at which scratch's mean reaches transfer's; `NEVER` if it does not within the budgets.
+        (`None` is a budget: the whole training set.)"""
         for budget in self.budgets:
             if self.mean("scratch", budget) >= self.mean("transfer", budget):
                 return budget
-        return None
+        return NEVER
 
     def labels_scratch_needs(self, reference_budget):
-        """The smallest budget at which scratch reaches transfer's mean at `reference_budget` (None if never)."""
+        """The smallest budget at which scratch reaches transfer's mean at `reference_budget`; `NEVER` if none."""
         target = self.mean("transfer", reference_budget)
         for budget in self.budgets:
             if self.mean("scratch", budget) >= target:
                 return budget
-        return None
+        return NEVER
 
     def rows(self) -> list[list[str]]:
         out = []
@@ -148,13 +169,15 @@ class ComparisonResult:
 
     def summary(self) -> str:
         catch = self.catch_up_budget()
+        if catch is NEVER:
+            catching = "Scratch never catches up with transfer within these budgets. "
+        elif catch == self.budgets[0]:
+            catching = f"Scratch is at or above transfer from the smallest budget ({self.label(catch)} labels) on. "
+        else:
+            catching = f"Scratch catches up with transfer at {self.label(catch)} labels. "
         text = (
             f"{self.metric} on the test set, mean ± std over seeds {self.seeds}. "
-            + (
-                "Scratch never catches up with transfer within these budgets. "
-                if catch is None
-                else f"Scratch catches up with transfer at {self.label(catch)} labels. "
-            )
+            + catching
             + NEGATIVE_TRANSFER_TEST[0].upper()
             + NEGATIVE_TRANSFER_TEST[1:]
             + "."
@@ -204,10 +227,15 @@ def accuracy_of(model, dataset, collator, batch_size: int = 128) -> float:
     with torch.no_grad():
         for start in range(0, len(dataset), batch_size):
             rows = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-            batch = collator([{k: v for k, v in r.items() if k != "length"} for r in rows])
+            batch = to_device(collator([{k: v for k, v in r.items() if k != "length"} for r in rows]), model.device)
             labels = batch.pop("labels")
-            correct += int((model(**batch).logits.argmax(-1) == labels).sum())
+            correct += int((model(**batch).logits.argmax(-1) == labels).sum().item())
     return correct / len(dataset)
+
+
+def to_device(batch: dict, device) -> dict:
+    """A collated batch on `device` (the model's: CPU, CUDA or MPS); non-tensor values stay as they are."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 def scratch_arguments(args: TransferTrainingArguments, **changes) -> TransferTrainingArguments:
@@ -245,6 +273,8 @@ def compare(
     """
     from tqdm.auto import tqdm
 
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f"seeds must be distinct (and at least one): got {list(seeds)}; e.g. seeds=(0, 1, 2).")
     scratch_args = scratch_args or scratch_arguments(args)
     labels = train_dataset[label_column]
     test_labels = test_dataset[label_column]
@@ -313,8 +343,8 @@ def what_transferred(
     tuned_repr = _layer_representations(finetuned_model, dataset, collator, batch_size, max_examples)
     out = []
     for index, (group, names) in enumerate(groups.items()):
-        before = torch.cat([start_params[n].detach().flatten() for n in names])
-        after = torch.cat([tuned_params[n].detach().flatten() for n in names])
+        before = torch.cat([start_params[n].detach().flatten().float().cpu() for n in names])  # models may sit
+        after = torch.cat([tuned_params[n].detach().flatten().float().cpu() for n in names])  # on two devices
         drift = float((after - before).norm() / before.norm().clamp_min(1e-12))
         cka = linear_cka(start_repr[index], tuned_repr[index]) if index < len(start_repr) else None
         out.append(LayerChange(group, drift, cka))
@@ -334,16 +364,20 @@ def _layer_representations(model, dataset, collator, batch_size, max_examples) -
                     for i in rows[start : start + batch_size]
                 ]
             )
+            batch = to_device(batch, next(encoder.parameters()).device)
             mask = batch.get("attention_mask")
             out = encoder(
                 **{k: v for k, v in batch.items() if k != "labels"}, use_cache=False, output_hidden_states=True
             )
-            weights = mask[..., None].float() if mask is not None else None
+            keep = mask[..., None].bool() if mask is not None else None
             for i, hidden in enumerate(out.hidden_states):
-                pooled = hidden.mean(1) if weights is None else (hidden * weights).sum(1) / weights.sum(1)
+                if keep is None:
+                    pooled = hidden.mean(1)
+                else:
+                    pooled = hidden.masked_fill(~keep, 0.0).sum(1) / keep.sum(1).clamp(min=1)
                 if len(collected) <= i:
                     collected.append([])
-                collected[i].append(pooled.float().numpy())
+                collected[i].append(pooled.float().cpu().numpy())
     return [np.concatenate(parts) for parts in collected]
 
 

@@ -463,8 +463,10 @@ class RNNSequencePooler(nn.Module):
             if attention_mask is None:
                 pooled.append(hidden.mean(dim=1))
             else:
-                mask = _mask3d(attention_mask).to(hidden.dtype)
-                pooled.append((hidden * mask).sum(dim=1) / mask.sum(dim=1))
+                mask = _mask3d(attention_mask)
+                # masked_fill, not a product: NaN/inf at padded positions must not leak (NaN * 0 is NaN)
+                summed = hidden.masked_fill(~mask, 0.0).sum(dim=1)
+                pooled.append(summed / mask.sum(dim=1).clamp(min=1).to(hidden.dtype))
         return torch.cat(pooled, dim=-1)
 
 

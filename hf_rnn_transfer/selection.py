@@ -113,13 +113,14 @@ def extract_features(model: RNNPreTrainedModel, batches) -> tuple[np.ndarray, np
         "single_label_classification",
     )
     for batch in batches:
-        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "input_values", "attention_mask")}
+        device = next(encoder.parameters()).device
+        inputs = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "input_values", "attention_mask")}
         hidden = encoder(**inputs, use_cache=False).last_hidden_state
         mask = inputs.get("attention_mask")
-        features.append(pooler(hidden, mask).float().numpy())
+        features.append(pooler(hidden, mask).float().cpu().numpy())
         if classifier:  # the source head's own prediction, from the same forward pass
             logits = model.classifier(model.pooler(hidden, mask))
-            probabilities.append(torch.softmax(logits.float(), dim=-1).numpy())
+            probabilities.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
     return np.concatenate(features), (np.concatenate(probabilities) if probabilities else None)
 
 

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from hf_rnn_transfer import __version__
 
 CLI = [sys.executable, "-m", "hf_rnn_transfer"]
@@ -20,6 +22,7 @@ def test_console_script_is_installed():
     assert result.returncode == 0 and result.stdout.strip() == f"hf-rnn-transfer {__version__}"
 
 
+@pytest.mark.slow
 def test_help_lists_the_subcommands_and_their_flags():
     result = run("--help")
     assert result.returncode == 0 and "quickstart" in result.stdout
@@ -29,6 +32,7 @@ def test_help_lists_the_subcommands_and_their_flags():
         assert flag in result.stdout
 
 
+@pytest.mark.slow
 def test_quickstart_trains_saves_reloads_and_predicts(tmp_path):
     out = tmp_path / "run"
     result = run(
@@ -68,6 +72,7 @@ def test_quickstart_never_overwrites_a_previous_run(tmp_path):
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_quickstart_rejects_bad_values_clearly(tmp_path):
     result = run("quickstart", "--output_dir", str(tmp_path / "a"), "--cell_type", "lstn")
     assert result.returncode == 2 and "cell_type must be one of lstm, gru, rnn; got 'lstn'" in result.stderr

@@ -26,6 +26,7 @@ def write_jsonl(rows, path):
             handle.write(json.dumps({"text": row["text"], "label": row["label"]}) + "\n")
 
 
+@pytest.mark.slow
 def test_finetune_and_rank_sources_commands(tmp_path):
     reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
     write_jsonl(reviews.select(range(120)), tmp_path / "train.jsonl")
@@ -127,6 +128,8 @@ def test_finetune_and_rank_sources_commands(tmp_path):
     assert bad.returncode == 2 and "pass --dataset" in bad.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.needs_data
 def test_pretrain_language_model_and_classifier_sources(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -206,6 +209,8 @@ def test_pretrain_language_model_and_classifier_sources(tmp_path):
     assert bad.returncode == 2 and "set --max_steps" in bad.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.needs_data
 def test_forecasting_source_from_a_ucr_folder_transfers_to_a_related_series_target(tmp_path):
     """pretrain --objective forecasting on unlabelled ECG series -> compare / finetune on another ECG set."""
     from hf_rnn_transfer import RNNForTimeSeriesForecasting
@@ -326,6 +331,7 @@ def test_series_target_with_other_channels_than_the_source_is_refused(tmp_path):
         encode_target(DatasetDict(train=two_channels), config, None, TargetDataArguments())
 
 
+@pytest.mark.needs_data
 def test_pretrain_init_from_continues_a_language_model_with_the_new_texts_vocabulary(tmp_path):
     """ULMFiT's second stage: the general LM continues on target text; rows move by token string."""
     from transformers import AutoTokenizer
@@ -374,6 +380,7 @@ def test_pretrain_init_from_continues_a_language_model_with_the_new_texts_vocabu
     torch.testing.assert_close(target.rnn.layers[0].weight_hh_l0, source.rnn.layers[0].weight_hh_l0)
 
 
+@pytest.mark.slow
 def test_finetune_under_torchrun_trains_one_model_over_two_processes_and_pushes_once(tmp_path):
     import socket
 

@@ -22,6 +22,7 @@ def fsdd_rows(count=120):
     return Dataset.from_dict({"file": [r["file"] for r in rows], "label": [int(r["label"]) for r in rows]})
 
 
+@pytest.mark.needs_data
 def test_fsdd_digits_to_log_mel_frames_and_training(tmp_path):
     features = prepare_audio(fsdd_rows(), root=FSDD, sampling_rate=8000, n_mels=20)
     first = np.asarray(features[0]["input_values"])
@@ -59,6 +60,7 @@ def test_fsdd_digits_to_log_mel_frames_and_training(tmp_path):
     assert sum(losses[-8:]) / 8 < 0.8 * sum(losses[:8]) / 8, losses
 
 
+@pytest.mark.needs_data
 def test_another_sample_rate_is_refused_or_resampled(tmp_path):
     audio, rate = read_wav(FSDD / "recordings" / "0_jackson_0.wav")
     assert rate == 8000 and audio.dtype == np.float32 and np.abs(audio).max() <= 1.0

@@ -20,6 +20,7 @@ def ptb():
     return texts, train_tokenizer(texts, vocab_size=5000)
 
 
+@pytest.mark.needs_data
 def test_streams_continue_across_batches(ptb):
     texts, tokenizer = ptb
     stream = LanguageModelStream(texts, tokenizer, batch_size=4, bptt=20, variable_bptt=False)
@@ -35,6 +36,7 @@ def test_streams_continue_across_batches(ptb):
     assert set(rows[0]["input_ids"].tolist()) <= set(all_ids) | {tokenizer.eos_token_id}
 
 
+@pytest.mark.needs_data
 def test_variable_bptt_lengths_vary_but_are_shared_within_a_step(ptb):
     texts, tokenizer = ptb
     stream = LanguageModelStream(texts, tokenizer, batch_size=3, bptt=30, seed=1)
@@ -45,6 +47,7 @@ def test_variable_bptt_lengths_vary_but_are_shared_within_a_step(ptb):
     assert all(5 <= s[0] <= 60 for s in steps)
 
 
+@pytest.mark.needs_data
 def test_a_streaming_corpus_trains_with_carried_state(ptb, tmp_path):
     _, tokenizer = ptb
     corpus = load_dataset("text", data_files=str(PTB), split="train", streaming=True)

@@ -15,7 +15,7 @@ def test_shipped_reviews_are_the_real_balanced_data(domain):
     assert reviews.features["label"].names == ["negative", "positive"]
     assert sum(reviews["label"]) == 1000
     shared = Path(SHARED_DATA) / "amazon_multidomain" / f"{domain}.jsonl"
-    if shared.exists():  # the shipped copy holds exactly the texts of ../shared/data
+    if shared.exists():  # the shipped copy holds exactly the texts of the original release
         original = [json.loads(line) for line in shared.open()]
         assert reviews["text"] == [row["text"] for row in original]
 

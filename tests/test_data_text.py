@@ -39,6 +39,7 @@ def mean(values):
     return sum(values) / len(values)
 
 
+@pytest.mark.needs_data
 def test_sst2_from_json_files_to_a_trained_classifier(tmp_path):
     files = {"train": str(SHARED_DATA / "sst2" / "train.jsonl"), "test": str(SHARED_DATA / "sst2" / "test.jsonl")}
     raw = load_dataset("json", data_files=files)
@@ -95,6 +96,7 @@ def test_bad_text_inputs_are_named():
         prepare_text_classification(data, no_pad, text_column="review")
 
 
+@pytest.mark.needs_data
 def test_conll_tags_align_to_subword_tokens_and_train(tmp_path):
     raw = load_dataset("json", data_files={"train": str(SHARED_DATA / "conll2003" / "train.jsonl")})
     raw = DatasetDict({"train": raw["train"].select(range(800))})
@@ -127,6 +129,7 @@ def test_conll_tags_align_to_subword_tokens_and_train(tmp_path):
     assert (batch["labels"][batch["attention_mask"] == 0] == -100).all()
 
 
+@pytest.mark.needs_data
 def test_wnut_tags_unseen_in_training_are_refused():
     raw = load_dataset("json", data_files={"train": str(SHARED_DATA / "wnut17" / "train.jsonl")})["train"]
     tokenizer = train_tokenizer([" ".join(t) for t in raw["tokens"][:500]], vocab_size=2000)

@@ -37,6 +37,7 @@ def train(model, dataset, tmp_path, steps=40, lr=1e-2):
     return [e["loss"] for e in trainer.state.log_history if "loss" in e]
 
 
+@pytest.mark.needs_data
 def test_ucr_ecg200_to_a_trained_classifier(tmp_path):
     raw = load_ucr("ECG200", root=UCR)
     assert len(raw["train"]) == 100 and raw["train"].features["label"].names == ["-1", "1"]
@@ -64,6 +65,7 @@ def test_ucr_ecg200_to_a_trained_classifier(tmp_path):
     assert sum(losses[-8:]) / 8 < 0.85 * sum(losses[:8]) / 8, losses
 
 
+@pytest.mark.needs_data
 def test_forecasting_windows_train_the_forecasting_head(tmp_path):
     series, _ = prepare_series(load_ucr("GunPointAgeSpan", root=UCR)["train"].select(range(40)), label_column=None)
     windows = forecasting_windows(series, context_length=40, prediction_length=5, stride=20)
@@ -86,6 +88,7 @@ def test_forecasting_windows_train_the_forecasting_head(tmp_path):
     assert sum(losses[-10:]) / 10 < 0.5 * sum(losses[:10]) / 10, losses
 
 
+@pytest.mark.needs_data
 def test_multichannel_arrays_missing_values_and_bad_series():
     data = Dataset.from_dict(
         {"values": [[[1.0, 10.0], [np.nan, 20.0], [3.0, 30.0]], [[0.0, 0.0], [1.0, 1.0]]], "label": [0, 1]}

@@ -5,11 +5,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 
 from hf_rnn_transfer.hub import LocalHub, hub_endpoint
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_on_the_offline_hub(tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run(

@@ -9,6 +9,7 @@ from transformers import DataCollatorWithPadding, set_seed
 from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
 from hf_rnn_transfer.data import load_amazon_reviews, prepare_text_classification, train_tokenizer
 from hf_rnn_transfer.evaluation import (
+    NEVER,
     ComparisonResult,
     balanced_budget_indices,
     compare,
@@ -36,11 +37,11 @@ def test_budgets_are_nested_and_balanced():
 def test_negative_transfer_test_and_catch_up():
     result = ComparisonResult(budgets=[10, 20], seeds=[0, 1, 2], train_size=20)
     result.scores = {
-        "transfer": {10: [0.55, 0.56, 0.54], 20: [0.80, 0.81, 0.79]},
+        "transfer": {10: [0.55, 0.57, 0.54], 20: [0.80, 0.81, 0.79]},
         "scratch": {10: [0.70, 0.71, 0.69], 20: [0.70, 0.72, 0.71]},
     }
     assert result.negative_transfer(10)[0] and not result.negative_transfer(20)[0]
-    assert result.catch_up_budget() == 10 and result.labels_scratch_needs(20) is None
+    assert result.catch_up_budget() == 10 and result.labels_scratch_needs(20) is NEVER
     noisy = ComparisonResult(
         budgets=[10], seeds=[0, 1, 2], scores={"transfer": {10: [0.5, 0.9, 0.6]}, "scratch": {10: [0.7, 0.6, 0.75]}}
     )
@@ -62,6 +63,7 @@ def kitchen():
 SHAPE = dict(embedding_size=16, hidden_size=16, num_layers=1, pad_token_id=0, pooling="concat")
 
 
+@pytest.mark.slow
 def test_compare_flags_a_source_trained_on_shuffled_labels(kitchen, tmp_path):
     """The constructed negative case: a source that learnt noise (shuffled labels), transferred with its head and
     frozen, against scratch trained normally."""
@@ -164,3 +166,31 @@ def test_linear_cka_and_what_transferred(kitchen, tmp_path):
     plot_layer_changes(changes, tmp_path / "layers.png")
     assert (tmp_path / "layers.png").exists()
     assert torch.equal(start.rnn.embeddings.weight, model.rnn.embeddings.weight)
+
+
+def test_the_same_gap_on_every_seed_is_not_called_significant():
+    same = ComparisonResult(
+        budgets=[100], seeds=[0, 1, 2], scores={"transfer": {100: [0.60] * 3}, "scratch": {100: [0.61] * 3}}
+    )
+    assert same.negative_transfer(100) == (False, None) and same.positive_transfer(100) == (False, None)
+    assert same.verdict(100).startswith("the seeds cannot tell")
+    tied = ComparisonResult(
+        budgets=[100], seeds=[0, 1], scores={"transfer": {100: [0.6, 0.7]}, "scratch": {100: [0.6, 0.7]}}
+    )
+    assert tied.verdict(100) == "no reliable difference"
+
+
+def test_catch_up_tells_never_from_the_whole_training_set_and_from_the_start():
+    scores = {"transfer": {10: [0.8, 0.8], None: [0.8, 0.8]}, "scratch": {10: [0.5, 0.6], None: [0.9, 0.9]}}
+    at_all = ComparisonResult(budgets=[10, None], seeds=[0, 1], scores=scores, train_size=50)
+    assert at_all.catch_up_budget() is None  # the budget "all", not "never"
+    assert "catches up with transfer at all (50) labels" in at_all.summary()
+    never = ComparisonResult(budgets=[10], seeds=[0, 1], scores={k: {10: v[10]} for k, v in scores.items()})
+    assert never.catch_up_budget() is NEVER and "never catches up" in never.summary()
+    ahead = ComparisonResult(budgets=[10], seeds=[0, 1], scores={"transfer": {10: [0.5]}, "scratch": {10: [0.7]}})
+    assert "at or above transfer from the smallest budget" in ahead.summary()
+
+
+def test_compare_refuses_repeated_seeds():
+    with pytest.raises(ValueError, match=r"seeds must be distinct .* got \[0, 0, 0\]"):
+        compare(None, None, [], [], None, None, seeds=(0, 0, 0))

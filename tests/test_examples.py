@@ -1,8 +1,10 @@
-"""The examples run (at a small size) on the real data of ../shared/data."""
+"""The examples run (at a small size) on the real datasets (`HF_RNN_TRANSFER_DATA`)."""
 
 import json
 import subprocess
 import sys
+
+import pytest
 
 from .conftest import REPO_ROOT, SHARED_DATA
 
@@ -17,6 +19,8 @@ def run_example(script, *argv) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
+@pytest.mark.needs_data
 def test_token_classification_example_runs(tmp_path):
     script = REPO_ROOT / "examples" / "token_classification" / "transfer_ner.py"
     result = run_example(
@@ -46,6 +50,8 @@ def test_token_classification_example_runs(tmp_path):
     assert (tmp_path / "source" / "model.safetensors").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.needs_data
 def test_speech_example_runs(tmp_path):
     script = REPO_ROOT / "examples" / "speech_fsdd" / "transfer_speaker.py"
     result = run_example(
@@ -69,6 +75,8 @@ def test_speech_example_runs(tmp_path):
     assert (tmp_path / "learning_curve.png").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.needs_data
 def test_ulmfit_example_runs_its_three_stages(tmp_path):
     script = REPO_ROOT / "examples" / "ulmfit" / "ulmfit_three_stages.py"
     result = run_example(
@@ -108,6 +116,8 @@ def test_ulmfit_example_runs_its_three_stages(tmp_path):
     assert only_in_test and not only_in_test & stage_two
 
 
+@pytest.mark.slow
+@pytest.mark.needs_data
 def test_ucr_example_runs(tmp_path):
     script = REPO_ROOT / "examples" / "time_series_ucr" / "ecg_transfer.py"
     result = run_example(

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -41,6 +42,7 @@ def test_push_model_writes_our_card_and_the_tokenizer_in_one_commit(hub, tmp_pat
         assert torch.equal(pulled(input_ids=ids).logits, model.eval()(input_ids=ids).logits)
 
 
+@pytest.mark.slow
 def test_push_command_against_a_given_endpoint(tmp_path):
     model_dir = tmp_path / "model"
     RNNForSequenceClassification(RNNConfig(vocab_size=20, hidden_size=8, embedding_size=4)).save_pretrained(model_dir)
@@ -73,6 +75,7 @@ def test_push_command_against_a_given_endpoint(tmp_path):
     assert "base_model: alice/src" in readme and ALICE not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_push_command_defaults_to_the_offline_hub(tmp_path):
     model_dir = tmp_path / "model"
     RNNForSequenceClassification(RNNConfig(vocab_size=20, hidden_size=8, embedding_size=4)).save_pretrained(model_dir)
@@ -100,6 +103,7 @@ def test_push_command_defaults_to_the_offline_hub(tmp_path):
         assert "model.safetensors" in HfApi().list_repo_files("me/model")
 
 
+@pytest.mark.slow
 def test_push_command_names_a_missing_model(tmp_path):
     result = subprocess.run(
         [

@@ -284,6 +284,7 @@ def push_pipeline_models(tokenizer) -> dict:
     return repos
 
 
+@pytest.mark.slow
 def test_pipelines_on_pushed_models_with_and_without_the_package(hub, tmp_path):
     tokenizer = train_tokenizer(TEXTS, min_frequency=1)
     repos = push_pipeline_models(tokenizer)
@@ -308,6 +309,7 @@ def test_pipelines_on_pushed_models_with_and_without_the_package(hub, tmp_path):
     assert child["text-generation"][0]["generated_text"].startswith("a great kettle")
 
 
+@pytest.mark.slow
 def test_hub_serve_command_serves_another_process(tmp_path):
     """`hf-rnn-transfer hub serve` in one process, a push from this one, a pull in a third with transformers only."""
     port = _free_port()
@@ -391,10 +393,10 @@ def _wait_for(endpoint: str, timeout: float = 30) -> None:
 
 
 def http(method: str, url: str, headers: dict | None = None):
-    """A raw HTTP request with the standard library: (status, headers, body)."""
+    """A raw HTTP request with the standard library: (status, headers (case-insensitive), body)."""
     request = urllib.request.Request(url, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
+        return err.code, err.headers, err.read()

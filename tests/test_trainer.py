@@ -350,6 +350,7 @@ def _check_distributed(report, single):
         )
 
 
+@pytest.mark.slow
 def test_gradual_unfreezing_is_correct_under_ddp_with_two_processes(tmp_path):
     """torchrun, 2 processes, gloo on CPU; against one process with the same global batch."""
     port = _free_port()
@@ -375,6 +376,7 @@ def test_gradual_unfreezing_is_correct_under_ddp_with_two_processes(tmp_path):
     _check_distributed(json.loads((tmp_path / "two.json").read_text()), json.loads((tmp_path / "one.json").read_text()))
 
 
+@pytest.mark.slow
 def test_multi_machine_command_as_two_nodes_on_loopback(tmp_path):
     """The README's multi-machine launch (`torchrun --nnodes 2 --node_rank R --master_addr ...`), one process per
     node, both nodes on this machine."""

@@ -286,6 +286,7 @@ def _fit(model, dataset, tokenizer, epochs, lr, batch_size, seed, tmp_path):
     return model
 
 
+@pytest.mark.slow
 def test_transfer_from_books_beats_scratch_on_kitchen_with_100_labels(tmp_path):
     """Source: a GRU classifier on the 2,000 labelled books reviews. Target: kitchen, 100 labels, another tokenizer.
     The transferred model and the same model from scratch get the same few steps; transfer must win on every seed."""

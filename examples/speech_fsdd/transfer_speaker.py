@@ -1,6 +1,6 @@
 """Speech: spoken digits (FSDD). A source trained on five speakers -> the sixth speaker with a few recordings.
 
-    python examples/speech_fsdd/transfer_speaker.py --fsdd ../shared/data/fsdd --target_speaker yweweler \
+    python examples/speech_fsdd/transfer_speaker.py --fsdd $HF_RNN_TRANSFER_DATA/fsdd --target_speaker yweweler \
         --budgets 10 20 50 --output_dir runs/fsdd
 
 Log-mel frames (`transformers.audio_utils`) feed a GRU classifier. The source learns the ten digits from the other
@@ -9,6 +9,7 @@ new speaker's recordings, against the same model from scratch, over seeds, on th
 """
 
 import csv
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +22,15 @@ from hf_rnn_transfer.evaluation import accuracy_of, compare
 from hf_rnn_transfer.trainer import TransferTrainer, TransferTrainingArguments
 from hf_rnn_transfer.transfer import transfer
 
+DATA = os.environ.get("HF_RNN_TRANSFER_DATA", "data")  # the folder of the real datasets
+
 
 @dataclass
 class SpeechArguments:
-    fsdd: str = field(default="../shared/data/fsdd", metadata={"help": "FSDD folder (recordings.csv + wavs)."})
+    fsdd: str = field(
+        default=os.path.join(DATA, "fsdd"),
+        metadata={"help": "FSDD folder (recordings.csv + wavs)."},
+    )
     target_speaker: str = field(default="yweweler", metadata={"help": "The new speaker."})
     budgets: list[int] = field(default_factory=lambda: [10, 20, 50], metadata={"help": "Target recordings used."})
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "Seeds."})

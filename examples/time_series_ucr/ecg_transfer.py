@@ -1,7 +1,7 @@
 """Time series (UCR): a GRU pretrained to forecast unlabelled ECG series -> a related ECG classification task with
 23 labelled series, against a supervised source on another ECG set and against scratch.
 
-    python examples/time_series_ucr/ecg_transfer.py --ucr ../shared/data/ucr --output_dir runs/ucr
+    python examples/time_series_ucr/ecg_transfer.py --ucr $HF_RNN_TRANSFER_DATA/ucr --output_dir runs/ucr
 
 Sources: `ECGFiveDays` as a forecasting task (all 884 series, no labels read: predict the next 8 steps from 48) and
 `ECG200` as a supervised task (its 100 labelled series). Target: `TwoLeadECG` (23 training series, 1,139 test series).
@@ -9,6 +9,7 @@ Every step is one `hf-rnn-transfer` command line, printed before it runs; the sa
 `--train_file`/`--test_file` with a `values` column.
 """
 
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +18,15 @@ from transformers import HfArgumentParser
 
 from hf_rnn_transfer.cli import main as hf_rnn_transfer
 
+DATA = os.environ.get("HF_RNN_TRANSFER_DATA", "data")  # the folder of the real datasets
+
 
 @dataclass
 class UCRArguments:
-    ucr: str = field(default="../shared/data/ucr", metadata={"help": "Folder of UCR datasets (<name>/<name>_*.tsv)."})
+    ucr: str = field(
+        default=os.path.join(DATA, "ucr"),
+        metadata={"help": "Folder of UCR datasets (<name>/<name>_*.tsv)."},
+    )
     forecasting_source: str = field(default="ECGFiveDays", metadata={"help": "Unlabelled source (forecasting)."})
     supervised_source: str = field(default="ECG200", metadata={"help": "Labelled source (classification)."})
     target: str = field(default="TwoLeadECG", metadata={"help": "Target dataset."})

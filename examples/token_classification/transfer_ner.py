@@ -1,8 +1,8 @@
 """Token classification transfer: a NER source (CoNLL-2003 news) -> a target with other entity types (WNUT-17 tweets).
 
     python examples/token_classification/transfer_ner.py \
-        --source_train ../shared/data/conll2003/train.jsonl \
-        --target_train ../shared/data/wnut17/train.jsonl --target_test ../shared/data/wnut17/test.jsonl \
+        --source_train $HF_RNN_TRANSFER_DATA/conll2003/train.jsonl \
+        --target_train $HF_RNN_TRANSFER_DATA/wnut17/train.jsonl --target_test $HF_RNN_TRANSFER_DATA/wnut17/test.jsonl \
         --target_examples 1000 --output_dir runs/ner
 
 Any JSON Lines / CSV / parquet files (or Hub datasets, with --source_dataset/--target_dataset) with a column of

@@ -3,7 +3,7 @@ same model fine-tuned as a language model on review text (unlabelled: the kitche
 `--target_text pool` for the pool alone) -> a classifier on a few kitchen labels, against the same classifier from
 scratch and TF-IDF + logistic regression. The kitchen test reviews are never read before stage 3's evaluation.
 
-    python examples/ulmfit/ulmfit_three_stages.py --wikitext ../shared/data/wikitext2 --output_dir runs/ulmfit
+    python examples/ulmfit/ulmfit_three_stages.py --wikitext $HF_RNN_TRANSFER_DATA/wikitext2 --output_dir runs/ulmfit
 
 Each stage is one command line, printed before it runs, so the same three steps work from the shell on your own
 corpus and labels. `--ablation` also classifies straight from the general model (stages 1 -> 3), to show what the
@@ -11,6 +11,7 @@ target-domain language-model stage adds.
 """
 
 import json
+import os
 import random
 import shlex
 from dataclasses import dataclass, field
@@ -21,11 +22,14 @@ from transformers import HfArgumentParser
 from hf_rnn_transfer.cli import main as hf_rnn_transfer
 from hf_rnn_transfer.data import AMAZON_DOMAINS, load_amazon_reviews
 
+DATA = os.environ.get("HF_RNN_TRANSFER_DATA", "data")  # the folder of the real datasets
+
 
 @dataclass
 class ULMFiTArguments:
     wikitext: str = field(
-        default="../shared/data/wikitext2", metadata={"help": "Folder of the general corpus: every *.txt is read."}
+        default=os.path.join(DATA, "wikitext2"),
+        metadata={"help": "Folder of the general corpus: every *.txt is read."},
     )
     target_domain: str = field(default="kitchen", metadata={"help": f"Amazon domain to classify: {AMAZON_DOMAINS}."})
     general_steps: int = field(default=1000, metadata={"help": "Stage 1: language-model steps on the general corpus."})

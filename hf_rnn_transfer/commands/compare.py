@@ -49,6 +49,9 @@ def run_compare(
     from ..modeling_rnn import RNNForSequenceClassification
 
     budgets = parse_budgets(compare_args.budgets)
+    seeds = compare_args.seeds
+    if not seeds or len(set(seeds)) != len(seeds) or any(seed < 0 for seed in seeds):
+        raise ValueError(f"--seeds takes distinct non-negative integers (e.g. --seeds 0 1 2), got {seeds}.")
     raw = read_target(data_args)
     if "test" not in raw:
         raise ValueError("compare needs a test split: pass --test_file (or a dataset with a test split).")

@@ -46,6 +46,11 @@ class TargetDataArguments:
 
 def load_target(dataset: str | None, train_file: str | None, test_file: str | None) -> DatasetDict:
     """A Hub dataset id, a local dataset folder, a UCR archive folder, or local train/test files."""
+    for flag, path in (("--train_file", train_file), ("--test_file", test_file)):
+        if path and not Path(path).is_file():
+            raise FileNotFoundError(f"{flag} {path!r} does not exist (or is not a file).")
+        if path and Path(path).stat().st_size == 0:
+            raise ValueError(f"{flag} {path!r} is empty: it needs one row per example.")
     if train_file:
         files = {"train": train_file, **({"test": test_file} if test_file else {})}
         suffix = Path(train_file).suffix
@@ -65,8 +70,15 @@ def read_target(args: TargetDataArguments) -> DatasetDict:
     raw = load_target(args.dataset, args.train_file, args.test_file)
     if "train" not in raw:
         raise ValueError(f"the data has no train split; it has {list(raw)}.")
-    if args.max_train_examples:
+    if args.max_train_examples is not None:
+        if args.max_train_examples < 1:
+            raise ValueError(
+                f"--max_train_examples must be at least 1 (or left out for every row), got {args.max_train_examples}."
+            )
         raw["train"] = raw["train"].select(range(min(args.max_train_examples, len(raw["train"]))))
+    for split, rows in raw.items():
+        if len(rows) == 0:
+            raise ValueError(f"the {split} split has no rows: give data with at least one example.")
     return raw
 
 

@@ -4,7 +4,7 @@ missing values, and sliding windows for forecasting.
 Example:
 
 ```python
->>> ds = load_ucr("ECG200", root="../shared/data/ucr")
+>>> ds = load_ucr("ECG200", root="data/ucr")
 >>> series, labels = prepare_series(ds)
 >>> mean, std = series_statistics(series["train"])
 >>> config = RNNConfig(input_size=1, input_mean=mean, input_std=std, id2label=labels.id2label, ...)
