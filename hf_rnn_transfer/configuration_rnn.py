@@ -1,5 +1,7 @@
 """Configuration of the recurrent (LSTM / GRU / vanilla RNN) model family."""
 
+import difflib
+
 from transformers import PretrainedConfig
 
 CELL_TYPES = ("lstm", "gru", "rnn")
@@ -92,6 +94,7 @@ class RNNConfig(PretrainedConfig):
     initializer_range: float = 0.1
 
     def __post_init__(self, **kwargs):
+        self._refuse_misspelled_fields(kwargs)
         super().__post_init__(**kwargs)
         self._check_choice("cell_type", CELL_TYPES)
         self._check_choice("pooling", POOLING_TYPES)
@@ -140,6 +143,23 @@ class RNNConfig(PretrainedConfig):
                     )
         if self.tie_word_embeddings and self.vocab_size is None:
             raise ValueError("RNNConfig.tie_word_embeddings needs token input (`vocab_size`).")
+
+    @classmethod
+    def _refuse_misspelled_fields(cls, extra: dict) -> None:
+        """A keyword that is no field but nearly one of ours is a typo (`hiden_size`), not a custom attribute: it
+        would be silently ignored. Other unknown keywords stay custom attributes, as transformers allows."""
+        ours = [
+            name
+            for klass in cls.__mro__
+            if klass is not PretrainedConfig
+            for name in vars(klass).get("__annotations__", {})
+        ]
+        for key in extra:
+            if hasattr(PretrainedConfig, key) or key.startswith("_"):
+                continue
+            close = difflib.get_close_matches(key, ours, n=1, cutoff=0.85)
+            if close:
+                raise ValueError(f"RNNConfig got an unknown field {key!r}: did you mean {close[0]!r}?")
 
     def _check_choice(self, name: str, allowed: tuple[str, ...]) -> None:
         value = getattr(self, name)

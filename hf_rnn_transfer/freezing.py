@@ -79,7 +79,13 @@ class FreezingSchedule:
             return names[1 + self.freeze_layers :]
         if self.strategy == "encoder":
             return ["head"]
-        stage = self.stage(epoch, step)
+        return self.trainable_at_stage(self.stage(epoch, step))
+
+    def trainable_at_stage(self, stage: int) -> list[str]:
+        """The groups that train during `stage` of a scheduled strategy (gradual, chain_thaw)."""
+        names = self.group_names
+        if self.strategy not in ("gradual", "chain_thaw"):
+            return self.trainable()
         if self.strategy == "gradual":
             return names[len(names) - 1 - stage :]
         # chain-thaw: the new head first, then every group alone from the bottom, then all of them

@@ -5,7 +5,14 @@ This file is copied next to every saved checkpoint (`register_for_auto_class`) s
 `configuration_rnn`.
 """
 
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -96,6 +103,41 @@ class RNNForecastOutput(ModelOutput):
     recurrent_state: RecurrentState | None = None
 
 
+WEIGHTS_CHECKSUMS = "safetensors_sha256"
+_WEIGHT_FILE = re.compile(r"^model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?$")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksums(folder: Path) -> None:
+    """Check the weight files of a saved folder against the sha256 its `config.json` records (when it does)."""
+    config_path = Path(folder) / "config.json"
+    if not config_path.is_file():
+        return
+    try:
+        sums = json.loads(config_path.read_text()).get(WEIGHTS_CHECKSUMS) or {}
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        return  # transformers reports a broken config.json itself
+    for name, expected in sums.items():
+        path = Path(folder) / name
+        if not path.is_file():
+            raise OSError(
+                f"{folder}: config.json lists {name}, which is missing. Was the save interrupted? Save again."
+            )
+        if _sha256(path) != expected:
+            raise OSError(
+                f"{path} does not match the checksum in {config_path}: the file is corrupted, or a save was "
+                "interrupted and the weights and config are from different saves. Save the model again (or restore "
+                "a backup)."
+            )
+
+
 class RNNPreTrainedModel(PreTrainedModel):
     """Weight initialisation, auto-class map and input checks shared by the encoder and every head."""
 
@@ -117,7 +159,14 @@ class RNNPreTrainedModel(PreTrainedModel):
         `transfer_report` saying what moved.
         """
         if not any(key in kwargs for key in _TRANSFER_OPTIONS):
-            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+            folder = Path(str(pretrained_model_name_or_path)) / (kwargs.get("subfolder") or "")
+            if folder.is_dir():
+                verify_checksums(folder)  # before loading: an interrupted save must not load as a mixed model
+            loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+            model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
+            if hasattr(model.config, WEIGHTS_CHECKSUMS):  # they describe those files, not the model in memory
+                delattr(model.config, WEIGHTS_CHECKSUMS)
+            return loaded
         try:
             from hf_rnn_transfer.transfer import transfer_from_pretrained
         except ImportError as err:
@@ -125,6 +174,38 @@ class RNNPreTrainedModel(PreTrainedModel):
                 "Transfer options of from_pretrained need the hf-rnn-transfer package: pip install hf-rnn-transfer"
             ) from err
         return transfer_from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """
+        `PreTrainedModel.save_pretrained`, made atomic and checksummed: everything is written to a temporary folder
+        beside `save_directory`, the sha256 of each weight file goes into `config.json`, and the files are moved in
+        with `config.json` last. An interrupted save leaves either the old checkpoint or a config whose checksums do
+        not match the weights beside it, which `from_pretrained` refuses; flipped bytes are refused the same way.
+        """
+        target = Path(save_directory)
+        if target.exists() and not target.is_dir():
+            raise FileExistsError(f"save_pretrained: {target} is a file, not a folder; nothing was written.")
+        if kwargs.get("push_to_hub"):  # transformers' own push path (uploads from the folder it writes)
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+        try:
+            super().save_pretrained(staging, *args, **kwargs)
+            sums = {p.name: _sha256(p) for p in sorted(staging.glob("*.safetensors"))}
+            config_path = staging / "config.json"
+            if sums and config_path.exists():
+                config = json.loads(config_path.read_text())
+                config[WEIGHTS_CHECKSUMS] = sums
+                config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+            target.mkdir(exist_ok=True)
+            written = {p.name for p in staging.iterdir()}
+            for stale in target.iterdir():  # weight shards of an earlier save would be read with the new ones
+                if _WEIGHT_FILE.match(stale.name) and stale.name not in written:
+                    stale.unlink()
+            for path in sorted(staging.iterdir(), key=lambda p: p.name == "config.json"):
+                os.replace(path, target / path.name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def post_init(self):
         super().post_init()
@@ -342,6 +423,12 @@ class RNNModel(RNNPreTrainedModel):
         expected = "`input_ids` or `inputs_embeds`" if self.config.is_token_input else "`input_values`"
         if len(given) != 1:
             raise ValueError(f"Pass exactly one of {expected} to this model; got {given or 'none'}.")
+        tensor = next(v for v in (input_ids, input_values, inputs_embeds) if v is not None)
+        if tensor.dim() >= 2 and (tensor.shape[0] == 0 or tensor.shape[1] == 0):
+            raise ValueError(
+                f"`{given[0]}` has shape {list(tensor.shape)}: a batch needs at least one sequence of at least one "
+                "position (an empty text, review or prompt? drop it, or give it a token such as BOS)."
+            )
         if self.config.is_token_input:
             if input_values is not None:
                 raise ValueError(
@@ -390,7 +477,10 @@ class RNNModel(RNNPreTrainedModel):
         lengths = mask.sum(dim=1)
         if (lengths == 0).any():
             rows = (lengths == 0).nonzero().flatten().tolist()
-            raise ValueError(f"`attention_mask` rows {rows} are all zero: every sequence needs at least one position.")
+            raise ValueError(
+                f"`attention_mask` rows {rows} are all zero: every sequence needs at least one position (an empty "
+                "text in the batch? drop it before batching)."
+            )
         right_padded = not (~mask[:, :-1] & mask[:, 1:]).any()
         order = None if right_padded else (~mask).to(torch.int8).argsort(dim=1, stable=True)
         return lengths, order
@@ -796,6 +886,13 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
                 if attention_mask is not None:
                     shift_labels = shift_labels.masked_fill(attention_mask == 0, -100)
             shift_labels = shift_labels.to(logits.device)
+            valid = shift_labels[shift_labels != -100]
+            if valid.numel() and (valid.min() < 0 or valid.max() >= self.config.vocab_size):
+                raise ValueError(
+                    f"language-model labels must be token ids in [0, {self.config.vocab_size - 1}] or -100 (ignored), "
+                    f"got values in [{int(valid.min())}, {int(valid.max())}]: were they tokenised with this model's "
+                    "tokenizer?"
+                )
             loss = F.cross_entropy(logits.flatten(0, 1).float(), shift_labels.flatten(), ignore_index=-100)
         if not return_dict:
             return tuple(v for v in (loss, logits, out.hidden_states, out.recurrent_state) if v is not None)

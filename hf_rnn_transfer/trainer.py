@@ -14,6 +14,7 @@ and no state. The optimizer holds every group from the start, so gradual unfreez
 
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,6 +167,21 @@ class TransferTrainingArguments(TrainingArguments):
             raise ValueError("l2sp_alpha and l2sp_beta must be >= 0.")
         if self.discriminative_lr_factor <= 0:
             raise ValueError(f"discriminative_lr_factor must be positive, got {self.discriminative_lr_factor}.")
+        unused = []
+        if self.freeze_layers and self.freezing_strategy != "layers":
+            unused.append(f"freeze_layers={self.freeze_layers} (only freezing_strategy='layers' uses it)")
+        if not self.slanted_triangular and (self.stlr_cut_frac != 0.1 or self.stlr_ratio != 32.0):
+            unused.append("stlr_cut_frac/stlr_ratio (only lr_scheduler_type='slanted_triangular' uses them)")
+        if not self.discriminative_lr and self.discriminative_lr_factor != 2.6:
+            unused.append(
+                f"discriminative_lr_factor={self.discriminative_lr_factor} (set discriminative_lr=True to use it)"
+            )
+        if self.freezing_strategy not in ("gradual", "chain_thaw") and (
+            self.unfreeze_interval != 1.0 or self.unfreeze_unit != "epoch"
+        ):
+            unused.append("unfreeze_interval/unfreeze_unit (only the gradual and chain_thaw strategies use them)")
+        for option in unused:
+            warnings.warn(f"TransferTrainingArguments: {option} is ignored.", UserWarning, stacklevel=3)
         if self.carry_recurrent_state and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ValueError(
                 "carry_recurrent_state needs the streams in order on one process; with several processes each would "
@@ -254,6 +270,7 @@ class TransferTrainer(Trainer):
         return self.optimizer
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
+        self._check_schedule_fits(num_training_steps)
         if self.lr_scheduler is None and self.args.slanted_triangular:
             self.lr_scheduler = get_slanted_triangular_schedule(
                 optimizer or self.optimizer, num_training_steps, self.args.stlr_cut_frac, self.args.stlr_ratio
@@ -263,6 +280,43 @@ class TransferTrainer(Trainer):
         return super().create_scheduler(num_training_steps, optimizer)
 
     # -- freezing ------------------------------------------------------------------------------------------------
+    def _check_schedule_fits(self, num_training_steps: int) -> None:
+        """Refuse a gradual / chain-thaw schedule whose last stage would never start: some groups would never train
+        while the model card says they were unfrozen."""
+        schedule = self.schedule
+        if schedule.num_stages <= 1:
+            return
+        if schedule.unit == "step":
+            available, unit = float(num_training_steps), "optimizer steps"
+        else:
+            unit = "epochs"
+            if self.args.max_steps > 0:
+                try:
+                    per_epoch = max(1, len(self.get_train_dataloader()) // self.args.gradient_accumulation_steps)
+                except TypeError:
+                    return  # a stream without a length: epochs are not defined
+                available = num_training_steps / per_epoch
+            else:
+                available = float(self.args.num_train_epochs)
+        needed = schedule.interval * (schedule.num_stages - 1)  # when the last stage begins
+        if available > needed + 1e-9:
+            return
+        if available <= 0:
+            raise ValueError(
+                f"freezing_strategy={schedule.strategy!r} with training of 0 {unit}: nothing would train. Set "
+                f"num_train_epochs (or max_steps) above {needed:g} {unit} so that every stage runs."
+            )
+        reached = max(0, math.ceil(available / schedule.interval - 1e-9) - 1)
+        trained = {g for stage in range(reached + 1) for g in schedule.trainable_at_stage(stage)}
+        never = [g for g in schedule.group_names if g not in trained]
+        raise ValueError(
+            f"freezing_strategy={schedule.strategy!r} has {schedule.num_stages} stages of {schedule.interval:g} "
+            f"{unit}: its last stage starts after {needed:g} {unit}, but training lasts {available:g}"
+            + (f", so {', '.join(never)} would never train" if never else "")
+            + f". Train longer than {needed:g} {unit} (num_train_epochs / max_steps) or set unfreeze_interval below "
+            f"{available / (schedule.num_stages - 1):g}."
+        )
+
     @property
     def is_distributed(self) -> bool:
         return self.args.world_size > 1

@@ -2,6 +2,7 @@
 offline Hub on disk."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -436,3 +437,35 @@ def test_finetune_under_torchrun_trains_one_model_over_two_processes_and_pushes_
     assert summary["processes"] == 2 and summary["optimizer_steps"] == 4
     assert launched.stdout.count("test accuracy:") == 1 and launched.stdout.count("pushed me/kitchen-ddp@") == 1
     assert (tmp_path / "ft" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "extra", "message"),
+    [
+        ("finetune", ["--source", "./missing"], "--source './missing': no such folder"),
+        ("finetune", ["--source", "{empty_dir}"], "has no config.json"),
+        ("finetune", ["--source", "alice/x", "--train_file", "{empty_file}"], "is empty: it needs one row"),
+        ("finetune", ["--source", "./m", "--max_train_examples", "0"], "--max_train_examples must be at least 1"),
+        ("pretrain", ["--objective", "causal_lm", "--train_file", "{empty_file}"], "is empty"),
+        ("compare", ["--source", "./m", "--seeds", "-1"], r"--seeds takes distinct non-negative integers"),
+        ("compare", ["--source", "./m", "--seeds", "0", "0", "0"], r"got \[0, 0, 0\]"),
+        ("finetune", ["--source", "./m", "--train_file", "{tmp}/nope.jsonl"], "--train_file .* does not exist"),
+    ],
+)
+def test_bad_command_inputs_get_one_clear_line(command, extra, message, tmp_path, capsys):
+    from hf_rnn_transfer.cli import main
+
+    (tmp_path / "empty_dir").mkdir()
+    (tmp_path / "empty.jsonl").write_text("")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"text": "good", "label": 1}\n{"text": "bad", "label": 0}\n')
+    values = {
+        "empty_dir": str(tmp_path / "empty_dir"),
+        "empty_file": str(tmp_path / "empty.jsonl"),
+        "tmp": str(tmp_path),
+    }
+    argv = [command, *[a.format(**values) for a in extra], "--output_dir", str(tmp_path / "out")]
+    if "--train_file" not in argv:
+        argv += ["--train_file", str(rows)]
+    assert main(argv) == 2
+    assert re.search(message, capsys.readouterr().err)

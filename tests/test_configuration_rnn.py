@@ -91,3 +91,15 @@ def test_config_file_with_unknown_cell_type_fails_clearly(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="cell_type must be one of 'lstm', 'gru', 'rnn'; got 'lstn'"):
         AutoConfig.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"), [("hiden_size", "hidden_size"), ("num_layer", "num_layers"), ("celltype", "cell_type")]
+)
+def test_a_misspelled_field_is_refused_with_the_field_it_resembles(typo, meant):
+    with pytest.raises(ValueError, match=f"unknown field '{typo}': did you mean '{meant}'"):
+        RNNConfig(vocab_size=10, **{typo: 16})
+
+
+def test_other_custom_attributes_are_kept_as_transformers_allows():
+    assert RNNConfig(vocab_size=10, dataset_note="kitchen").dataset_note == "kitchen"

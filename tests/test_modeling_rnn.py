@@ -1,5 +1,7 @@
 """The model family: every head x cell x direction, padding invariance, state continuation, round trips, errors."""
 
+import json
+
 import pytest
 import torch
 from datasets import Dataset
@@ -370,3 +372,83 @@ def test_plain_transformers_trainer_reduces_the_loss(head, tmp_path):
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5, losses
     model.save_pretrained(tmp_path / "model")
     AUTO[head].from_pretrained(tmp_path / "model")
+
+
+@pytest.mark.parametrize("pooling", ["mean", "concat", "max", "last"])
+def test_nan_or_inf_in_masked_padding_never_reaches_the_pooled_output(pooling):
+    config = make_config("forecast", pooling=pooling)
+    model = RNNForSequenceClassification(config).eval()
+    values = torch.randn(2, 6, CHANNELS)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
+    clean = model(input_values=values, attention_mask=mask).logits
+    values[1, 3:] = float("nan")
+    values[1, 4] = float("inf")
+    dirty = model(input_values=values, attention_mask=mask).logits
+    assert torch.isfinite(dirty).all()
+    torch.testing.assert_close(dirty, clean)
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        {"input_ids": torch.zeros(2, 0, dtype=torch.long)},
+        {"input_ids": torch.zeros(0, 4, dtype=torch.long)},
+        {"inputs_embeds": torch.zeros(1, 0, 8)},
+    ],
+)
+def test_zero_length_input_is_refused_by_name(inputs):
+    model = RNNForSequenceClassification(make_config("sequence"))
+    with pytest.raises(ValueError, match="needs at least one sequence of at least one position"):
+        model(**inputs)
+
+
+def test_an_empty_text_in_a_batch_is_named():
+    model = RNNForSequenceClassification(make_config("sequence"))
+    with pytest.raises(ValueError, match=r"rows \[1\] are all zero.*an empty text"):
+        model(input_ids=torch.tensor([[3, 4], [0, 0]]), attention_mask=torch.tensor([[1, 1], [0, 0]]))
+
+
+def test_causal_lm_labels_outside_the_vocabulary_are_refused():
+    lm = RNNForCausalLM(make_config("causal_lm"))
+    ids = torch.tensor([[3, 4, 5]])
+    with pytest.raises(ValueError, match=rf"token ids in \[0, {VOCAB - 1}\] or -100.*got values in \[4, {VOCAB + 5}\]"):
+        lm(input_ids=ids, labels=torch.tensor([[3, 4, VOCAB + 5]]))
+
+
+def test_save_is_checksummed_and_flipped_bytes_are_refused_on_load(tmp_path):
+    model = RNNForSequenceClassification(make_config("sequence"))
+    model.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert set(config["safetensors_sha256"]) == {"model.safetensors"}
+    loaded = RNNForSequenceClassification.from_pretrained(tmp_path / "m")
+    assert not hasattr(loaded.config, "safetensors_sha256")  # it describes files, not the model in memory
+    weights = tmp_path / "m" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0xFF  # one flipped byte inside a tensor
+    weights.write_bytes(bytes(data))
+    with pytest.raises(OSError, match="does not match the checksum"):
+        RNNForSequenceClassification.from_pretrained(tmp_path / "m")
+
+
+def test_an_interrupted_save_cannot_load_as_a_mixed_model(tmp_path):
+    old, new = (
+        RNNForSequenceClassification(make_config("sequence")),
+        RNNForSequenceClassification(make_config("sequence", hidden_size=16)),
+    )
+    old.save_pretrained(tmp_path / "m")
+    new.save_pretrained(tmp_path / "staged")
+    # a save cut off after the new config landed but before its weights: new config beside old weights
+    (tmp_path / "m" / "config.json").write_text((tmp_path / "staged" / "config.json").read_text())
+    with pytest.raises(OSError, match="a save was interrupted"):
+        RNNForSequenceClassification.from_pretrained(tmp_path / "m")
+    new.save_pretrained(tmp_path / "m")  # saving again repairs it
+    assert RNNForSequenceClassification.from_pretrained(tmp_path / "m").config.hidden_size == 16
+    assert not [p for p in tmp_path.iterdir() if ".saving-" in p.name]  # no staging folder left behind
+
+
+def test_save_pretrained_onto_a_file_is_refused_and_the_file_kept(tmp_path):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    with pytest.raises(FileExistsError, match="is a file, not a folder"):
+        RNNForSequenceClassification(make_config("sequence")).save_pretrained(target)
+    assert target.read_text() == "mine"

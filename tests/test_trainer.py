@@ -433,3 +433,34 @@ def test_trainer_runs_on_a_plain_dataset_without_padding(tmp_path):
         dataloader_pin_memory=False,
     )
     TransferTrainer(model=model, args=args, train_dataset=data).train()
+
+
+@pytest.mark.parametrize(
+    ("strategy", "extra", "never"),
+    [
+        ("gradual", dict(num_train_epochs=2, max_steps=-1), "embedding, layer_0 would never train"),
+        ("chain_thaw", dict(max_steps=3, unfreeze_unit="step"), "layer_1 would never train"),
+        ("gradual", dict(num_train_epochs=0, max_steps=-1), "training of 0 epochs: nothing would train"),
+    ],
+)
+def test_a_freezing_schedule_that_does_not_fit_the_training_is_refused(strategy, extra, never, kitchen, tmp_path):
+    data, tokenizer = kitchen
+    trainer = make_trainer(
+        transferred_classifier(tokenizer), data, tokenizer, tmp_path, freezing_strategy=strategy, **extra
+    )
+    with pytest.raises(ValueError, match=never):
+        trainer.train()
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (dict(freeze_layers=1), "freeze_layers=1"),
+        (dict(stlr_cut_frac=0.3), "stlr_cut_frac"),
+        (dict(discriminative_lr_factor=2.0), "discriminative_lr_factor=2.0"),
+        (dict(unfreeze_interval=2.0), "unfreeze_interval"),
+    ],
+)
+def test_options_that_their_enabling_option_leaves_unused_are_reported(options, named, tmp_path):
+    with pytest.warns(UserWarning, match=f"{named}.* is ignored"):
+        TransferTrainingArguments(output_dir=str(tmp_path), report_to="none", **options)

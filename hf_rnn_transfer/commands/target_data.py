@@ -127,13 +127,41 @@ def encode_target(raw: DatasetDict, source_config, tokenizer, args: TargetDataAr
     return EncodedTarget(encoded, labels, DataCollatorForSeries(), config)
 
 
+def check_source(source: str) -> None:
+    """A source that names a local path must be a saved model folder; anything else is taken for a Hub repo id.
+    (Without this a mistyped `./runs/lm` is sent to the Hub as a repo id and fails with a confusing message.)"""
+    from ..hub import is_hub_id
+
+    path = Path(source).expanduser()
+    if path.exists() or source.startswith((".", "/", "~")) or not is_hub_id(source):
+        if not path.exists():
+            raise FileNotFoundError(
+                f"--source {source!r}: no such folder (and not a Hub repo id 'namespace/name'); give a folder written "
+                "by save_pretrained or a repo id."
+            )
+        if not path.is_dir() or not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"--source {source!r} has no config.json: give a folder written by save_pretrained (weights, "
+                "config.json, tokenizer)."
+            )
+
+
 def load_source_config(source: str, revision: str | None, token: str | None):
     """The source's config and, for token input, its tokenizer (`None` for series)."""
     from transformers import AutoConfig, AutoTokenizer
 
     from ..configuration_rnn import RNNConfig
 
-    config = AutoConfig.from_pretrained(source, revision=revision, token=token)
+    check_source(source)
+    try:
+        config = AutoConfig.from_pretrained(source, revision=revision, token=token)
+    except ValueError as err:
+        if "model_type" not in str(err) and "Unrecognized" not in str(err):
+            raise
+        raise ValueError(
+            f"{source}: its config.json has no (known) `model_type`; hf-rnn-transfer sources are saved with "
+            "model_type 'rnn_transfer' (save_pretrained of an RNN model)."
+        ) from None
     if not isinstance(config, RNNConfig):
         raise ValueError(f"{source} is a {config.model_type!r} model; hf-rnn-transfer sources are 'rnn_transfer'.")
     tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, token=token) if config.is_token_input else None
