@@ -88,3 +88,13 @@ def test_bad_stream_settings():
         LanguageModelStream(["a b"], tokenizer, batch_size=2, bptt=1)
     with pytest.raises(ValueError, match="must be texts"):
         list(LanguageModelStream([3, 4], tokenizer, batch_size=1, bptt=2))
+
+
+@pytest.mark.parametrize("texts", [[], ["", "  "], ["one two"]])
+def test_a_corpus_too_small_for_one_step_is_named(texts):
+    from datasets import Dataset
+
+    tokenizer = train_tokenizer(["one two three four"], min_frequency=1)
+    stream = LanguageModelStream(Dataset.from_dict({"text": texts}), tokenizer, batch_size=2, bptt=8)
+    with pytest.raises(ValueError, match="too few tokens for one step of 2 streams"):
+        next(iter(stream))

@@ -140,3 +140,12 @@ def test_wnut_tags_unseen_in_training_are_refused():
     with pytest.raises(ValueError, match="1 words but 2 tags"):
         prepare_token_classification(Dataset.from_dict({"tokens": [["x"]], "tags": [["O", "O"]]}), tokenizer)
     assert torch.tensor([1]).item() == 1
+
+
+def test_an_empty_training_split_is_named():
+    from datasets import DatasetDict
+
+    tokenizer = train_tokenizer(["a b c", "b c d"], min_frequency=1)
+    empty = DatasetDict({"train": Dataset.from_dict({"text": [], "label": []})})
+    with pytest.raises(ValueError, match="the 'train' split has no rows"):
+        prepare_text_classification(empty, tokenizer)

@@ -134,3 +134,14 @@ def test_series_labels_may_be_strings_and_unknown_test_labels_are_refused():
     data["test"] = Dataset.from_dict({"values": values[:1], "label": ["jump"]})
     with pytest.raises(ValueError, match="'jump'.*never had"):
         prepare_series(data)
+
+
+def test_empty_series_and_empty_datasets_are_named():
+    from datasets import Dataset, DatasetDict
+
+    with pytest.raises(ValueError, match="series 0 of a batch in 'values' is empty"):
+        prepare_series(DatasetDict({"train": Dataset.from_dict({"values": [[]], "label": [0]})}))
+    with pytest.raises(ValueError, match="the 'train' split has no rows"):
+        prepare_series(DatasetDict({"train": Dataset.from_dict({"values": [], "label": []})}))
+    with pytest.raises(ValueError, match="at least one non-empty series"):
+        series_statistics(Dataset.from_dict({"input_values": []}))

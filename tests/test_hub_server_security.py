@@ -519,3 +519,32 @@ def test_parallel_requests_are_bounded_by_worker_threads_and_all_answered(hub):
     for t in threads:
         t.join()
     assert answers == [200] * 12
+
+
+def test_partial_uploads_are_removed_when_the_client_goes_away_and_at_the_next_start(tmp_path):
+    root = tmp_path / "root"
+    with LocalHub(root, tokens=HUB_TOKENS, limits=LIMITS) as server, hub_endpoint(server.endpoint):
+        HfApi(token=ALICE).create_repo("alice/cut")
+        content = os.urandom(1 << 20)
+        oid = hashlib.sha256(content).hexdigest()
+        batch = {"operation": "upload", "transfers": ["basic"], "objects": [{"oid": oid, "size": len(content)}]}
+        _, _, answer = request(
+            server, "POST", "/alice/cut.git/info/lfs/objects/batch", json.dumps(batch).encode(), token=ALICE
+        )
+        href = json.loads(answer)["objects"][0]["actions"]["upload"]["href"]
+        path = href.removeprefix(server.endpoint)
+        host, port = server.endpoint.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as sock:  # half the bytes, then the client dies
+            sock.sendall(f"PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(content)}\r\n\r\n".encode())
+            sock.sendall(content[: len(content) // 2])
+            deadline = time.monotonic() + 5
+            while not list((root / "tmp").glob("*.part")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert list((root / "tmp").glob("*.part"))  # the upload was in progress
+        deadline = time.monotonic() + 5
+        while list((root / "tmp").glob("*.part")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not list((root / "tmp").glob("*.part")) and not (root / "lfs" / oid).exists()
+    (root / "tmp" / f"{oid}.1.2.3.part").write_bytes(b"left by a server killed mid-upload")
+    with LocalHub(root, tokens=HUB_TOKENS):
+        assert not list((root / "tmp").glob("*.part"))

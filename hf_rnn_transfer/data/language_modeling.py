@@ -78,6 +78,12 @@ class LanguageModelStream(IterableDataset):
             while min(len(s) for s in streams) < length + 1:
                 text = next(texts, None)
                 if text is None:
+                    if first:
+                        raise ValueError(
+                            f"the corpus holds too few tokens for one step of {self.batch_size} streams x {length + 1} "
+                            f"tokens (it gave {sum(len(s) for s in streams)}; an empty corpus?): give more text, or "
+                            "lower batch_size / bptt."
+                        )
                     return
                 # verbose=False: documents are meant to outrun model_max_length here, they are cut into BPTT steps
                 ids = self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]

@@ -149,6 +149,8 @@ def _label_names(dataset, column: str, train_split: str, nested: bool = False) -
     if isinstance(inner, ClassLabel):
         return list(inner.names)
     train = dataset[train_split] if isinstance(dataset, DatasetDict) else dataset
+    if len(train) == 0:
+        raise ValueError(f"the {train_split!r} split has no rows: labels (and training) need at least one example.")
     values = train[column]
     if nested:
         values = [v for row in values for v in row]

@@ -121,6 +121,8 @@ def prepare_series(
         arrays = []
         for index, row in enumerate(batch[values_column]):
             array = _as_array(row, channels_last)
+            if len(array) == 0:
+                raise ValueError(f"series {index} of a batch in {values_column!r} is empty: every series needs values.")
             if np.isinf(array).any():
                 raise ValueError(f"series {index} of a batch in {values_column!r} holds infinite values.")
             if np.isnan(array).any():
@@ -166,6 +168,8 @@ def _impute(array: np.ndarray, how: str) -> np.ndarray:
 def series_statistics(dataset: Dataset, column: str = "input_values") -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation over every time step of `dataset` (use the training split)."""
     arrays = [np.asarray(row, dtype=np.float64) for row in dataset[column]]
+    if not arrays or not any(len(a) for a in arrays):
+        raise ValueError(f"series_statistics needs at least one non-empty series in {column!r}; the dataset has none.")
     stacked = np.concatenate(arrays, axis=0)
     std = stacked.std(axis=0)
     std[std < 1e-8] = 1.0  # a constant channel is left unscaled

@@ -82,13 +82,21 @@ def push_model(
             if not _is_connection_error(err):
                 raise
             raise ConnectionError(
-                f"Could not reach the Hub at {api.endpoint} ({err}). Nothing was committed and the local model is "
-                "untouched: push again once the Hub is reachable."
+                f"Could not reach the Hub at {api.endpoint}, or it went away during the push ({err}). Nothing was "
+                "committed (files are uploaded first, then one atomic commit; the server removes partial uploads) "
+                "and the local model is untouched: push again once the Hub is reachable."
             ) from err
 
 
 def _is_connection_error(err: BaseException) -> bool:
-    """Transport failures (refused, reset, timed out) of the HTTP client, whatever library raised them."""
-    names = {cls.__name__ for cls in type(err).__mro__}
+    """Transport failures (refused, reset, timed out) of the HTTP client, whatever library raised them, also when
+    wrapped (huggingface_hub raises "Error while uploading ..." from the transport error)."""
     transport = {"ConnectError", "ConnectTimeout", "ReadError", "ReadTimeout", "RemoteProtocolError", "WriteError"}
-    return isinstance(err, ConnectionError) or bool(names & transport)
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        names = {cls.__name__ for cls in type(err).__mro__}
+        if isinstance(err, ConnectionError) or names & transport:
+            return True
+        err = err.__cause__
+    return False
