@@ -1,13 +1,18 @@
 # Two entry points for a fresh machine: `make demo` (the main job) and `make test` (lint + test suite);
 # `make quickstart` is a one-minute smoke run.
 # Each creates .venv and installs the package (with the Hub server and test tools) into it.
-# TORCH_INSTALL picks the torch build (see README: a CPU-only machine avoids the multi-GB CUDA build):
-#   CPU machine:   make test TORCH_INSTALL="torch --index-url https://download.pytorch.org/whl/cpu"
-#   GPU machine:   make test TORCH_INSTALL=torch   (or install your CUDA build into .venv first)
+# TORCH_INSTALL picks the torch build (default below); override it for another one, e.g.
+#   make test TORCH_INSTALL="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 # Tests that need the larger real datasets read HF_RNN_TRANSFER_DATA and skip, saying so, without it.
 PYTHON ?= python3
 VENV ?= .venv
+# Linux without an NVIDIA GPU gets PyTorch's CPU build (about 200 MB instead of several GB of CUDA libraries);
+# a machine with `nvidia-smi`, and macOS (CPU + MPS), get the standard build.
+ifeq ($(shell uname -s)$(shell command -v nvidia-smi 2>/dev/null),Linux)
+TORCH_INSTALL ?= torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu
+else
 TORCH_INSTALL ?= torch==2.13.0
+endif
 BIN = $(VENV)/bin
 
 .PHONY: install demo quickstart test test-fast gpu-check lint clean
