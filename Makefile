@@ -21,7 +21,8 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet $(TORCH_INSTALL)
+	# torch alone first (its own index), then the package, which brings torch's dependencies from PyPI
+	$(BIN)/python -m pip install --quiet --no-deps $(TORCH_INSTALL)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
