@@ -25,9 +25,9 @@ EPILOG = """examples:
   hf-rnn-transfer demo --output_dir runs/demo
   hf-rnn-transfer quickstart --output_dir runs/quickstart
   hf-rnn-transfer pretrain --objective causal_lm --train_file corpus.txt --max_steps 2000 --output_dir runs/lm
-  hf-rnn-transfer pretrain --objective causal_lm --init_from runs/lm --train_file target.jsonl --max_steps 200 \
+  hf-rnn-transfer pretrain --objective causal_lm --init_from runs/lm --train_file target.jsonl --max_steps 200 \\
       --discriminative_lr --output_dir runs/target-lm
-  hf-rnn-transfer pretrain --objective forecasting --dataset UCR/ECGFiveDays --splits train test \
+  hf-rnn-transfer pretrain --objective forecasting --dataset UCR/ECGFiveDays --splits train test \\
       --num_train_epochs 5 --output_dir runs/forecaster
   hf-rnn-transfer compare --source runs/forecaster --dataset UCR/TwoLeadECG --budgets 10 all --output_dir runs/ecg
   hf-rnn-transfer finetune --source local/lstm-reviews --train_file train.jsonl --test_file test.jsonl \\

@@ -78,3 +78,14 @@ def test_quickstart_rejects_bad_values_clearly(tmp_path):
     assert result.returncode == 2 and "cell_type must be one of lstm, gru, rnn; got 'lstn'" in result.stderr
     result = run("quickstart", "--output_dir", str(tmp_path / "b"), "--domain", "garden")
     assert result.returncode == 2 and "domain must be one of" in result.stderr
+
+
+def test_help_examples_are_one_command_per_example():
+    from hf_rnn_transfer.cli import EPILOG
+
+    lines = EPILOG.splitlines()[1:]
+    for line, following in zip(lines, lines[1:]):
+        if line.endswith("\\"):  # a continued command: the next line is indented under it
+            assert following.startswith("      --"), (line, following)
+        else:
+            assert following.startswith("  hf-rnn-transfer "), (line, following)
