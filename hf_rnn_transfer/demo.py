@@ -224,7 +224,8 @@ def run_demo(args: DemoArguments) -> dict:
             learning_rate=args.finetune_learning_rate,
             per_device_train_batch_size=16,
             freezing_strategy="gradual",
-            unfreeze_interval=1,
+            # one more group per epoch; faster when there are fewer epochs than groups, so every group trains
+            unfreeze_interval=min(1.0, args.finetune_epochs / (args.num_layers + 2)),
             unfreeze_unit="epoch",
             discriminative_lr=True,
             discriminative_lr_factor=2.6,

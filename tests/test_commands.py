@@ -58,6 +58,8 @@ def test_finetune_and_rank_sources_commands(tmp_path):
             "2",
             "--freezing_strategy",
             "gradual",
+            "--unfreeze_interval",
+            "0.5",
             "--discriminative_lr",
             "--lr_scheduler_type",
             "slanted_triangular",
@@ -115,6 +117,8 @@ def test_finetune_and_rank_sources_commands(tmp_path):
             "1",
             "--freezing_strategy",
             "gradual",
+            "--unfreeze_interval",
+            "0.25",
             "--report",
             str(tmp_path / "cmp" / "report.md"),
             "--report_to",
@@ -129,12 +133,16 @@ def test_finetune_and_rank_sources_commands(tmp_path):
     assert bad.returncode == 2 and "pass --dataset" in bad.stderr
 
 
+def books_corpus(tmp_path):
+    """The shipped books reviews as a plain-text corpus, one review per line (a general-text stand-in)."""
+    path = tmp_path / "books.txt"
+    path.write_text("\n".join(load_amazon_reviews("books")["text"]) + "\n")
+    return path
+
+
 @pytest.mark.slow
-@pytest.mark.needs_data
 def test_pretrain_language_model_and_classifier_sources(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from .conftest import SHARED_DATA
 
     cli = [sys.executable, "-m", "hf_rnn_transfer", "pretrain"]
     small = [
@@ -157,7 +165,7 @@ def test_pretrain_language_model_and_classifier_sources(tmp_path):
             "--objective",
             "causal_lm",
             "--train_file",
-            str(SHARED_DATA / "ptb" / "train.txt"),
+            str(books_corpus(tmp_path)),
             "--max_train_examples",
             "2000",
             "--max_steps",
@@ -332,7 +340,6 @@ def test_series_target_with_other_channels_than_the_source_is_refused(tmp_path):
         encode_target(DatasetDict(train=two_channels), config, None, TargetDataArguments())
 
 
-@pytest.mark.needs_data
 def test_pretrain_init_from_continues_a_language_model_with_the_new_texts_vocabulary(tmp_path):
     """ULMFiT's second stage: the general LM continues on target text; rows move by token string."""
     from transformers import AutoTokenizer
@@ -340,8 +347,6 @@ def test_pretrain_init_from_continues_a_language_model_with_the_new_texts_vocabu
     from hf_rnn_transfer import RNNForCausalLM
     from hf_rnn_transfer.commands import PretrainArguments, TargetDataArguments, run_pretrain
     from hf_rnn_transfer.trainer import TransferTrainingArguments
-
-    from .conftest import SHARED_DATA
 
     def arguments(output_dir, learning_rate):
         return TransferTrainingArguments(
@@ -354,7 +359,7 @@ def test_pretrain_init_from_continues_a_language_model_with_the_new_texts_vocabu
         )
 
     small = dict(embedding_size=16, hidden_size=16, num_layers=1, vocab_size=800, bptt=12)
-    general = TargetDataArguments(train_file=str(SHARED_DATA / "ptb" / "train.txt"), max_train_examples=400)
+    general = TargetDataArguments(train_file=str(books_corpus(tmp_path)), max_train_examples=400)
     run_pretrain(PretrainArguments(**small), general, arguments(tmp_path / "general", 1e-3))
     write_jsonl(load_amazon_reviews("kitchen").select(range(60)), tmp_path / "kitchen.jsonl")
     results = run_pretrain(
@@ -423,6 +428,8 @@ def test_finetune_under_torchrun_trains_one_model_over_two_processes_and_pushes_
             "8",
             "--freezing_strategy",
             "gradual",
+            "--unfreeze_interval",
+            "0.25",
             "--report_to",
             "none",
             "--push_to",

@@ -1,4 +1,6 @@
-"""Language-model streams: contiguous streams across batches, variable BPTT, streaming corpora, carried state."""
+"""Language-model streams: contiguous streams across batches, variable BPTT, streaming corpora, carried state.
+
+The corpus is the review text that ships with the package, so these run on any clone."""
 
 import itertools
 
@@ -6,23 +8,21 @@ import pytest
 from datasets import load_dataset
 
 from hf_rnn_transfer import RNNConfig, RNNForCausalLM
-from hf_rnn_transfer.data import LanguageModelStream, train_tokenizer
+from hf_rnn_transfer.data import LanguageModelStream, load_amazon_reviews, train_tokenizer
 from hf_rnn_transfer.trainer import TransferTrainer, TransferTrainingArguments
-
-from .conftest import SHARED_DATA
-
-PTB = SHARED_DATA / "ptb" / "train.txt"
 
 
 @pytest.fixture(scope="module")
-def ptb():
-    texts = [line for line in PTB.read_text().splitlines()[:4000] if line.strip()]
-    return texts, train_tokenizer(texts, vocab_size=5000)
+def corpus(tmp_path_factory):
+    """1,500 book reviews (~250k words): the texts, a tokenizer, and the same texts as a one-line-per-review file."""
+    texts = load_amazon_reviews("books").shuffle(seed=0)["text"][:1500]
+    path = tmp_path_factory.mktemp("corpus") / "reviews.txt"
+    path.write_text("\n".join(texts) + "\n")
+    return texts, train_tokenizer(texts, vocab_size=5000), path
 
 
-@pytest.mark.needs_data
-def test_streams_continue_across_batches(ptb):
-    texts, tokenizer = ptb
+def test_streams_continue_across_batches(corpus):
+    texts, tokenizer, _ = corpus
     stream = LanguageModelStream(texts, tokenizer, batch_size=4, bptt=20, variable_bptt=False)
     rows = list(itertools.islice(iter(stream), 12))  # 3 steps of 4 streams
     for step in range(2):
@@ -36,9 +36,8 @@ def test_streams_continue_across_batches(ptb):
     assert set(rows[0]["input_ids"].tolist()) <= set(all_ids) | {tokenizer.eos_token_id}
 
 
-@pytest.mark.needs_data
-def test_variable_bptt_lengths_vary_but_are_shared_within_a_step(ptb):
-    texts, tokenizer = ptb
+def test_variable_bptt_lengths_vary_but_are_shared_within_a_step(corpus):
+    texts, tokenizer, _ = corpus
     stream = LanguageModelStream(texts, tokenizer, batch_size=3, bptt=30, seed=1)
     rows = list(itertools.islice(iter(stream), 3 * 40))
     lengths = [len(r["input_ids"]) for r in rows]
@@ -47,11 +46,10 @@ def test_variable_bptt_lengths_vary_but_are_shared_within_a_step(ptb):
     assert all(5 <= s[0] <= 60 for s in steps)
 
 
-@pytest.mark.needs_data
-def test_a_streaming_corpus_trains_with_carried_state(ptb, tmp_path):
-    _, tokenizer = ptb
-    corpus = load_dataset("text", data_files=str(PTB), split="train", streaming=True)
-    stream = LanguageModelStream(corpus, tokenizer, batch_size=8, bptt=30)
+def test_a_streaming_corpus_trains_with_carried_state(corpus, tmp_path):
+    _, tokenizer, path = corpus
+    streamed = load_dataset("text", data_files=str(path), split="train", streaming=True)
+    stream = LanguageModelStream(streamed, tokenizer, batch_size=8, bptt=30)
     model = RNNForCausalLM(
         RNNConfig(
             vocab_size=len(tokenizer),

@@ -112,6 +112,7 @@ def test_transfer_trainer_trains_on_the_device_with_every_strategy(device, tmp_p
         per_device_train_batch_size=8,
         learning_rate=1e-2,
         freezing_strategy="gradual",
+        unfreeze_interval=0.5,
         discriminative_lr=True,
         lr_scheduler_type="slanted_triangular",
         report_to="none",

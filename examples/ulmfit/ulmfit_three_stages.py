@@ -117,6 +117,8 @@ def main():
                 "--budgets", *args.budgets, "--seeds", *args.seeds,
                 "--freezing_strategy", "gradual", "--discriminative_lr", "--lr_scheduler_type", "slanted_triangular",
                 "--learning_rate", "1e-2", "--num_train_epochs", str(args.classifier_epochs),
+                # one more of the 4 groups per epoch; faster when there are fewer epochs, so every group trains
+                "--unfreeze_interval", str(min(1.0, args.classifier_epochs / 4)),
                 "--per_device_train_batch_size", "16", "--output_dir", str(out / f"classifier_from_{source}"),
                 "--report", str(out / f"report_{source}.md"), *common,
             ]
