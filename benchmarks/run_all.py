@@ -13,6 +13,8 @@ SCRIPTS = [
     "source_ranking.py",
     "ucr_transfer.py",
     "transfer_vs_scratch.py",
+    "throughput_vs_fastai.py",
+    "hub_server.py",
 ]
 
 if __name__ == "__main__":

@@ -289,6 +289,17 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileExistsError, FileNotFoundError, OSError) as err:  # bad input: one clear line
         print(f"hf-rnn-transfer {namespace.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        _close_process_group()
+
+
+def _close_process_group() -> None:
+    """Under torchrun / accelerate launch: leave the process group cleanly (a live gloo group at interpreter exit
+    can abort a process that finished its work, and torchrun then reports a failure)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

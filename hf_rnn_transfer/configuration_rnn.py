@@ -36,6 +36,18 @@ class RNNConfig(PretrainedConfig):
             Hidden size of each recurrent layer (per direction).
         num_layers (`int`, defaults to 2):
             Number of stacked recurrent layers.
+        hidden_sizes (`list[int]`, *optional*):
+            Per-layer hidden sizes, one per layer, instead of `hidden_size` for all (e.g. `[256, 128]`: a narrower
+            last layer, as fastai's AWD-LSTM, makes the top layer and the head cheaper).
+        classifier_bptt (`int`, *optional*):
+            Read long inputs in chunks of this many positions, carrying the recurrent state from chunk to chunk and
+            running only the sequences that still have positions in a chunk (ULMFiT's classifier `bptt`).
+            Unidirectional models only; used when no final state is asked for (`use_cache=False`, the
+            classification heads' default). Alone it gives the same outputs as the unchunked model.
+        classifier_max_len (`int`, *optional*):
+            With `classifier_bptt`: gradients flow, and sequence pooling reads, only through the chunks that hold
+            the last `classifier_max_len` positions of a sequence (ULMFiT's `max_len`); earlier chunks run without a
+            graph. When it covers the whole input, the forward pass equals the unchunked model's.
         bidirectional (`bool`, defaults to `False`):
             Whether every layer runs in both directions. Not allowed for causal language models.
         embedding_dropout (`float`, defaults to 0.0):
@@ -82,6 +94,9 @@ class RNNConfig(PretrainedConfig):
     channel_names: list[str] | None = None
     hidden_size: int = 256
     num_layers: int = 2
+    hidden_sizes: list[int] | None = None
+    classifier_bptt: int | None = None
+    classifier_max_len: int | None = None
     bidirectional: bool = False
     embedding_dropout: float = 0.0
     layer_dropout: float = 0.0
@@ -110,6 +125,29 @@ class RNNConfig(PretrainedConfig):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
                 raise ValueError(f"RNNConfig.{name} must be a positive integer, got {value!r}.")
+        if self.hidden_sizes is not None:
+            sizes = self.hidden_sizes
+            if (
+                not isinstance(sizes, (list, tuple))
+                or len(sizes) != self.num_layers
+                or any(not isinstance(v, int) or isinstance(v, bool) or v <= 0 for v in sizes)
+            ):
+                raise ValueError(
+                    f"RNNConfig.hidden_sizes must list one positive integer per layer ({self.num_layers}), "
+                    f"got {sizes!r}."
+                )
+            self.hidden_sizes = list(sizes)
+        for name in ("classifier_bptt", "classifier_max_len"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+                raise ValueError(f"RNNConfig.{name} must be a positive integer (or None), got {value!r}.")
+        if self.classifier_max_len is not None and self.classifier_bptt is None:
+            raise ValueError("RNNConfig.classifier_max_len needs classifier_bptt (the chunk length) to be set.")
+        if self.classifier_bptt is not None and self.bidirectional:
+            raise ValueError(
+                "RNNConfig.classifier_bptt needs a unidirectional model: a backward direction must read the whole "
+                "sequence before its first output. Use bidirectional=False, or leave classifier_bptt unset."
+            )
         for name in ("embedding_dropout", "layer_dropout", "classifier_dropout"):
             value = getattr(self, name)
             if not 0.0 <= float(value) < 1.0:
@@ -176,9 +214,14 @@ class RNNConfig(PretrainedConfig):
         return 2 if self.bidirectional else 1
 
     @property
+    def layer_sizes(self) -> list[int]:
+        """Hidden size (per direction) of each recurrent layer, bottom to top."""
+        return list(self.hidden_sizes) if self.hidden_sizes else [self.hidden_size] * self.num_layers
+
+    @property
     def output_size(self) -> int:
-        """Width of the encoder's per-position output."""
-        return self.hidden_size * self.num_directions
+        """Width of the encoder's per-position output (the top layer's, both directions)."""
+        return self.layer_sizes[-1] * self.num_directions
 
 
 __all__ = ["RNNConfig"]

@@ -59,9 +59,13 @@ class RNNModelOutput(BaseModelOutput):
         recurrent_state (`tuple`):
             Final state of every layer (see `RecurrentState`); pass it back as `recurrent_state` to continue a
             stream (truncated BPTT, generation).
+        pooling_mask (`torch.BoolTensor` of shape `[batch, time]`, *optional*):
+            With `config.classifier_max_len`: the positions a sequence head pools over (the last
+            `classifier_max_len` real positions of each sequence); `None` means the attention mask.
     """
 
     recurrent_state: RecurrentState | None = None
+    pooling_mask: torch.Tensor | None = None
 
 
 @dataclass
@@ -290,10 +294,11 @@ class RNNModel(RNNPreTrainedModel):
         if getattr(self, "input_mean", None) is None:
             self.input_mean = self.input_std = None
         cell = _CELLS[config.cell_type]
+        sizes = config.layer_sizes
         self.layers = nn.ModuleList(
             cell(
-                config.embedding_size if i == 0 else config.output_size,
-                config.hidden_size,
+                config.embedding_size if i == 0 else sizes[i - 1] * config.num_directions,
+                sizes[i],
                 batch_first=True,
                 bidirectional=config.bidirectional,
             )
@@ -377,13 +382,19 @@ class RNNModel(RNNPreTrainedModel):
         # exact at real positions, and final hidden states are gathered at each sequence's last position.
         pack = lengths is not None and (self.config.bidirectional or (use_cache and self.config.cell_type == "lstm"))
         last = None if lengths is None else (lengths - 1)
+        chunked = self.config.classifier_bptt is not None and not use_cache and recurrent_state is None
 
         hidden = self.embedding_dropout(hidden)
         all_hidden = [hidden] if output_hidden_states else None
-        if pack:
+        if chunked:
+            hidden, layer_outputs = self._chunked_layers(hidden, lengths, output_hidden_states)
+            if all_hidden is not None:
+                all_hidden += layer_outputs
+            final_states, pack, use_cache = [], False, False
+        elif pack:
             hidden = pack_padded_sequence(hidden, lengths.cpu(), batch_first=True, enforce_sorted=False)
         final_states = []
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate([] if chunked else self.layers):
             state = None if recurrent_state is None else recurrent_state[i]
             if state is not None and self.config.cell_type != "lstm":
                 state = state[0]
@@ -399,9 +410,9 @@ class RNNModel(RNNPreTrainedModel):
         hidden = self._unpack(hidden, seq_len)
         if lengths is not None and not pack:  # padded positions read zero, as with packed sequences
             keep = (torch.arange(seq_len, device=hidden.device)[None] < lengths[:, None])[..., None]
-            hidden = hidden * keep
+            hidden = hidden.masked_fill(~keep, 0.0)  # not a product: NaN * 0 is NaN
             if all_hidden is not None:
-                all_hidden = [all_hidden[0]] + [h * keep for h in all_hidden[1:]]
+                all_hidden = [all_hidden[0]] + [h.masked_fill(~keep, 0.0) for h in all_hidden[1:]]
 
         if order is not None:
             restore = order.argsort(dim=1)
@@ -410,9 +421,62 @@ class RNNModel(RNNPreTrainedModel):
                 all_hidden = [h.gather(1, restore[..., None].expand_as(h)) for h in all_hidden]
         all_hidden = tuple(all_hidden) if all_hidden is not None else None
         final_states = tuple(final_states) if use_cache else None
+        pooling_mask = None
+        if chunked and self.config.classifier_max_len is not None:
+            real = torch.ones(batch_size, seq_len, dtype=torch.bool, device=hidden.device)
+            if attention_mask is not None:
+                real = attention_mask.to(device=hidden.device, dtype=torch.bool)
+            from_end = real.flip(1).cumsum(1).flip(1)  # 1 at each sequence's last real position, 2 before it, ...
+            pooling_mask = real & (from_end <= self.config.classifier_max_len)
         if not return_dict:
             return tuple(v for v in (hidden, all_hidden, final_states) if v is not None)
-        return RNNModelOutput(last_hidden_state=hidden, hidden_states=all_hidden, recurrent_state=final_states)
+        return RNNModelOutput(
+            last_hidden_state=hidden, hidden_states=all_hidden, recurrent_state=final_states, pooling_mask=pooling_mask
+        )
+
+    def _chunked_layers(self, hidden: torch.Tensor, lengths, output_hidden_states: bool):
+        """
+        The layer stack over `[batch, time, embedding]` (right-aligned real positions) in chunks of
+        `config.classifier_bptt` positions (ULMFiT's classifier encoder). Each layer's state is carried from chunk to
+        chunk (detached: truncated BPTT); a chunk runs only the sequences that still have positions in it, on the
+        padded tensor (exact at real positions); a chunk before every sequence's last `classifier_max_len`
+        positions runs without a graph. Returns the top layer's outputs and, if asked, every layer's.
+        """
+        batch, seq_len = hidden.shape[:2]
+        bptt, max_len = self.config.classifier_bptt, self.config.classifier_max_len
+        sizes, device = self.config.layer_sizes, hidden.device
+        row_lengths = [seq_len] * batch if lengths is None else lengths.tolist()
+        grad_from = min(n - max_len for n in row_lengths) if max_len else 0
+        lstm = self.config.cell_type == "lstm"
+        states = [
+            tuple(hidden.new_zeros(1, batch, size) for _ in range(2 if lstm else 1)) for size in sizes
+        ]  # fmt: skip
+        chunks: list[list[torch.Tensor]] = [[] for _ in self.layers]
+        for start in range(0, seq_len, bptt):
+            end = min(start + bptt, seq_len)
+            active = [r for r, n in enumerate(row_lengths) if n > start]
+            rows = None if len(active) == batch else torch.tensor(active, device=device)
+            x = hidden[:, start:end] if rows is None else hidden[:, start:end].index_select(0, rows)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and end > grad_from):
+                for i, layer in enumerate(self.layers):
+                    state = states[i] if rows is None else tuple(t.index_select(1, rows) for t in states[i])
+                    x, new_state = layer(x, state if lstm else state[0])
+                    new_state = new_state if isinstance(new_state, tuple) else (new_state,)
+                    if rows is None:
+                        states[i] = tuple(t.detach() for t in new_state)
+                    else:
+                        states[i] = tuple(
+                            old.index_copy(1, rows, new.detach()) for old, new in zip(states[i], new_state)
+                        )
+                    if output_hidden_states or i == len(self.layers) - 1:  # lower layers only when asked for
+                        full = (
+                            x if rows is None else x.new_zeros(batch, end - start, x.shape[-1]).index_copy(0, rows, x)
+                        )
+                        chunks[i].append(full)
+                    if i < len(self.layers) - 1:
+                        x = self.layer_dropouts[i](x)
+        outputs = [torch.cat(parts, dim=1) if parts else None for parts in chunks]
+        return outputs[-1], (outputs if output_hidden_states else [])
 
     def _embed(self, input_ids, input_values, inputs_embeds) -> torch.Tensor:
         given = [
@@ -527,10 +591,11 @@ def final_hidden(hidden: torch.Tensor, attention_mask: torch.Tensor | None, conf
         mask = attention_mask.to(device=hidden.device, dtype=torch.bool)
         last = positions.masked_fill(~mask, -1).max(dim=1).values
         first = positions.masked_fill(~mask, seq_len).min(dim=1).values
-    forward = hidden[rows, last, : config.hidden_size]
+    top = config.layer_sizes[-1]
+    forward = hidden[rows, last, :top]
     if not config.bidirectional:
         return forward
-    return torch.cat([forward, hidden[rows, first, config.hidden_size :]], dim=-1)
+    return torch.cat([forward, hidden[rows, first, top:]], dim=-1)
 
 
 class RNNSequencePooler(nn.Module):
@@ -613,7 +678,8 @@ class RNNForSequenceClassification(RNNPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        pooled = self.pooler(out.last_hidden_state, attention_mask)
+        mask = out.pooling_mask if out.pooling_mask is not None else attention_mask
+        pooled = self.pooler(out.last_hidden_state, mask)
         logits = self.classifier(self.dropout(pooled))
         loss = self._loss(logits, labels) if labels is not None else None
         if not return_dict:
@@ -712,7 +778,8 @@ class RNNForMultiTaskSequenceClassification(RNNPreTrainedModel):
         task_ids = task_ids.to(out.last_hidden_state.device).view(-1)
         if task_ids.numel() and (task_ids.min() < 0 or task_ids.max() >= len(self.tasks)):
             raise ValueError(f"`task_ids` must be in [0, {len(self.tasks) - 1}] (tasks {self.tasks}).")
-        pooled = self.dropout(self.pooler(out.last_hidden_state, attention_mask))
+        mask = out.pooling_mask if out.pooling_mask is not None else attention_mask
+        pooled = self.dropout(self.pooler(out.last_hidden_state, mask))
         width = int(self.task_num_labels.max())
         logits = pooled.new_full((pooled.shape[0], width), torch.finfo(pooled.dtype).min)
         for index, task in enumerate(self.tasks):
@@ -822,9 +889,9 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
         super().__init__(config)
         self.rnn = RNNModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout)
-        decoder_in = config.hidden_size
-        if config.tie_word_embeddings and config.hidden_size != config.embedding_size:
-            self.projection = nn.Linear(config.hidden_size, config.embedding_size, bias=False)
+        decoder_in = config.output_size
+        if config.tie_word_embeddings and config.output_size != config.embedding_size:
+            self.projection = nn.Linear(config.output_size, config.embedding_size, bias=False)
             decoder_in = config.embedding_size
         else:
             self.projection = None

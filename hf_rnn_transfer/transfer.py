@@ -260,7 +260,7 @@ def average_encoders(
     weights = [w / sum(weights) for w in weights]
     loaded = [_load_source(s, revision, token) for s in sources]
     first = loaded[0][0].config
-    keys = ("cell_type", "vocab_size", "input_size", "embedding_size", "hidden_size", "num_layers", "bidirectional")
+    keys = ("cell_type", "vocab_size", "input_size", "embedding_size", "layer_sizes", "num_layers", "bidirectional")
     for model, name in loaded[1:]:
         differing = [k for k in keys if getattr(model.config, k) != getattr(first, k)]
         if differing:
@@ -392,8 +392,10 @@ class _Plan:
         prefix = f"rnn.layers.{i}"
         if s.cell_type != t.cell_type:
             out.append(f"{prefix}: {s.cell_type.upper()} weights into a {t.cell_type.upper()} layer")
-        if s.hidden_size != t.hidden_size:
-            out.append(f"{prefix}: hidden size {s.hidden_size} into {t.hidden_size}")
+        if s.layer_sizes[i] != t.layer_sizes[i]:
+            out.append(f"{prefix}: hidden size {s.layer_sizes[i]} into {t.layer_sizes[i]}")
+        if i > 0 and s.layer_sizes[i - 1] != t.layer_sizes[i - 1]:
+            out.append(f"{prefix}: input size {s.layer_sizes[i - 1]} (the layer below) into {t.layer_sizes[i - 1]}")
         if s.bidirectional != t.bidirectional:
             direction = {True: "bidirectional", False: "unidirectional"}
             out.append(f"{prefix}: {direction[s.bidirectional]} into {direction[t.bidirectional]}")

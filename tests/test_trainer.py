@@ -464,3 +464,15 @@ def test_a_freezing_schedule_that_does_not_fit_the_training_is_refused(strategy,
 def test_options_that_their_enabling_option_leaves_unused_are_reported(options, named, tmp_path):
     with pytest.warns(UserWarning, match=f"{named}.* is ignored"):
         TransferTrainingArguments(output_dir=str(tmp_path), report_to="none", **options)
+
+
+def test_tokens_per_second_reach_the_logs(kitchen, tmp_path):
+    data, tokenizer = kitchen
+    trainer = make_trainer(transferred_classifier(tokenizer), data, tokenizer, tmp_path)
+    trainer.train()
+    logged = [entry for entry in trainer.state.log_history if "num_input_tokens_seen" in entry]
+    assert logged and logged[-1]["num_input_tokens_seen"] == trainer.state.num_input_tokens_seen > 0
+    assert all(entry["train_tokens_per_second"] > 0 for entry in logged if "loss" in entry)  # each logging step
+    # real tokens only: fewer than the padded batch positions
+    loader = trainer.get_train_dataloader()
+    assert trainer.state.num_input_tokens_seen <= sum(b["input_ids"].numel() for b in loader)

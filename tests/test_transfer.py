@@ -250,7 +250,7 @@ def test_average_encoders_uniform_and_weighted():
     assert [s["weight"] for s in report.sources] == [0.75, 0.25] and "averaged" in report.summary
     model, _ = transfer(averaged, RNNForSequenceClassification(config()))
     torch.testing.assert_close(model.rnn.embeddings.weight, averaged.embeddings.weight)
-    with pytest.raises(ValueError, match="their encoders differ .*hidden_size: 12 vs 16"):
+    with pytest.raises(ValueError, match=r"their encoders differ .*layer_sizes: \[12, 12\] vs \[16, 16\]"):
         average_encoders([a, RNNForSequenceClassification(config(hidden_size=16))])
 
 
