@@ -126,12 +126,12 @@ class TransferTrainingArguments(TrainingArguments):
     l2sp_beta: float = field(
         default=0.0, metadata={"help": "L2-SP: strength of the pull of new (re-initialised) weights towards zero."}
     )
-    include_num_input_tokens_seen: str = field(
-        default="non_padding",
+    include_num_input_tokens_seen: str | None = field(
+        default=None,
         metadata={
             "help": "Count the tokens trained on, so the logs show num_input_tokens_seen and train_tokens_per_second: "
-            "non_padding (real tokens, the default on one process), all, or no (the default under torchrun / "
-            "accelerate launch, where counting adds a collective per step; also saves a device sync per step).",
+            "non_padding (real tokens), all, or no. Default: non_padding on one process, no under torchrun / "
+            "accelerate launch (counting adds a collective per step; no also saves a device sync per step).",
             "choices": ["non_padding", "all", "no"],
         },
     )
@@ -157,8 +157,8 @@ class TransferTrainingArguments(TrainingArguments):
             # copy per process; use_cpu makes Accelerate set up DDP over gloo.
             logger.info("WORLD_SIZE > 1 without an accelerator: using CPU DDP over gloo (use_cpu=True).")
             self.use_cpu = True
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and self.include_num_input_tokens_seen == "non_padding":
-            self.include_num_input_tokens_seen = "no"  # counting gathers across processes at every step
+        if self.include_num_input_tokens_seen is None:  # counting gathers across processes at every step
+            self.include_num_input_tokens_seen = "no" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "non_padding"
         if self.dataloader_pin_memory and not _has_accelerator():
             self.dataloader_pin_memory = False  # pinned memory only serves a device; on CPU torch warns every epoch
         # transformers validates lr_scheduler_type against its own enum: hold ours aside during that check
