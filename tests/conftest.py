@@ -45,3 +45,28 @@ def hub(tmp_path_factory):
 
     with LocalHub(tmp_path_factory.mktemp("hub"), tokens=HUB_TOKENS) as server, hub_endpoint(server.endpoint):
         yield server
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_hub(endpoint: str, timeout: float = 30) -> None:
+    """Until a Hub at `endpoint` answers (a server started in another process)."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(endpoint + "/api/agent-harnesses", timeout=2).read()
+            return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+    raise TimeoutError(f"the hub at {endpoint} did not start")

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -27,7 +26,7 @@ from hf_rnn_transfer import RNNConfig, RNNForCausalLM, RNNForSequenceClassificat
 from hf_rnn_transfer.data import train_tokenizer
 from hf_rnn_transfer.hub import LocalHub, client_environment, hub_endpoint
 
-from .conftest import ALICE, BOB, HUB_TOKENS
+from .conftest import ALICE, BOB, HUB_TOKENS, free_port, wait_for_hub
 
 TEXTS = ["a great kettle", "an awful kettle", "great value", "awful smell", "works great"]
 
@@ -312,7 +311,7 @@ def test_pipelines_on_pushed_models_with_and_without_the_package(hub, tmp_path):
 @pytest.mark.slow
 def test_hub_serve_command_serves_another_process(tmp_path):
     """`hf-rnn-transfer hub serve` in one process, a push from this one, a pull in a third with transformers only."""
-    port = _free_port()
+    port = free_port()
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({ALICE: "alice"}))
     server = subprocess.Popen(
@@ -335,7 +334,7 @@ def test_hub_serve_command_serves_another_process(tmp_path):
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(endpoint)
+        wait_for_hub(endpoint)
         with hub_endpoint(endpoint):
             tokenizer = train_tokenizer(TEXTS, min_frequency=1)
             small_classifier(len(tokenizer)).push_to_hub("alice/served", token=ALICE)
@@ -352,7 +351,7 @@ def test_hub_serve_command_serves_another_process(tmp_path):
 def test_push_while_the_server_is_down_keeps_the_model_and_a_retry_succeeds(tmp_path):
     from hf_rnn_transfer.hub import push_model
 
-    port = _free_port()
+    port = free_port()
     root = tmp_path / "data"
     model_dir = tmp_path / "model"
     small_classifier().save_pretrained(model_dir)
@@ -371,25 +370,6 @@ def test_push_while_the_server_is_down_keeps_the_model_and_a_retry_succeeds(tmp_
         info = push_model(model_dir, "alice/flaky", token=ALICE)
         files = set(HfApi().list_repo_files("alice/flaky", revision=info.oid))
     assert {"model.safetensors", "config.json", "modeling_rnn.py"} <= files
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(endpoint: str, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            http("GET", endpoint + "/api/agent-harnesses")
-            return
-        except urllib.error.URLError:
-            time.sleep(0.1)
-    raise TimeoutError(f"the hub at {endpoint} did not start")
 
 
 def http(method: str, url: str, headers: dict | None = None):

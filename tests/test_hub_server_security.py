@@ -26,7 +26,7 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from hf_rnn_transfer.hub import HubLimits, LocalHub, hub_endpoint
 
-from .conftest import ALICE, BOB, HUB_TOKENS
+from .conftest import ALICE, BOB, HUB_TOKENS, free_port, wait_for_hub
 
 LIMITS = HubLimits(
     max_request_bytes=64 * 1024,
@@ -439,7 +439,7 @@ def _limit_file_size():
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE disk-full simulation needs Linux")
 def test_a_full_disk_answers_507_and_leaves_no_partial_files(tmp_path):
-    port = _free_port()
+    port = free_port()
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({ALICE: "alice"}))
     root = tmp_path / "data"
@@ -452,7 +452,7 @@ def test_a_full_disk_answers_507_and_leaves_no_partial_files(tmp_path):
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(endpoint)
+        wait_for_hub(endpoint)
         with hub_endpoint(endpoint):
             alice = HfApi(token=ALICE)
             alice.create_repo("alice/full")
@@ -475,27 +475,6 @@ def test_a_full_disk_answers_507_and_leaves_no_partial_files(tmp_path):
     assert not list((root / "lfs").glob("*")) if (root / "lfs").exists() else True
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(endpoint: str, timeout: float = 30) -> None:
-    import urllib.error
-    import urllib.request
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(endpoint + "/api/agent-harnesses", timeout=2).read()
-            return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.1)
-    raise TimeoutError(f"the hub at {endpoint} did not start")
-
-
-@pytest.mark.slow
 def test_hub_serve_refuses_bad_limits_by_name():
     result = subprocess.run(
         [sys.executable, "-m", "hf_rnn_transfer", "hub", "serve", "--root", "x", "--read_timeout", "0"],

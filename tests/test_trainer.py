@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from hf_rnn_transfer.data import load_amazon_reviews, train_tokenizer
 from hf_rnn_transfer.trainer import TransferTrainer, TransferTrainingArguments, get_slanted_triangular_schedule
 from hf_rnn_transfer.transfer import transfer
 
-from .conftest import ALICE
+from .conftest import ALICE, free_port
 
 SCRIPT = Path(__file__).parent / "scripts" / "distributed_unfreezing.py"
 
@@ -314,12 +313,6 @@ def test_bad_trainer_inputs(kitchen, tmp_path):
 # ----------------------------------------------------------------------------------------------- distributed
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _run(command, tmp_path, timeout=300):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -353,7 +346,7 @@ def _check_distributed(report, single):
 @pytest.mark.slow
 def test_gradual_unfreezing_is_correct_under_ddp_with_two_processes(tmp_path):
     """torchrun, 2 processes, gloo on CPU; against one process with the same global batch."""
-    port = _free_port()
+    port = free_port()
     two = _run(
         [
             sys.executable,
@@ -380,7 +373,7 @@ def test_gradual_unfreezing_is_correct_under_ddp_with_two_processes(tmp_path):
 def test_multi_machine_command_as_two_nodes_on_loopback(tmp_path):
     """The README's multi-machine launch (`torchrun --nnodes 2 --node_rank R --master_addr ...`), one process per
     node, both nodes on this machine."""
-    port = _free_port()
+    port = free_port()
     (tmp_path / "single").mkdir()
     nodes = [
         _run(
