@@ -49,6 +49,17 @@ def _get(port: int, path: str) -> tuple[int, str]:
     return response.status, digest.hexdigest()
 
 
+def _in_parallel(work, count: int) -> float:
+    """Seconds for `count` threads running `work(i)` at once, from the first start to the last finish."""
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - start
+
+
 def measure(source: Path, size_mb: int, work: Path) -> dict:
     """Start a server from `source`, upload/download a `size_mb` file, then parallel downloads and commits."""
     from huggingface_hub import HfApi
@@ -95,16 +106,9 @@ def measure(source: Path, size_mb: int, work: Path) -> dict:
             out["peak MB after download"] = _peak_rss_mb(server.pid)
             api.upload_file(path_or_fileobj=os.urandom(1 << 20), path_in_repo="small.bin", repo_id="bench/big")
             results = []
-            threads = [
-                threading.Thread(target=lambda: results.append(_get(port, "/bench/big/resolve/main/small.bin")[0]))
-                for _ in range(50)
-            ]
-            start = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            out["50 parallel 1 MB downloads (s)"] = time.perf_counter() - start
+            out["50 parallel 1 MB downloads (s)"] = _in_parallel(
+                lambda i: results.append(_get(port, "/bench/big/resolve/main/small.bin")[0]), 50
+            )
             out["downloads ok"] = f"{results.count(200)}/50"
             api.create_repo("bench/commits")
             errors = []
@@ -117,13 +121,7 @@ def measure(source: Path, size_mb: int, work: Path) -> dict:
                 except Exception as err:  # noqa: BLE001 - counted below
                     errors.append(err)
 
-            threads = [threading.Thread(target=commit, args=(i,)) for i in range(10)]
-            start = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            out["10 parallel commits (s)"] = time.perf_counter() - start
+            out["10 parallel commits (s)"] = _in_parallel(commit, 10)
             files = set(api.list_repo_files("bench/commits"))
             out["commits applied"] = f"{sum(f'f{i}.txt' in files for i in range(10)) if not errors else 0}/10"
     finally:

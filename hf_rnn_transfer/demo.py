@@ -32,6 +32,7 @@ from .evaluation import (
     snapshot,
     what_transferred,
 )
+from .freezing import unfreeze_interval_for
 from .hub import CardContent, Metric, build_model_card, push_model, resolve_hub
 from .modeling_rnn import RNNForSequenceClassification
 from .trainer import TransferTrainer, TransferTrainingArguments
@@ -224,8 +225,7 @@ def run_demo(args: DemoArguments) -> dict:
             learning_rate=args.finetune_learning_rate,
             per_device_train_batch_size=16,
             freezing_strategy="gradual",
-            # one more group per epoch; faster when there are fewer epochs than groups, so every group trains
-            unfreeze_interval=min(1.0, args.finetune_epochs / (args.num_layers + 2)),
+            unfreeze_interval=unfreeze_interval_for(args.finetune_epochs, args.num_layers + 2),
             unfreeze_unit="epoch",
             discriminative_lr=True,
             discriminative_lr_factor=2.6,

@@ -364,7 +364,7 @@ def _layer_representations(model, dataset, collator, batch_size, max_examples) -
                     for i in rows[start : start + batch_size]
                 ]
             )
-            batch = to_device(batch, next(encoder.parameters()).device)
+            batch = to_device(batch, encoder.device)
             mask = batch.get("attention_mask")
             out = encoder(
                 **{k: v for k, v in batch.items() if k != "labels"}, use_cache=False, output_hidden_states=True

@@ -107,6 +107,12 @@ class FreezingSchedule:
         }[self.strategy]
 
 
+def unfreeze_interval_for(epochs: float, num_groups: int) -> float:
+    """Epochs per gradual-unfreezing stage: one (ULMFiT), or less when there are fewer epochs than groups, so that
+    the last stage (every group training) still gets training."""
+    return min(1.0, epochs / num_groups)
+
+
 def discriminative_learning_rates(group_names: list[str], learning_rate: float, factor: float) -> dict[str, float]:
     """ULMFiT's discriminative fine-tuning: the head at `learning_rate`, each lower group's rate divided by `factor`."""
     if factor <= 0:

@@ -386,27 +386,27 @@ class RNNModel(RNNPreTrainedModel):
 
         hidden = self.embedding_dropout(hidden)
         all_hidden = [hidden] if output_hidden_states else None
-        if chunked:
+        final_states = []
+        if chunked:  # never packs and keeps no state: the config refuses bidirectional, and use_cache is off
             hidden, layer_outputs = self._chunked_layers(hidden, lengths, output_hidden_states)
             if all_hidden is not None:
                 all_hidden += layer_outputs
-            final_states, pack, use_cache = [], False, False
-        elif pack:
-            hidden = pack_padded_sequence(hidden, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        final_states = []
-        for i, layer in enumerate([] if chunked else self.layers):
-            state = None if recurrent_state is None else recurrent_state[i]
-            if state is not None and self.config.cell_type != "lstm":
-                state = state[0]
-            hidden, new_state = layer(hidden, state)
-            if use_cache:
-                if lengths is not None and not pack:  # the state after the padding: take h at the last real step
-                    new_state = hidden[torch.arange(batch_size, device=hidden.device), last][None]
-                final_states.append(new_state if isinstance(new_state, tuple) else (new_state,))
-            if i < len(self.layers) - 1:
-                hidden = self._dropout(self.layer_dropouts[i], hidden)
-            if output_hidden_states:
-                all_hidden.append(self._unpack(hidden, seq_len))
+        else:
+            if pack:
+                hidden = pack_padded_sequence(hidden, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            for i, layer in enumerate(self.layers):
+                state = None if recurrent_state is None else recurrent_state[i]
+                if state is not None and self.config.cell_type != "lstm":
+                    state = state[0]
+                hidden, new_state = layer(hidden, state)
+                if use_cache:
+                    if lengths is not None and not pack:  # the state after the padding: h at the last real step
+                        new_state = hidden[torch.arange(batch_size, device=hidden.device), last][None]
+                    final_states.append(new_state if isinstance(new_state, tuple) else (new_state,))
+                if i < len(self.layers) - 1:
+                    hidden = self._dropout(self.layer_dropouts[i], hidden)
+                if output_hidden_states:
+                    all_hidden.append(self._unpack(hidden, seq_len))
         hidden = self._unpack(hidden, seq_len)
         if lengths is not None and not pack:  # padded positions read zero, as with packed sequences
             keep = (torch.arange(seq_len, device=hidden.device)[None] < lengths[:, None])[..., None]

@@ -113,8 +113,9 @@ def extract_features(model: RNNPreTrainedModel, batches) -> tuple[np.ndarray, np
         "single_label_classification",
     )
     for batch in batches:
-        device = next(encoder.parameters()).device
-        inputs = {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "input_values", "attention_mask")}
+        inputs = {
+            k: v.to(encoder.device) for k, v in batch.items() if k in ("input_ids", "input_values", "attention_mask")
+        }
         hidden = encoder(**inputs, use_cache=False).last_hidden_state
         mask = inputs.get("attention_mask")
         features.append(pooler(hidden, mask).float().cpu().numpy())

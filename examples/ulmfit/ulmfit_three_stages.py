@@ -21,6 +21,7 @@ from transformers import HfArgumentParser
 
 from hf_rnn_transfer.cli import main as hf_rnn_transfer
 from hf_rnn_transfer.data import AMAZON_DOMAINS, load_amazon_reviews
+from hf_rnn_transfer.freezing import unfreeze_interval_for
 
 DATA = os.environ.get("HF_RNN_TRANSFER_DATA", "data")  # the folder of the real datasets
 
@@ -117,8 +118,7 @@ def main():
                 "--budgets", *args.budgets, "--seeds", *args.seeds,
                 "--freezing_strategy", "gradual", "--discriminative_lr", "--lr_scheduler_type", "slanted_triangular",
                 "--learning_rate", "1e-2", "--num_train_epochs", str(args.classifier_epochs),
-                # one more of the 4 groups per epoch; faster when there are fewer epochs, so every group trains
-                "--unfreeze_interval", str(min(1.0, args.classifier_epochs / 4)),
+                "--unfreeze_interval", str(unfreeze_interval_for(args.classifier_epochs, 4)),  # 4 layer groups
                 "--per_device_train_batch_size", "16", "--output_dir", str(out / f"classifier_from_{source}"),
                 "--report", str(out / f"report_{source}.md"), *common,
             ]

@@ -29,7 +29,7 @@ import socket
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import parse_qs, unquote
 
@@ -47,6 +47,7 @@ except ImportError as err:  # pragma: no cover - exercised by the packaging test
 import yaml
 
 from .storage import (
+    CONTROL_CHARACTERS,
     HEX64,
     HubError,
     HubStorage,
@@ -103,7 +104,6 @@ _ROUTES = [
     _route("HEAD", _RESOLVE, "resolve"),
     _route("GET", _RESOLVE, "resolve"),
 ]
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FRONT_MATTER_BYTES = 64 * 1024
 
 
@@ -146,7 +146,7 @@ class HubLimits:
 def header_safe(text: str, limit: int = 400) -> str:
     """Client text made safe for a header: printable ASCII only (no CR/LF injection, no non-Latin-1 crash)."""
     escaped = str(text)[:limit].encode("ascii", "backslashreplace").decode("ascii")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", escaped)
+    return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", escaped)
 
 
 def _regular_or_lfs(path: str, size: int, sample: bytes) -> str:
@@ -247,8 +247,6 @@ class _Call:
     user: dict | None
     repo: Repository | None = None
     body: object = None
-    upload: object = None
-    headers: dict = field(default_factory=dict)
 
 
 class HubApp:
@@ -314,7 +312,7 @@ class HubApp:
         # segments are decoded one by one: a revision arrives as `refs%2Fpr%2F1`
         groups = [unquote(g, errors="strict") if g is not None else None for g in match.groups()]
         for group in groups:
-            if group is not None and _CONTROL.search(group):
+            if group is not None and CONTROL_CHARACTERS.search(group):
                 raise HubError(400, None, "Control characters (CR, LF, NUL, ...) are not allowed in a URL.")
         call = _Call(
             request=request, groups=groups, user=self._user(request, required=route.access in ("user", "write"))
@@ -322,7 +320,7 @@ class HubApp:
         if route.access == "write":
             call.repo = await self._thread(self._writable_repo, route, call)
         elif route.access == "signed":
-            self._check_upload_signature(request, groups[0])
+            signed_repo, signed_size = self._check_upload_signature(request, groups[0])
         if route.body == "json":
             call.body = await self._json_body(request)
         elif route.body == "commit":
@@ -332,7 +330,7 @@ class HubApp:
                 await self._stream_body(request, self.limits.max_commit_bytes, call.body.write, sink_in_thread=True)
                 call.body.seek(0)
             elif route.body == "lfs":
-                return await self._lfs_upload(call)
+                return await self._lfs_upload(call, signed_repo, signed_size)
             return await self._thread(getattr(self, f"_h_{route.handler}"), call)
         finally:
             if route.body == "commit":
@@ -370,7 +368,10 @@ class HubApp:
                 raise HubError(413, None, f"Request body is over this Hub's limit of {limit} bytes.")
             if chunk and failed is None:
                 try:
-                    await (self._thread(sink, chunk) if sink_in_thread else _maybe_await(sink(chunk)))
+                    if sink_in_thread:
+                        await self._thread(sink, chunk)
+                    else:
+                        sink(chunk)
                 except OSError as err:
                     failed = disk_error(err)  # other OS errors propagate
                 except HubError as err:
@@ -456,7 +457,8 @@ class HubApp:
         message = f"{repo.type}\n{repo.id}\n{oid}\n{size}\n{expires}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
-    def _check_upload_signature(self, request: Request, oid: str) -> None:
+    def _check_upload_signature(self, request: Request, oid: str) -> tuple[Repository, int]:
+        """The repository and size a signed LFS upload URL was issued for; 403 if it is not one of ours."""
         query = request.query_params
         refused = HubError(403, None, "LFS upload URL is invalid or expired: ask the LFS batch endpoint for a new one.")
         try:
@@ -467,6 +469,7 @@ class HubApp:
         signature = self._sign_upload(repo, oid, size, expires)
         if expires < time.time() or not hmac.compare_digest(signature, query.get("signature", "")):
             raise refused
+        return repo, size
 
     # -- account and misc ----------------------------------------------------------------------------------------
     def _h_whoami(self, call: _Call):
@@ -773,11 +776,9 @@ class HubApp:
             objects.append(entry)
         return self._json({"transfer": "basic", "objects": objects}, media_type="application/vnd.git-lfs+json")
 
-    async def _lfs_upload(self, call: _Call) -> Response:
+    async def _lfs_upload(self, call: _Call, repo: Repository, size: int) -> Response:
         # The client PUTs without Authorization, like to S3: the signed URL from the batch call is the permission.
-        oid, query = call.groups[0], call.request.query_params
-        repo = self.storage.repo(query["type"], query["repo"])
-        size = int(query["size"])
+        oid = call.groups[0]
         if size > self.limits.max_file_bytes:
             raise HubError(413, None, f"LFS object of {size} bytes is over this Hub's limit.")
         declared = call.request.headers.get("content-length")
@@ -817,11 +818,6 @@ class HubApp:
 
 class _FileResponse(FileResponse):
     chunk_size = 1 << 20
-
-
-async def _maybe_await(value):
-    if hasattr(value, "__await__"):
-        await value
 
 
 def _protocol(limits: HubLimits):

@@ -38,7 +38,7 @@ _SHORT_SHA = re.compile(r"^[0-9a-f]{7,39}$")
 _PR_REF = re.compile(r"^refs/pr/(\d+)$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _REF_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 MAX_PATH_BYTES = 1024
 _DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.parquet filter=lfs diff=lfs merge=lfs -text\n"
@@ -68,7 +68,7 @@ def validate_path(path) -> str:
     if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
         raise HubError(400, None, f"Invalid file path: longer than {MAX_PATH_BYTES} bytes.")
     parts = path.split("/")
-    if _CONTROL.search(path) or "\\" in path or any(p in ("", ".", "..") for p in parts):
+    if CONTROL_CHARACTERS.search(path) or "\\" in path or any(p in ("", ".", "..") for p in parts):
         raise HubError(
             400, None, f"Invalid file path {path!r}: no leading '/', empty, '.' or '..' parts, backslashes or controls."
         )
