@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from huggingface_hub.errors import StrictDataclassError
 from transformers import HfArgumentParser
 
 from . import __version__
@@ -286,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return namespace.handler(*_to_dataclasses(namespace))
-    except (ValueError, FileExistsError, FileNotFoundError, OSError) as err:  # bad input: one clear line
+    except (ValueError, StrictDataclassError, FileExistsError, FileNotFoundError, OSError) as err:  # bad input
         print(f"hf-rnn-transfer {namespace.command}: error: {err}", file=sys.stderr)
         return 2
     finally:

@@ -1,21 +1,28 @@
 """Configuration of the recurrent (LSTM / GRU / vanilla RNN) model family."""
 
 import difflib
+from typing import Literal
 
+from huggingface_hub.dataclasses import strict
 from transformers import PretrainedConfig
+from transformers.utils.type_validators import interval, positive_int_field
 
 CELL_TYPES = ("lstm", "gru", "rnn")
 POOLING_TYPES = ("last", "mean", "max", "concat")
 FORECASTING_LOSSES = ("mse", "mae")
 PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+DEFAULT_VOCAB_SIZE = 32_000
 
 
+@strict
 class RNNConfig(PretrainedConfig):
     r"""
     Configuration of an [`RNNModel`] and its task heads: an embedding (token input) or an input projection
     (continuous input), a stack of recurrent layers, and a head.
 
-    Exactly one of `vocab_size` (token input) and `input_size` (continuous input) must be set.
+    At most one of `vocab_size` (token input) and `input_size` (continuous input) may be set; with neither, the model
+    reads tokens from a vocabulary of 32,000 (so `RNNConfig()` builds, as every transformers config does).
+    Invalid values raise `huggingface_hub.errors.StrictDataclassError` naming the field, as transformers' configs do.
 
     Args:
         cell_type (`str`, defaults to `"lstm"`):
@@ -82,105 +89,88 @@ class RNNConfig(PretrainedConfig):
     model_type = "rnn_transfer"
     keys_to_ignore_at_inference = ["recurrent_state", "hidden_states"]
 
-    cell_type: str = "lstm"
-    vocab_size: int | None = None
-    embedding_size: int = 128
+    cell_type: Literal["lstm", "gru", "rnn"] = "lstm"
+    vocab_size: int | None = positive_int_field(default=None)
+    embedding_size: int = positive_int_field(default=128)
     pad_token_id: int | None = None
     bos_token_id: int | None = None
-    eos_token_id: int | None = None
-    input_size: int | None = None
-    input_mean: list[float] | None = None
-    input_std: list[float] | None = None
+    eos_token_id: int | list[int] | None = None
+    input_size: int | None = positive_int_field(default=None)
+    input_mean: list[float | int] | None = None
+    input_std: list[float | int] | None = None
     channel_names: list[str] | None = None
-    hidden_size: int = 256
-    num_layers: int = 2
+    hidden_size: int = positive_int_field(default=256)
+    num_layers: int = positive_int_field(default=2)
     hidden_sizes: list[int] | None = None
-    classifier_bptt: int | None = None
-    classifier_max_len: int | None = None
+    classifier_bptt: int | None = positive_int_field(default=None)
+    classifier_max_len: int | None = positive_int_field(default=None)
     bidirectional: bool = False
-    embedding_dropout: float = 0.0
-    layer_dropout: float = 0.0
-    classifier_dropout: float = 0.0
-    pooling: str = "last"
+    embedding_dropout: float | int = interval(min=0.0, max=1.0, exclude_max=True)(default=0.0)
+    layer_dropout: float | int = interval(min=0.0, max=1.0, exclude_max=True)(default=0.0)
+    classifier_dropout: float | int = interval(min=0.0, max=1.0, exclude_max=True)(default=0.0)
+    pooling: Literal["last", "mean", "max", "concat"] = "last"
     tie_word_embeddings: bool = False
-    prediction_length: int = 1
-    forecasting_loss: str = "mse"
+    prediction_length: int = positive_int_field(default=1)
+    forecasting_loss: Literal["mse", "mae"] = "mse"
     task_labels: dict[str, list[str]] | None = None
-    initializer_range: float = 0.1
+    initializer_range: float | int = interval(min=0.0, exclude_min=True)(default=0.1)
 
     def __post_init__(self, **kwargs):
         self._refuse_misspelled_fields(kwargs)
+        if self.vocab_size is None and self.input_size is None:
+            self.vocab_size = DEFAULT_VOCAB_SIZE  # `RNNConfig()` builds, as every transformers config does
         super().__post_init__(**kwargs)
-        self._check_choice("cell_type", CELL_TYPES)
-        self._check_choice("pooling", POOLING_TYPES)
-        self._check_choice("forecasting_loss", FORECASTING_LOSSES)
-        if self.problem_type is not None:
-            self._check_choice("problem_type", PROBLEM_TYPES)
+        if self.hidden_sizes is not None:
+            self.hidden_sizes = list(self.hidden_sizes)
+
+    def validate_architecture(self):
+        """Part of `@strict` validation (at construction and before every save): the fields that depend on each
+        other. Single fields are checked by their types and validators above."""
+        if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
+            raise ValueError(
+                f"problem_type must be one of {', '.join(map(repr, PROBLEM_TYPES))}; got {self.problem_type!r}."
+            )
         if (self.vocab_size is None) == (self.input_size is None):
             raise ValueError(
                 "RNNConfig needs exactly one of `vocab_size` (token input) and `input_size` (continuous input); "
                 f"got vocab_size={self.vocab_size}, input_size={self.input_size}."
             )
-        for name in ("vocab_size", "input_size", "embedding_size", "hidden_size", "num_layers", "prediction_length"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
-                raise ValueError(f"RNNConfig.{name} must be a positive integer, got {value!r}.")
         if self.hidden_sizes is not None:
             sizes = self.hidden_sizes
-            if (
-                not isinstance(sizes, (list, tuple))
-                or len(sizes) != self.num_layers
-                or any(not isinstance(v, int) or isinstance(v, bool) or v <= 0 for v in sizes)
-            ):
+            if len(sizes) != self.num_layers or any(isinstance(v, bool) or v <= 0 for v in sizes):
                 raise ValueError(
-                    f"RNNConfig.hidden_sizes must list one positive integer per layer ({self.num_layers}), "
-                    f"got {sizes!r}."
+                    f"hidden_sizes must list one positive integer per layer ({self.num_layers}), got {sizes!r}."
                 )
-            self.hidden_sizes = list(sizes)
-        for name in ("classifier_bptt", "classifier_max_len"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
-                raise ValueError(f"RNNConfig.{name} must be a positive integer (or None), got {value!r}.")
         if self.classifier_max_len is not None and self.classifier_bptt is None:
-            raise ValueError("RNNConfig.classifier_max_len needs classifier_bptt (the chunk length) to be set.")
+            raise ValueError("classifier_max_len needs classifier_bptt (the chunk length) to be set.")
         if self.classifier_bptt is not None and self.bidirectional:
             raise ValueError(
-                "RNNConfig.classifier_bptt needs a unidirectional model: a backward direction must read the whole "
+                "classifier_bptt needs a unidirectional model: a backward direction must read the whole "
                 "sequence before its first output. Use bidirectional=False, or leave classifier_bptt unset."
             )
-        for name in ("embedding_dropout", "layer_dropout", "classifier_dropout"):
-            value = getattr(self, name)
-            if not 0.0 <= float(value) < 1.0:
-                raise ValueError(f"RNNConfig.{name} must be in [0, 1), got {value!r}.")
         pad = self.pad_token_id
         if pad is not None and self.vocab_size is not None and not 0 <= pad < self.vocab_size:
-            raise ValueError(
-                f"RNNConfig.pad_token_id must be in [0, vocab_size={self.vocab_size}), got {self.pad_token_id}."
-            )
+            raise ValueError(f"pad_token_id must be in [0, vocab_size={self.vocab_size}), got {self.pad_token_id}.")
         for name in ("input_mean", "input_std", "channel_names"):
             value = getattr(self, name)
             if value is None:
                 continue
             if self.input_size is None:
-                raise ValueError(f"RNNConfig.{name} only applies to continuous input (`input_size`), not to tokens.")
+                raise ValueError(f"{name} only applies to continuous input (`input_size`), not to tokens.")
             if len(value) != self.input_size:
-                raise ValueError(
-                    f"RNNConfig.{name} must have one entry per input channel ({self.input_size}), got {len(value)}."
-                )
+                raise ValueError(f"{name} must have one entry per input channel ({self.input_size}), got {len(value)}.")
         if self.input_std is not None and any(float(s) <= 0 for s in self.input_std):
-            raise ValueError(f"RNNConfig.input_std must be strictly positive, got {self.input_std}.")
+            raise ValueError(f"input_std must be strictly positive, got {self.input_std}.")
         if (self.input_mean is None) != (self.input_std is None):
-            raise ValueError("RNNConfig.input_mean and RNNConfig.input_std must be given together.")
+            raise ValueError("input_mean and input_std must be given together.")
         if self.task_labels is not None:
-            if not isinstance(self.task_labels, dict) or not self.task_labels:
-                raise ValueError("RNNConfig.task_labels must map each task name to its list of label names.")
+            if not self.task_labels:
+                raise ValueError("task_labels must map each task name to its list of label names.")
             for task, names in self.task_labels.items():
-                if not isinstance(names, (list, tuple)) or len(names) < 2:
-                    raise ValueError(
-                        f"RNNConfig.task_labels[{task!r}] must list at least two label names, got {names!r}."
-                    )
+                if len(names) < 2:
+                    raise ValueError(f"task_labels[{task!r}] must list at least two label names, got {names!r}.")
         if self.tie_word_embeddings and self.vocab_size is None:
-            raise ValueError("RNNConfig.tie_word_embeddings needs token input (`vocab_size`).")
+            raise ValueError("tie_word_embeddings needs token input (`vocab_size`).")
 
     @classmethod
     def _refuse_misspelled_fields(cls, extra: dict) -> None:
@@ -198,11 +188,6 @@ class RNNConfig(PretrainedConfig):
             close = difflib.get_close_matches(key, ours, n=1, cutoff=0.85)
             if close:
                 raise ValueError(f"RNNConfig got an unknown field {key!r}: did you mean {close[0]!r}?")
-
-    def _check_choice(self, name: str, allowed: tuple[str, ...]) -> None:
-        value = getattr(self, name)
-        if value not in allowed:
-            raise ValueError(f"RNNConfig.{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}.")
 
     @property
     def is_token_input(self) -> bool:

@@ -45,6 +45,25 @@ _TRANSFER_OPTIONS = (
 RecurrentState = tuple[tuple[torch.Tensor, ...], ...]
 
 
+class RecurrentStateCache:
+    """
+    The recurrent state as `generate()` carries it between steps (transformers' `cache` slot).
+
+    A recurrent model's whole past is its state, so the cache is one `RecurrentState`. Beam search reorders it with
+    the beams (`reorder_cache`), as it reorders a transformer's key/value cache: without that, a beam would continue
+    from another beam's state.
+    """
+
+    is_compileable = False
+
+    def __init__(self, state: RecurrentState):
+        self.state = state
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Keep, for every row, the state of the beam it continues (`beam_idx[row]`)."""
+        self.state = tuple(tuple(t.index_select(1, beam_idx.to(t.device)) for t in layer) for layer in self.state)
+
+
 @dataclass
 class RNNModelOutput(BaseModelOutput):
     """
@@ -967,16 +986,20 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
             loss=loss, logits=logits, hidden_states=out.hidden_states, recurrent_state=out.recurrent_state
         )
 
-    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, recurrent_state=None, **kwargs):
-        if recurrent_state is not None:  # the prompt has been read: feed only the newest token
-            return {"input_ids": input_ids[:, -1:], "recurrent_state": recurrent_state}
+    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, cache=None, recurrent_state=None, **kwargs):
+        if isinstance(cache, RecurrentStateCache):  # the prompt has been read: feed only the newest token
+            return {"input_ids": input_ids[:, -1:], "recurrent_state": cache.state}
+        if recurrent_state is not None:  # a stream continued by the caller: its state, then the prompt
+            return {"input_ids": input_ids, "recurrent_state": recurrent_state, "logits_to_keep": 1}
         return {"input_ids": input_ids, "attention_mask": attention_mask, "logits_to_keep": 1}
 
     def _update_model_kwargs_for_generation(self, outputs, model_kwargs, is_encoder_decoder=False, num_new_tokens=1):
         model_kwargs = super()._update_model_kwargs_for_generation(
             outputs, model_kwargs, is_encoder_decoder=is_encoder_decoder, num_new_tokens=num_new_tokens
         )
-        model_kwargs["recurrent_state"] = outputs.recurrent_state
+        # in the `cache` slot, so that beam search reorders it with the beams (`RecurrentStateCache.reorder_cache`)
+        model_kwargs["cache"] = RecurrentStateCache(outputs.recurrent_state)
+        model_kwargs.pop("recurrent_state", None)
         return model_kwargs
 
 
@@ -1065,4 +1088,5 @@ __all__ = [
     "RNNTokenClassifierOutput",
     "RNNCausalLMOutput",
     "RNNForecastOutput",
+    "RecurrentStateCache",
 ]

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+from huggingface_hub.errors import StrictDataclassError
 from transformers import AutoConfig
 
 import hf_rnn_transfer  # noqa: F401  (registers the Auto classes)
@@ -57,30 +58,40 @@ def test_continuous_input_with_normalisation():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"vocab_size": 10, "cell_type": "transformer"}, "cell_type must be one of 'lstm', 'gru', 'rnn'"),
-        ({}, "exactly one of `vocab_size`"),
+        ({"vocab_size": 10, "cell_type": "transformer"}, "'cell_type' expected one of ('lstm', 'gru', 'rnn')"),
         ({"vocab_size": 10, "input_size": 3}, "exactly one of `vocab_size`"),
-        ({"vocab_size": 0}, "vocab_size must be a positive integer"),
-        ({"vocab_size": 10, "hidden_size": -4}, "hidden_size must be a positive integer"),
-        ({"vocab_size": 10, "num_layers": 0}, "num_layers must be a positive integer"),
-        ({"vocab_size": 10, "pooling": "attention"}, "pooling must be one of 'last', 'mean', 'max', 'concat'"),
-        ({"vocab_size": 10, "layer_dropout": 1.5}, "layer_dropout must be in [0, 1)"),
+        ({"vocab_size": 0}, "field 'vocab_size'"),
+        ({"vocab_size": 10, "hidden_size": -4}, "field 'hidden_size'"),
+        ({"vocab_size": 10, "num_layers": 0}, "field 'num_layers'"),
+        ({"vocab_size": 10, "hidden_size": "big"}, "field 'hidden_size'"),
+        ({"vocab_size": 10, "pooling": "attention"}, "'pooling' expected one of ('last', 'mean', 'max', 'concat')"),
+        ({"vocab_size": 10, "layer_dropout": 1.5}, "field 'layer_dropout'"),
         ({"vocab_size": 10, "pad_token_id": 10}, "pad_token_id must be in [0, vocab_size=10)"),
+        ({"vocab_size": 10, "hidden_sizes": [8]}, "hidden_sizes must list one positive integer per layer (2)"),
+        ({"vocab_size": 10, "classifier_max_len": 8}, "classifier_max_len needs classifier_bptt"),
         ({"input_size": 2, "input_mean": [0.0], "input_std": [1.0]}, "one entry per input channel (2)"),
         ({"input_size": 1, "input_mean": [0.0], "input_std": [0.0]}, "input_std must be strictly positive"),
         ({"input_size": 1, "input_mean": [0.0]}, "must be given together"),
         ({"vocab_size": 10, "input_mean": [0.0]}, "only applies to continuous input"),
         ({"input_size": 3, "tie_word_embeddings": True}, "tie_word_embeddings needs token input"),
-        ({"vocab_size": 10, "forecasting_loss": "huber"}, "forecasting_loss must be one of 'mse', 'mae'"),
+        ({"vocab_size": 10, "forecasting_loss": "huber"}, "'forecasting_loss' expected one of ('mse', 'mae')"),
         ({"vocab_size": 10, "problem_type": "ranking"}, "problem_type must be one of"),
         ({"vocab_size": 10, "task_labels": {"books": ["only-one"]}}, "task_labels['books'] must list at least two"),
         ({"vocab_size": 10, "task_labels": {}}, "task_labels must map each task name"),
     ],
 )
 def test_invalid_values_name_the_field(kwargs, message):
-    with pytest.raises(ValueError) as err:
+    """transformers 5's `@strict` validation: field validators and `validate_architecture` name what is wrong."""
+    with pytest.raises(StrictDataclassError) as err:
         RNNConfig(**kwargs)
     assert message in str(err.value)
+
+
+def test_no_arguments_build_a_token_config_as_transformers_configs_do():
+    assert RNNConfig().vocab_size == 32_000
+    assert AutoConfig.for_model("rnn_transfer").vocab_size == 32_000
+    assert RNNConfig(input_size=3).vocab_size is None
+    assert RNNConfig(vocab_size=10, layer_dropout=0).layer_dropout == 0  # an int where a float is expected
 
 
 def test_config_file_with_unknown_cell_type_fails_clearly(tmp_path):
@@ -89,7 +100,7 @@ def test_config_file_with_unknown_cell_type_fails_clearly(tmp_path):
     data = json.loads(path.read_text())
     data["cell_type"] = "lstn"
     path.write_text(json.dumps(data))
-    with pytest.raises(ValueError, match="cell_type must be one of 'lstm', 'gru', 'rnn'; got 'lstn'"):
+    with pytest.raises(StrictDataclassError, match="'cell_type' expected one of \\('lstm', 'gru', 'rnn'\\), got lstn"):
         AutoConfig.from_pretrained(tmp_path)
 
 

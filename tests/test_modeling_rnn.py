@@ -452,3 +452,45 @@ def test_save_pretrained_onto_a_file_is_refused_and_the_file_kept(tmp_path):
     with pytest.raises(FileExistsError, match="is a file, not a folder"):
         RNNForSequenceClassification(make_config("sequence")).save_pretrained(target)
     assert target.read_text() == "mine"
+
+
+def _sequence_log_prob(lm, prompt: torch.Tensor, continuation: torch.Tensor) -> torch.Tensor:
+    """Sum of log p(token) over the continuation, recomputed from scratch (no carried state)."""
+    ids = torch.cat([prompt, continuation], dim=1)
+    with torch.no_grad():
+        log_probs = lm(input_ids=ids).logits.log_softmax(-1)
+    steps = range(prompt.shape[1] - 1, ids.shape[1] - 1)
+    return sum(log_probs[:, t].gather(-1, ids[:, t + 1 : t + 2]).squeeze(-1) for t in steps)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_beam_search_matches_an_exhaustive_search(cell):
+    """Beam search must reorder the recurrent state with the beams: with as many beams as prefixes it is exact, and
+    every returned score is the real log-probability of its sequence."""
+    vocab, new_tokens = 5, 3
+    config = make_config("causal_lm", cell, vocab_size=vocab, pad_token_id=None, initializer_range=1.0)
+    torch.manual_seed(0)
+    lm = RNNForCausalLM(config).eval()
+    prompt = torch.tensor([[1, 2], [3, 0]])
+    search = dict(max_new_tokens=new_tokens, do_sample=False, length_penalty=0.0, early_stopping=True)
+    out = lm.generate(
+        prompt,
+        num_beams=vocab ** (new_tokens - 1),
+        num_return_sequences=2,
+        output_scores=True,
+        return_dict_in_generate=True,
+        **search,
+    )
+    continuations = torch.cartesian_prod(*[torch.arange(vocab)] * new_tokens)
+    for row in range(prompt.shape[0]):
+        rows = prompt[row : row + 1].expand(len(continuations), -1)
+        exact = _sequence_log_prob(lm, rows, continuations)
+        best = exact.topk(2)
+        got = out.sequences[2 * row : 2 * row + 2, prompt.shape[1] :]
+        assert got.tolist() == continuations[best.indices].tolist()
+        torch.testing.assert_close(out.sequences_scores[2 * row : 2 * row + 2], best.values, atol=1e-4, rtol=0)
+    small = lm.generate(
+        prompt, num_beams=3, num_return_sequences=3, output_scores=True, return_dict_in_generate=True, **search
+    )
+    rescored = _sequence_log_prob(lm, prompt.repeat_interleave(3, 0), small.sequences[:, prompt.shape[1] :])
+    torch.testing.assert_close(small.sequences_scores, rescored, atol=1e-4, rtol=0)

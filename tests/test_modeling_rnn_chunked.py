@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassError
 
 from hf_rnn_transfer import RNNConfig, RNNForCausalLM, RNNForSequenceClassification, RNNModel
 from hf_rnn_transfer.transfer import transfer
@@ -113,11 +114,11 @@ def test_per_layer_sizes_build_every_head_and_transfer_by_layer():
     [
         (dict(hidden_sizes=[12]), "one positive integer per layer"),
         (dict(hidden_sizes=[12, 0]), "one positive integer per layer"),
-        (dict(classifier_bptt=0), "classifier_bptt must be a positive integer"),
+        (dict(classifier_bptt=0), "field 'classifier_bptt'"),
         (dict(classifier_max_len=10), "classifier_max_len needs classifier_bptt"),
         (dict(classifier_bptt=8, bidirectional=True), "needs a unidirectional model"),
     ],
 )
 def test_bad_chunking_and_size_settings_are_named(overrides, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(StrictDataclassError, match=message):
         config(**overrides)
