@@ -13,20 +13,15 @@ from transformers import (
     AutoModelForTokenClassification,
 )
 
+from . import modeling_rnn
 from .configuration_rnn import RNNConfig
 from .modeling_rnn import (
-    RNNCausalLMOutput,
     RNNForCausalLM,
-    RNNForecastOutput,
     RNNForMultiTaskSequenceClassification,
     RNNForSequenceClassification,
     RNNForTimeSeriesForecasting,
     RNNForTokenClassification,
     RNNModel,
-    RNNModelOutput,
-    RNNPreTrainedModel,
-    RNNSequenceClassifierOutput,
-    RNNTokenClassifierOutput,
 )
 
 __version__ = "0.1.0"
@@ -48,19 +43,24 @@ for _auto_class, _model_class in _AUTO_CLASSES.items():
 # and remote code then loads the whole multi-task model through AutoModel.
 RNNForMultiTaskSequenceClassification.register_for_auto_class("AutoModel")
 
-__all__ = [
-    "__version__",
-    "RNNConfig",
-    "RNNPreTrainedModel",
-    "RNNModel",
-    "RNNForSequenceClassification",
-    "RNNForMultiTaskSequenceClassification",
-    "RNNForTokenClassification",
-    "RNNForCausalLM",
-    "RNNForTimeSeriesForecasting",
-    "RNNModelOutput",
-    "RNNSequenceClassifierOutput",
-    "RNNTokenClassifierOutput",
-    "RNNCausalLMOutput",
-    "RNNForecastOutput",
-]
+# Imported on first use: the trainer pulls in the Trainer stack, which loading a model does not need.
+_LAZY = {
+    "TransferConfig": "transfer_config",
+    "TransferReport": "transfer",
+    "transfer": "transfer",
+    "TransferTrainer": "trainer",
+    "TransferTrainingArguments": "trainer",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    if name in modeling_rnn.__all__:
+        return getattr(modeling_rnn, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["__version__", "RNNConfig", *modeling_rnn.__all__, *_LAZY]

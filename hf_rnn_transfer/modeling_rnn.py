@@ -27,18 +27,15 @@ from transformers.modeling_outputs import (
     TokenClassifierOutput,
 )
 from transformers.utils import ModelOutput
+from transformers.utils.hub import resolve_revision
 
 from .configuration_rnn import RNNConfig
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
-_TRANSFER_OPTIONS = (
-    "transfer_layers",
-    "transfer_embeddings",
-    "transfer_head",
-    "source_tokenizer",
-    "target_tokenizer",
-    "corpus",
-)
+# Beyond `TransferConfig`'s fields: the arguments of a transfer that are not part of its saved configuration.
+_TRANSFER_CALL_ARGUMENTS = ("transfer", "source_tokenizer", "target_tokenizer", "corpus")
+TRANSFER_CONFIG_NAME = "transfer_config.json"
+TRANSFER_REPORT_NAME = "transfer_report.json"
 
 # A recurrent state: one entry per layer, each a tuple of `[num_directions, batch, hidden_size]` tensors,
 # `(h, c)` for an LSTM and `(h,)` for a GRU or vanilla RNN.
@@ -161,6 +158,66 @@ def verify_checksums(folder: Path) -> None:
             )
 
 
+def _asks_for_transfer(kwargs: dict) -> bool:
+    try:
+        from hf_rnn_transfer.transfer_config import TransferConfig
+
+        options = TransferConfig.keywords()
+    except ImportError:  # remote code without the package: any transfer_* keyword still means a transfer
+        options = set()
+    return any(k in kwargs for k in (*_TRANSFER_CALL_ARGUMENTS, *options)) or any(
+        k.startswith("transfer_") for k in kwargs
+    )
+
+
+def _transfer_files(model) -> dict[str, dict]:
+    """`transfer_config.json` and `transfer_report.json` for a model built by a transfer (nothing otherwise)."""
+    files = {}
+    for name, attribute in ((TRANSFER_CONFIG_NAME, "transfer_config"), (TRANSFER_REPORT_NAME, "transfer_report")):
+        value = getattr(model, attribute, None)
+        if value is not None:
+            files[name] = value.to_dict() if hasattr(value, "to_dict") else dict(value)
+    return files
+
+
+def _restore_transfer(model, name_or_path: str, kwargs: dict) -> None:
+    """Attach the saved transfer configuration and report (objects with the package, plain dicts without)."""
+    from transformers.utils import cached_file
+
+    found = {}
+    for name in (TRANSFER_CONFIG_NAME, TRANSFER_REPORT_NAME):
+        try:
+            path = cached_file(
+                name_or_path,
+                name,
+                subfolder=kwargs.get("subfolder") or "",
+                revision=kwargs.get("revision"),
+                token=kwargs.get("token"),
+                cache_dir=kwargs.get("cache_dir"),
+                local_files_only=kwargs.get("local_files_only", False),
+                _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False,
+            )
+        except OSError:
+            path = None
+        if path is not None:
+            try:
+                found[name] = json.loads(Path(path).read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise OSError(f"{name_or_path}: {name} is not valid JSON ({err}); save the model again.") from err
+    try:
+        from hf_rnn_transfer.transfer import TransferReport
+        from hf_rnn_transfer.transfer_config import TransferConfig
+    except ImportError:
+        TransferConfig = TransferReport = None  # noqa: N806 (remote code: keep the dicts)
+    if TRANSFER_CONFIG_NAME in found:
+        value = found[TRANSFER_CONFIG_NAME]
+        model.transfer_config = TransferConfig.from_dict(value) if TransferConfig else value
+    if TRANSFER_REPORT_NAME in found:
+        value = found[TRANSFER_REPORT_NAME]
+        model.transfer_report = TransferReport.from_dict(value) if TransferReport else value
+
+
 class RNNPreTrainedModel(PreTrainedModel):
     """Weight initialisation, auto-class map and input checks shared by the encoder and every head."""
 
@@ -176,19 +233,34 @@ class RNNPreTrainedModel(PreTrainedModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         """
-        Load a checkpoint like any transformers model. With transfer options (`transfer_layers`,
-        `transfer_embeddings`, `transfer_head`, `source_tokenizer`, `target_tokenizer`, `corpus`), build this head
-        from the checkpoint as a source instead: `hf_rnn_transfer.transfer` moves what fits and the model carries a
-        `transfer_report` saying what moved.
+        Load a checkpoint like any transformers model; a model that was built by a transfer gets back its
+        `transfer_config` and `transfer_report` (from `transfer_config.json` / `transfer_report.json`).
+
+        With `transfer=TransferConfig(...)` (or its fields as keywords: `transfer_layers`, `transfer_head`, ...; and
+        `source_tokenizer`, `target_tokenizer`, `corpus`), build this head from the checkpoint as a *source*
+        instead: `hf_rnn_transfer.transfer` moves what fits and the model carries a `transfer_report`.
         """
-        if not any(key in kwargs for key in _TRANSFER_OPTIONS):
+        if not _asks_for_transfer(kwargs):
             folder = Path(str(pretrained_model_name_or_path)) / (kwargs.get("subfolder") or "")
+            commit = None
             if folder.is_dir():
                 verify_checksums(folder)  # before loading: an interrupted save must not load as a mixed model
+            elif not os.path.exists(str(pretrained_model_name_or_path)):
+                # one commit for every file of this load, and recorded: a transfer from this model pins it
+                kwargs["revision"] = resolve_revision(
+                    str(pretrained_model_name_or_path),
+                    kwargs.get("revision"),
+                    token=kwargs.get("token"),
+                    local_files_only=kwargs.get("local_files_only", False),
+                    cache_dir=kwargs.get("cache_dir"),
+                )
+                commit = getattr(kwargs["revision"], "resolved", None)
             loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
             model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
             if hasattr(model.config, WEIGHTS_CHECKSUMS):  # they describe those files, not the model in memory
                 delattr(model.config, WEIGHTS_CHECKSUMS)
+            model.loaded_commit = commit
+            _restore_transfer(model, str(pretrained_model_name_or_path), kwargs)
             return loaded
         try:
             from hf_rnn_transfer.transfer import transfer_from_pretrained
@@ -214,6 +286,8 @@ class RNNPreTrainedModel(PreTrainedModel):
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
         try:
             super().save_pretrained(staging, *args, **kwargs)
+            for name, value in _transfer_files(self).items():
+                (staging / name).write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
             sums = {p.name: _sha256(p) for p in sorted(staging.glob("*.safetensors"))}
             config_path = staging / "config.json"
             if sums and config_path.exists():
@@ -222,8 +296,9 @@ class RNNPreTrainedModel(PreTrainedModel):
                 config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
             target.mkdir(exist_ok=True)
             written = {p.name for p in staging.iterdir()}
-            for stale in target.iterdir():  # weight shards of an earlier save would be read with the new ones
-                if _WEIGHT_FILE.match(stale.name) and stale.name not in written:
+            for stale in target.iterdir():  # files of an earlier save would be read with the new ones
+                stale_transfer = stale.name in (TRANSFER_CONFIG_NAME, TRANSFER_REPORT_NAME)
+                if (_WEIGHT_FILE.match(stale.name) or stale_transfer) and stale.name not in written:
                     stale.unlink()
             for path in sorted(staging.iterdir(), key=lambda p: p.name == "config.json"):
                 os.replace(path, target / path.name)

@@ -17,6 +17,7 @@ Example:
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -193,7 +194,7 @@ def rank_sources(
     """
     if not candidates:
         raise ValueError("rank_sources needs at least one candidate.")
-    from .transfer import _load_source
+    from .transfer import load_source
 
     rows = dataset.select(range(min(len(dataset), max_examples))) if max_examples else dataset
     if label_column not in rows.column_names:
@@ -202,7 +203,8 @@ def rank_sources(
     ranking = SourceRanking()
     for candidate in candidates:
         start = time.perf_counter()
-        model, name = _load_source(candidate, revision, token)
+        model, name, _ = load_source(candidate, revision, token)
+        name = str(candidate) if isinstance(candidate, (str, Path)) else name  # as the user named it
         if model.config.is_token_input:
             if text_column not in rows.column_names:
                 raise ValueError(f"missing text column {text_column!r}; the dataset has {rows.column_names}.")

@@ -241,7 +241,9 @@ class TransferTrainer(Trainer):
         self._trainable_groups: list[str] | None = None
         self._carried_state = None
         self.unfreezing_history: list[dict] = []
-        self._l2sp_reference = self._l2sp_reference_weights(model, args) if args.uses_l2sp else None
+        self._l2sp_reference = (
+            self._l2sp_reference_weights(model, kwargs.get("processing_class")) if args.uses_l2sp else None
+        )
         super().__init__(model=model, args=args, **kwargs)
         self._apply_schedule()
 
@@ -386,16 +388,25 @@ class TransferTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     # -- L2-SP ---------------------------------------------------------------------------------------------------
-    @staticmethod
-    def _l2sp_reference_weights(model, args) -> dict[str, torch.Tensor | None]:
+    def _l2sp_reference_weights(self, model, processing_class) -> dict[str, torch.Tensor | None]:
+        """The source value of every transferred parameter (`None` for new ones): kept on the model right after a
+        transfer, rebuilt from the pinned source after a reload (`source_reference_weights`)."""
+        from .transfer import source_reference_weights
+
         report = getattr(model, "transfer_report", None)
         if report is None:
             raise ValueError(
                 "L2-SP needs to know which weights came from the source: build the model with "
-                "hf_rnn_transfer.transfer.transfer() or from_pretrained(..., transfer_layers=...)."
+                "hf_rnn_transfer.transfer.transfer() or from_pretrained(..., transfer=TransferConfig(...)), or load a "
+                "model saved after a transfer (its transfer_config.json and transfer_report.json)."
             )
+        tokenizer = processing_class if hasattr(processing_class, "get_vocab") else None
+        reference = source_reference_weights(model, target_tokenizer=tokenizer)
         moved = {t.target for t in report.tensors if t.status in ("copied", "remapped")}
-        return {n: (p.detach().clone() if n in moved else None) for n, p in model.named_parameters()}
+        return {
+            n: (reference[n].detach().clone().to(p.device) if n in moved and n in reference else None)
+            for n, p in model.named_parameters()
+        }
 
     def l2sp_penalty(self) -> torch.Tensor:
         """alpha/2 * sum ||w - w_source||^2 over transferred weights + beta/2 * sum ||w||^2 over new ones."""

@@ -27,7 +27,9 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase, Pre
 
 from . import modeling_rnn
 from .configuration_rnn import RNNConfig
-from .modeling_rnn import RNNModel, RNNPreTrainedModel
+from .hub.repo_id import is_hub_id, shareable_name
+from .modeling_rnn import WEIGHTS_CHECKSUMS, RNNModel, RNNPreTrainedModel
+from .transfer_config import TransferConfig
 
 STATUSES = ("copied", "remapped", "reinitialised", "skipped")
 _LAYER = re.compile(r"^layers\.(\d+)\.")
@@ -94,16 +96,30 @@ class TransferReport:
     def to_dict(self) -> dict:
         """Everything in plain types, for the model card: local paths are replaced by "a local checkpoint"."""
         return {
-            "source": _shareable(self.source),
+            "source": shareable_name(self.source),
             "target_class": self.target_class,
-            "summary": self.summary.replace(self.source, _shareable(self.source)),
+            "summary": self.summary.replace(self.source, shareable_name(self.source)),
             "counts": self.counts(),
             "tensors": [vars(t) for t in self.tensors],
             "vocabulary": self.vocabulary,
             "input_channels": self.input_channels,
             "normalisation": self.normalisation,
-            "sources": [{**s, "source": _shareable(s["source"])} for s in self.sources] if self.sources else None,
+            "sources": [{**s, "source": shareable_name(s["source"])} for s in self.sources] if self.sources else None,
         }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TransferReport":
+        """The report `to_dict()` wrote (e.g. `transfer_report.json`); derived entries (summary, counts) are
+        recomputed."""
+        return cls(
+            source=values["source"],
+            target_class=values["target_class"],
+            tensors=[TensorTransfer(**row) for row in values.get("tensors") or []],
+            vocabulary=values.get("vocabulary"),
+            input_channels=values.get("input_channels"),
+            normalisation=values.get("normalisation"),
+            sources=values.get("sources"),
+        )
 
     def __str__(self) -> str:
         rows = [("target tensor", "status", "source tensor", "reason")]
@@ -117,55 +133,69 @@ class TransferReport:
 
 
 def transfer(
-    source,
-    target,
+    source=None,
+    target=None,
+    config: TransferConfig | None = None,
     *,
-    transfer_embeddings: bool = True,
-    transfer_layers: int | Sequence[int] | None = None,
-    transfer_head: bool = False,
     source_tokenizer: PreTrainedTokenizerBase | None = None,
     target_tokenizer: PreTrainedTokenizerBase | None = None,
     corpus: Iterable[str] | None = None,
-    revision: str | None = None,
     token: str | None = None,
     target_class: type[RNNPreTrainedModel] | None = None,
+    **options,
 ) -> tuple[RNNPreTrainedModel, TransferReport]:
     """
     Build a target model from a source model.
 
     Args:
-        source: a model, a local directory or a Hub repo id (`revision` and `token` apply).
+        source: a model, a local directory or a Hub repo id (default: `config.source`).
         target: a model (its current weights are the fresh initialisation of whatever is not transferred) or an
             `RNNConfig` (then `target_class`, or `config.architectures`, names the head).
-        transfer_embeddings: move the embedding (token input) or the input projection (continuous input).
-        transfer_layers: `None` for every layer the source has, `k` for the first `k` layers, or a list of layer
-            indices. Target layers beyond the source's depth are initialised fresh.
-        transfer_head: also copy the head; only when the head class, shapes and label maps match.
+        config: a `TransferConfig` (what moves and how); its fields may also be given as keyword arguments
+            (`transfer_layers=2`, `revision="v1"`, ...), which override it.
         source_tokenizer, target_tokenizer: remap embedding rows (and a language model's decoder) by token string
             when the vocabularies differ. Loaded from `source` when only the target's is given.
         corpus: target-domain texts; the report then gives the share of their token occurrences the source knew.
+        token: Hub token for a private source (never stored).
 
     Returns:
-        `(model, report)`: the target model with the transferred weights, and the `TransferReport`.
+        `(model, report)`: the target model with the transferred weights, and the `TransferReport`. The model also
+        carries `transfer_config` (with the source pinned to the commit it was read at) and `transfer_report`;
+        `save_pretrained` writes both beside the weights.
 
     Raises:
         ValueError: the pair is incompatible (another cell, hidden size or direction, embedding sizes, an
             unmappable vocabulary, a head that does not match); the message lists the tensors and the way out.
     """
-    source_model, source_name = _load_source(source, revision, token)
+    config = (config or TransferConfig()).replace(**options) if options else (config or TransferConfig())
+    if source is None:
+        source = config.source
+    if source is None:
+        raise ValueError("transfer needs a source: pass source= (a model, folder or repo id) or TransferConfig.source.")
+    if isinstance(source, (str, Path)) and config.source is not None and str(source) != config.source:
+        raise ValueError(f"transfer got two sources: {source!r} and TransferConfig.source={config.source!r}.")
+    source_model, source_name, pinned = load_source(source, config.revision, token)
+    averaged = None
+    if config.average_sources:
+        averaged, average_report = average_encoders(
+            [source_model, *config.average_sources], config.average_weights, token=token
+        )
+        source_model = averaged
     target_model = _build_target(target, target_class)
     report = TransferReport(source=source_name, target_class=type(target_model).__name__)
-    plan = _Plan(source_model, target_model, transfer_embeddings, _layers(transfer_layers, source_model, target_model))
+    if averaged is not None:
+        report.sources = average_report.sources
+    plan = _Plan(source_model, target_model, config, _layers(config.transfer_layers, source_model, target_model))
     if source_tokenizer is None and target_tokenizer is not None and isinstance(source, (str, Path)):
         try:
-            source_tokenizer = AutoTokenizer.from_pretrained(str(source), revision=revision, token=token)
+            source_tokenizer = AutoTokenizer.from_pretrained(str(source), revision=pinned, token=token)
         except (OSError, ValueError) as err:
             raise ValueError(
                 f"target_tokenizer was given but {source_name} has no loadable tokenizer "
                 f"({str(err).splitlines()[0]}). Pass source_tokenizer= (the tokenizer the source was trained "
                 "with) to remap the vocabulary."
             ) from err
-    plan.check(transfer_head, source_tokenizer, target_tokenizer)
+    plan.check(source_tokenizer, target_tokenizer)
 
     source_state = _encoder_relative(source_model.state_dict(), source_model)
     target_state = plan.fresh
@@ -189,53 +219,102 @@ def transfer(
         elif group == "layer":
             row = plan.layer(name, source_state, new_state)
         else:
-            row = plan.head(name, source_state, transfer_head, vocab_map, new_state)
+            row = plan.head(name, source_state, vocab_map, new_state)
         status, reason = row
         report.tensors.append(
             TensorTransfer(full, status, source_full if status in ("copied", "remapped") else None, reason)
         )
 
     if plan.continuous:
-        report.normalisation = _carry_normalisation(source_model.config, _encoder(target_model), plan.channel_map)
+        report.normalisation = _carry_normalisation(source_model.config, target_model.base_model, plan.channel_map)
         if plan.channel_report:
             report.input_channels = plan.channel_report
 
+    full_state = {_full_name(k, target_model): v for k, v in new_state.items()}
     with torch.no_grad():
-        full_state = {_full_name(k, target_model): v for k, v in new_state.items()}
         target_model.load_state_dict(full_state, strict=False)
     target_model.tie_weights()
+    target_model.transfer_config = config.replace(
+        source=None
+        if isinstance(source, RNNPreTrainedModel) and source_name.startswith("<")
+        else source_name.split("@")[0],
+        revision=pinned,
+    )
     target_model.transfer_report = report
+    # the values the transferred tensors started from: L2-SP's reference (after a reload it is rebuilt from the
+    # pinned source by `source_reference_weights`)
+    target_model.transfer_reference = full_state
     return target_model, report
 
 
 def transfer_from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-    """`RNNFor*.from_pretrained(source, num_labels=..., transfer_layers=...)`: build the head class from the source's
-    config (updated by the keyword arguments) and `transfer` into it. The report is `model.transfer_report`."""
-    transfer_kwargs = {
-        k: kwargs.pop(k)
-        for k in (
-            "transfer_embeddings",
-            "transfer_layers",
-            "transfer_head",
-            "source_tokenizer",
-            "target_tokenizer",
-            "corpus",
+    """`RNNFor*.from_pretrained(source, transfer=TransferConfig(...), num_labels=...)` (or the config's fields as
+    keywords): build the head class from the source's config (updated by the other keyword arguments) and `transfer`
+    into it. The report is `model.transfer_report`."""
+    config = kwargs.pop("transfer", None)
+    if isinstance(config, dict):
+        config = TransferConfig.from_dict(config)
+    if config is not None and not isinstance(config, TransferConfig):
+        raise TypeError(f"from_pretrained(transfer=...) takes a TransferConfig or a dict, got {type(config).__name__}.")
+    options = {k: kwargs.pop(k) for k in TransferConfig.keywords() if k in kwargs}
+    unknown = [k for k in kwargs if k.startswith("transfer_")]
+    if unknown:
+        raise TypeError(
+            f"Unknown transfer option(s) {unknown}; TransferConfig fields: {sorted(TransferConfig.keywords())}."
         )
-        if k in kwargs
-    }
-    revision, token = kwargs.pop("revision", None), kwargs.pop("token", None)
+    if kwargs.get("revision") is not None:
+        options["revision"] = kwargs.pop("revision")
+    kwargs.pop("revision", None)
+    tokenizers = {k: kwargs.pop(k) for k in ("source_tokenizer", "target_tokenizer", "corpus") if k in kwargs}
+    token = kwargs.pop("token", None)
     if args:
         raise TypeError("from_pretrained with transfer options takes configuration changes as keyword arguments only.")
-    source_config = AutoConfig.from_pretrained(str(pretrained_model_name_or_path), revision=revision, token=token)
+    config = (config or TransferConfig()).replace(**options)
+    source_config = AutoConfig.from_pretrained(
+        str(pretrained_model_name_or_path), revision=config.revision, token=token
+    )
     overrides = dict(kwargs)
     values = {k: v for k, v in source_config.to_dict().items() if k not in _TASK_FIELDS and k != "model_type"}
+    values.pop(WEIGHTS_CHECKSUMS, None)
     if "id2label" in overrides and "num_labels" not in overrides:
         overrides["num_labels"] = len(overrides["id2label"])
     target_config = RNNConfig(**{**values, **overrides})
     model, _ = transfer(
-        pretrained_model_name_or_path, cls(target_config), revision=revision, token=token, **transfer_kwargs
+        str(pretrained_model_name_or_path), cls(target_config), config.replace(source=None), token=token, **tokenizers
     )
     return model
+
+
+def source_reference_weights(model: RNNPreTrainedModel, token: str | None = None, target_tokenizer=None) -> dict:
+    """
+    The values the transferred tensors of `model` started from (L2-SP's reference): kept on the model right after
+    `transfer()`, rebuilt after a reload by transferring again from the source recorded in `model.transfer_config`
+    (pinned to its commit) into a fresh copy of the model.
+
+    Args:
+        target_tokenizer: the model's tokenizer, when the vocabulary was remapped (default: loaded from the folder
+            the model was loaded from).
+    """
+    reference = getattr(model, "transfer_reference", None)
+    if reference is not None:
+        return reference
+    config, report = getattr(model, "transfer_config", None), getattr(model, "transfer_report", None)
+    if config is None or config.source is None:
+        raise ValueError(
+            "The model does not record the source it was transferred from (no transfer_config.json with a source), "
+            "so the reference weights of L2-SP cannot be rebuilt. Transfer again with hf_rnn_transfer.transfer()."
+        )
+    if report is not None and report.vocabulary and target_tokenizer is None:
+        try:
+            target_tokenizer = AutoTokenizer.from_pretrained(model.name_or_path)
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                f"The vocabulary was remapped from {config.source}: pass the model's tokenizer (target_tokenizer=) "
+                f"to rebuild the reference weights ({str(err).splitlines()[0]})."
+            ) from err
+    fresh = type(model)(RNNConfig.from_dict(model.config.to_dict())).to(model.device)
+    rebuilt, _ = transfer(None, fresh, config, token=token, target_tokenizer=target_tokenizer)
+    return rebuilt.transfer_reference
 
 
 def average_encoders(
@@ -258,7 +337,7 @@ def average_encoders(
     if len(weights) != len(sources) or any(w < 0 for w in weights) or sum(weights) == 0:
         raise ValueError("average_encoders needs one non-negative weight per source, not all zero.")
     weights = [w / sum(weights) for w in weights]
-    loaded = [_load_source(s, revision, token) for s in sources]
+    loaded = [load_source(s, revision, token)[:2] for s in sources]
     first = loaded[0][0].config
     keys = ("cell_type", "vocab_size", "input_size", "embedding_size", "layer_sizes", "num_layers", "bidirectional")
     for model, name in loaded[1:]:
@@ -271,7 +350,7 @@ def average_encoders(
             )
     encoder_config = RNNConfig(**{k: v for k, v in first.to_dict().items() if k not in _TASK_FIELDS})
     averaged = RNNModel(encoder_config)
-    states = [_encoder(model).state_dict() for model, _ in loaded]
+    states = [model.base_model.state_dict() for model, _ in loaded]
     with torch.no_grad():
         averaged.load_state_dict({k: sum(w * s[k].float() for w, s in zip(weights, states)) for k in states[0]})
     names = [name for _, name in loaded]
@@ -334,21 +413,15 @@ def extend_tokenizer(
 # ----------------------------------------------------------------------------------------------------- internals
 
 
-def _shareable(name: str) -> str:
-    """A Hub id stays; a local directory becomes "a local checkpoint" (cards never name local paths)."""
-    path = name.split("@")[0]
-    if path.startswith(("/", "~", ".")) or Path(path).exists():
-        return "a local checkpoint"
-    return name
-
-
 class _Plan:
     """The decisions for one source/target pair, checked before anything is copied."""
 
-    def __init__(self, source: RNNPreTrainedModel, target: RNNPreTrainedModel, embeddings: bool, layers: list[int]):
-        self.source, self.target = source, target
+    def __init__(
+        self, source: RNNPreTrainedModel, target: RNNPreTrainedModel, config: TransferConfig, layers: list[int]
+    ):
+        self.source, self.target, self.config = source, target, config
         self.s, self.t = source.config, target.config
-        self.embeddings, self.layers = embeddings, layers
+        self.embeddings, self.layers = config.transfer_embeddings, layers
         # the target's fresh tensors by encoder-relative name: new rows and columns start from these
         self.fresh = _encoder_relative(target.state_dict(), target)
         self.continuous = not self.t.is_token_input
@@ -356,7 +429,7 @@ class _Plan:
         self.channel_map: dict[int, int] | None = None  # target channel -> source channel
         self.channel_report: dict | None = None
 
-    def check(self, transfer_head: bool, source_tokenizer, target_tokenizer) -> None:
+    def check(self, source_tokenizer, target_tokenizer) -> None:
         problems = []
         if self.s.is_token_input != self.t.is_token_input:
             kind = {True: "tokens", False: "continuous input"}
@@ -371,7 +444,12 @@ class _Plan:
             if self.t.is_token_input:
                 same_tokenizer = _same_vocabulary(source_tokenizer, target_tokenizer)
                 if source_tokenizer is not None and target_tokenizer is not None and not same_tokenizer:
-                    self.remap_vocabulary = True
+                    if not self.config.remap_vocabulary:
+                        problems.append(
+                            "rnn.embeddings.weight: the source and target tokenizers differ and "
+                            "remap_vocabulary=False; set remap_vocabulary=True to move rows by token string"
+                        )
+                    self.remap_vocabulary = self.config.remap_vocabulary
                 elif self.s.vocab_size != self.t.vocab_size:
                     problems.append(
                         f"rnn.embeddings.weight: source vocabulary {self.s.vocab_size} tokens, target "
@@ -382,7 +460,7 @@ class _Plan:
                 self._plan_channels()
         for i in self.layers:
             problems += self._layer_problems(i)
-        if transfer_head:
+        if self.config.transfer_head:
             problems += self._head_problems()
         if problems:
             raise ValueError(self._message(problems, self._way_out()))
@@ -435,11 +513,23 @@ class _Plan:
         ):
             self.channel_map = {i: i for i in range(t.input_size)}
             return
+        explicit = self.config.channel_map
+        if explicit is not None:
+            missing = [f"target {n!r}" for n in explicit if n not in (t.channel_names or [])]
+            missing += [f"source {n!r}" for n in explicit.values() if n not in (s.channel_names or [])]
+            if missing:
+                raise ValueError(
+                    f"channel_map names channels the models do not have ({', '.join(missing)}): source channels "
+                    f"{s.channel_names}, target channels {t.channel_names} (RNNConfig.channel_names)."
+                )
         if s.channel_names and t.channel_names:
             index = {name: i for i, name in enumerate(s.channel_names)}
-            self.channel_map = {i: index[name] for i, name in enumerate(t.channel_names) if name in index}
+            wanted = {name: (explicit or {}).get(name, name) for name in t.channel_names}
+            self.channel_map = {
+                i: index[wanted[name]] for i, name in enumerate(t.channel_names) if wanted[name] in index
+            }
             matched = [t.channel_names[i] for i in self.channel_map]
-            new = [n for n in t.channel_names if n not in index]
+            new = [n for n in t.channel_names if wanted[n] not in index]
             self.channel_report = {
                 "summary": f"mapped by name: {len(matched)} of {t.input_size} target channels found in the source "
                 f"({', '.join(matched) or 'none'}); new: {', '.join(new) or 'none'}.",
@@ -494,8 +584,8 @@ class _Plan:
         new_state[name] = source_state[name].clone()
         return "copied", "same cell, size and direction"
 
-    def head(self, name, source_state, transfer_head, vocab_map, new_state) -> tuple[str, str]:
-        if not transfer_head:
+    def head(self, name, source_state, vocab_map, new_state) -> tuple[str, str]:
+        if not self.config.transfer_head:
             return "reinitialised", "new head (transfer_head=False)"
         if name not in source_state:
             return "reinitialised", "not in the source head"
@@ -513,9 +603,17 @@ class _Plan:
         return "copied", "same head, labels and shape"
 
 
-def _load_source(source, revision, token) -> tuple[RNNPreTrainedModel, str]:
+def load_source(source, revision=None, token=None) -> tuple[RNNPreTrainedModel, str, str | None]:
+    """
+    The source model, its name for reports (`repo@commit` for a Hub source) and the commit it was read at (`None` for
+    a local folder or a model built in memory).
+    """
     if isinstance(source, RNNPreTrainedModel):
-        return source, source.config.name_or_path or f"<{type(source).__name__}>"
+        name = source.config.name_or_path
+        if not name:
+            return source, f"<{type(source).__name__}>", None
+        pinned = getattr(source, "loaded_commit", None) if is_hub_id(name) else None
+        return source, f"{name}@{pinned}" if pinned else name, pinned
     if not isinstance(source, (str, Path)):
         raise TypeError(f"source must be a model, a local directory or a Hub repo id, got {type(source).__name__}.")
     config = AutoConfig.from_pretrained(str(source), revision=revision, token=token)
@@ -526,8 +624,7 @@ def _load_source(source, revision, token) -> tuple[RNNPreTrainedModel, str]:
     architecture = (config.architectures or ["RNNModel"])[0]
     model_class = getattr(modeling_rnn, architecture, RNNModel)
     model = model_class.from_pretrained(str(source), revision=revision, token=token)
-    name = str(source) if revision is None else f"{source}@{revision}"
-    return model.eval(), name
+    return load_source(model.eval(), None, None)
 
 
 def _build_target(target, target_class) -> RNNPreTrainedModel:
@@ -562,10 +659,6 @@ def _layers(selection, source, target) -> list[int]:
             f"{target.config.num_layers}); valid indices: {list(available)}."
         )
     return layers
-
-
-def _encoder(model: RNNPreTrainedModel) -> RNNModel:
-    return model if isinstance(model, RNNModel) else model.rnn
 
 
 def _encoder_relative(state: dict, model) -> dict:

@@ -130,10 +130,10 @@ def encode_target(raw: DatasetDict, source_config, tokenizer, args: TargetDataAr
 def check_source(source: str) -> None:
     """A source that names a local path must be a saved model folder; anything else is taken for a Hub repo id.
     (Without this a mistyped `./runs/lm` is sent to the Hub as a repo id and fails with a confusing message.)"""
-    from ..hub import is_hub_id
+    from ..hub import is_local_path
 
     path = Path(source).expanduser()
-    if path.exists() or source.startswith((".", "/", "~")) or not is_hub_id(source):
+    if is_local_path(source):
         if not path.exists():
             raise FileNotFoundError(
                 f"--source {source!r}: no such folder (and not a Hub repo id 'namespace/name'); give a folder written "

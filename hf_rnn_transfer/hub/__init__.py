@@ -5,8 +5,9 @@ rest of the package never loads a web framework.
 """
 
 from .endpoint import client_environment, default_hub_root, hub_endpoint, resolve_hub
-from .model_card import CardContent, Metric, build_model_card, is_hub_id
+from .model_card import CardContent, Metric, build_model_card
 from .push import push_model
+from .repo_id import is_hub_id, is_local_path, shareable_name
 from .storage import HubError, HubStorage
 
 _SERVER_NAMES = ("HubLimits", "LocalHub", "serve")
@@ -32,7 +33,9 @@ __all__ = [
     "default_hub_root",
     "hub_endpoint",
     "is_hub_id",
+    "is_local_path",
     "push_model",
     "resolve_hub",
     "serve",
+    "shareable_name",
 ]

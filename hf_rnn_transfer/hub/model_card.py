@@ -4,7 +4,6 @@ The template lives in the top-level `model_cards/` folder (shipped in the wheel)
 local paths and tokens never enter them (`check_card_is_shareable`).
 """
 
-import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -13,9 +12,9 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .. import __version__
 from ..configuration_rnn import RNNConfig
+from .repo_id import is_hub_id
 
 TEMPLATE = "rnn_model_card.md"
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 _HEADS = {
     "RNNForSequenceClassification": ("text-classification", "AutoModelForSequenceClassification"),
     "RNNForTokenClassification": ("token-classification", "AutoModelForTokenClassification"),
@@ -72,11 +71,6 @@ class CardContent:
     tags: list[str] = field(default_factory=list)
 
 
-def is_hub_id(value: str | None) -> bool:
-    """Whether `value` looks like a Hub repository id (`name` or `namespace/name`), not a path."""
-    return value is not None and bool(_REPO_ID.match(value))
-
-
 def template_path() -> Path:
     """The card template, from the installed package (falls back to the source tree's `model_cards/`)."""
     packaged = Path(str(resources.files("hf_rnn_transfer") / "model_cards" / TEMPLATE))
@@ -96,7 +90,7 @@ def build_model_card(model_or_config, content: CardContent, has_tokenizer: bool 
     for name, value in [("repo_id", content.repo_id), ("base_model", content.base_model)] + [
         ("datasets", d) for d in content.datasets
     ]:
-        if value is not None and not _REPO_ID.match(value):
+        if value is not None and not is_hub_id(value):
             raise ValueError(
                 f"model card {name} must be a Hub id like 'namespace/name', got {value!r}: cards never name local "
                 "paths. Push the source or dataset to a Hub first, or leave it out."
