@@ -36,6 +36,7 @@ EPILOG = """examples:
   hf-rnn-transfer compare --source local/lstm-reviews --train_file pool.jsonl --test_file test.jsonl \\
       --output_dir runs/cmp --freezing_strategy gradual --budgets 50 100 200 --report runs/cmp/report.md
   hf-rnn-transfer rank-sources --candidates local/a local/b --train_file train.jsonl
+  hf-rnn-transfer finetune finetune-args.json
   hf-rnn-transfer push --model_dir runs/quickstart --repo_id local/kitchen-lstm
   hf-rnn-transfer hub serve --root hub-data --port 8088 --tokens_file tokens.json
 """
@@ -96,7 +97,9 @@ class HubServeArguments:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-rnn-transfer",
-        description="Transfer learning for recurrent networks (LSTM, GRU) on the Hugging Face stack.",
+        description="Transfer learning for recurrent networks (LSTM, GRU) on the Hugging Face stack. Every command "
+        "also reads its arguments from one JSON or YAML file whose keys are the flag names "
+        "(hf-rnn-transfer finetune args.json).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -279,14 +282,42 @@ def _hub_serve(args: HubServeArguments) -> int:
     return 0
 
 
+ARGUMENT_FILES = (".json", ".yaml", ".yml")
+
+
+def _from_argument_file(parser: argparse.ArgumentParser, argv: list[str]):
+    """`hf-rnn-transfer COMMAND args.json` (or .yaml): the command's arguments from a file, as `HfArgumentParser`
+    reads them (keys are the flag names; unknown keys are refused). `None` when argv is not of that form."""
+    if len(argv) != 2 or not argv[1].endswith(ARGUMENT_FILES) or argv[1].startswith("-"):
+        return None
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = subparsers.choices.get(argv[0])
+    types = command.get_default("dataclass_types") if command is not None else None
+    if types is None:
+        return None
+    path = Path(argv[1])
+    if not path.is_file():
+        raise FileNotFoundError(f"arguments file {argv[1]!r} does not exist.")
+    reader = HfArgumentParser(types)
+    values = reader.parse_json_file(path) if path.suffix == ".json" else reader.parse_yaml_file(path)
+    return argparse.Namespace(command=argv[0], handler=command.get_default("handler"), parsed=values)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    namespace = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        namespace = _from_argument_file(parser, argv)
+    except (ValueError, StrictDataclassError, OSError) as err:
+        print(f"hf-rnn-transfer {argv[0]}: error: {err}", file=sys.stderr)
+        return 2
+    namespace = namespace or parser.parse_args(argv)
     if namespace.command is None:
         parser.print_help()
         return 0
     try:
-        return namespace.handler(*_to_dataclasses(namespace))
+        parsed = getattr(namespace, "parsed", None) or _to_dataclasses(namespace)
+        return namespace.handler(*parsed)
     except (ValueError, StrictDataclassError, FileExistsError, FileNotFoundError, OSError) as err:  # bad input
         print(f"hf-rnn-transfer {namespace.command}: error: {err}", file=sys.stderr)
         return 2

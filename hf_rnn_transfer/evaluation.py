@@ -220,17 +220,46 @@ class ComparisonResult:
         plt.close(figure)
 
 
+def classification_metrics(eval_pred) -> dict[str, float]:
+    """`compute_metrics` for sequence and token classification: accuracy and macro-F1 (positions labelled -100
+    are ignored)."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    logits, labels = eval_pred
+    logits = logits[0] if isinstance(logits, tuple) else logits
+    predictions = np.asarray(logits).argmax(-1).reshape(-1)
+    labels = np.asarray(labels).reshape(-1)
+    keep = labels != -100
+    predictions, labels = predictions[keep], labels[keep]
+    return {
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "macro_f1": float(f1_score(labels, predictions, average="macro", zero_division=0)),
+    }
+
+
+def evaluate_classifier(model, dataset, collator, batch_size: int = 128, prefix: str = "test") -> dict[str, float]:
+    """
+    `Trainer.evaluate` with `classification_metrics` on an encoded dataset with `labels`: the metrics (`test_accuracy`,
+    `test_macro_f1`, `test_loss`) go through the Trainer's logging (console, TensorBoard, trackio) and evaluation is
+    spread over every process of a distributed run.
+    """
+    from transformers import Trainer, TrainingArguments
+
+    with tempfile.TemporaryDirectory(prefix="hf-rnn-transfer-eval-") as folder:
+        args = TrainingArguments(
+            folder,
+            per_device_eval_batch_size=batch_size,
+            report_to="none",
+            use_cpu=model.device.type == "cpu",
+            disable_tqdm=True,
+        )
+        trainer = Trainer(model=model, args=args, data_collator=collator, compute_metrics=classification_metrics)
+        return trainer.evaluate(dataset, metric_key_prefix=prefix)
+
+
 def accuracy_of(model, dataset, collator, batch_size: int = 128) -> float:
-    """Accuracy of a sequence classifier on an encoded dataset with `labels`."""
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for start in range(0, len(dataset), batch_size):
-            rows = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-            batch = to_device(collator([{k: v for k, v in r.items() if k != "length"} for r in rows]), model.device)
-            labels = batch.pop("labels")
-            correct += int((model(**batch).logits.argmax(-1) == labels).sum().item())
-    return correct / len(dataset)
+    """Accuracy of a classifier on an encoded dataset with `labels` (through `evaluate_classifier`)."""
+    return evaluate_classifier(model, dataset, collator, batch_size)["test_accuracy"]
 
 
 def to_device(batch: dict, device) -> dict:

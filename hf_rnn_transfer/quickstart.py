@@ -5,7 +5,6 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -18,6 +17,7 @@ from transformers import (
 
 from .configuration_rnn import CELL_TYPES, POOLING_TYPES, RNNConfig
 from .data import AMAZON_DOMAINS, load_amazon_reviews, train_tokenizer
+from .evaluation import classification_metrics
 from .hub import CardContent, Metric, build_model_card, push_model, resolve_hub
 from .modeling_rnn import RNNForSequenceClassification
 
@@ -116,7 +116,7 @@ def run_quickstart(args: QuickstartArguments) -> dict:
         eval_dataset=encoded["test"],
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
-        compute_metrics=accuracy,
+        compute_metrics=classification_metrics,
     )
     trainer.train()
     metrics = trainer.evaluate()
@@ -172,8 +172,3 @@ def run_quickstart(args: QuickstartArguments) -> dict:
     }
     (out / "results.json").write_text(json.dumps(results, indent=2))
     return results
-
-
-def accuracy(eval_pred) -> dict:
-    logits, labels = eval_pred
-    return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}

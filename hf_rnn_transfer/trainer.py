@@ -67,6 +67,35 @@ def get_slanted_triangular_schedule(
     return LambdaLR(optimizer, multiplier)
 
 
+def checkpoint_to_resume(args: TrainingArguments) -> str | None:
+    """
+    The checkpoint `--resume_from_checkpoint` names: a checkpoint folder, or `last` (or `true`) for the newest
+    `checkpoint-*` in `output_dir`; `None` when not resuming.
+
+    Raises:
+        FileNotFoundError: the folder does not exist, or `output_dir` has no checkpoint to resume.
+    """
+    value = args.resume_from_checkpoint
+    if value in (None, "", False):
+        return None
+    if str(value).lower() in ("last", "true"):
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+        if last is None:
+            raise FileNotFoundError(
+                f"--resume_from_checkpoint {value}: {args.output_dir} holds no checkpoint-* folder (save with "
+                "--save_strategy steps/epoch to write them)."
+            )
+        return last
+    if not Path(value).is_dir():
+        raise FileNotFoundError(
+            f"--resume_from_checkpoint {value!r} is not a folder; give a checkpoint-* folder, or 'last' for the newest "
+            f"in {args.output_dir}."
+        )
+    return str(value)
+
+
 @dataclass
 class TransferTrainingArguments(TrainingArguments):
     """

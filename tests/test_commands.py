@@ -476,3 +476,61 @@ def test_bad_command_inputs_get_one_clear_line(command, extra, message, tmp_path
         argv += ["--train_file", str(rows)]
     assert main(argv) == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+def _tiny_text_source(folder, texts):
+    tokenizer = train_tokenizer(texts, vocab_size=300, model_max_length=32)
+    config = RNNConfig(vocab_size=len(tokenizer), pad_token_id=0, embedding_size=8, hidden_size=8, num_layers=1)
+    RNNForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def test_finetune_from_an_arguments_file_with_validation_and_resume(tmp_path, capsys):
+    from hf_rnn_transfer.cli import main
+
+    reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
+    _tiny_text_source(tmp_path / "source", reviews["text"][:200])
+    write_jsonl(reviews.select(range(40)), tmp_path / "train.jsonl")
+    write_jsonl(reviews.select(range(100, 120)), tmp_path / "test.jsonl")
+    arguments = {
+        "source": str(tmp_path / "source"),
+        "train_file": str(tmp_path / "train.jsonl"),
+        "test_file": str(tmp_path / "test.jsonl"),
+        "validation_split_percentage": 20,
+        "output_dir": str(tmp_path / "ft"),
+        "eval_strategy": "epoch",
+        "save_strategy": "epoch",
+        "num_train_epochs": 2,
+        "per_device_train_batch_size": 8,
+        "report_to": "none",
+    }
+    (tmp_path / "args.json").write_text(json.dumps(arguments))
+    assert main(["finetune", str(tmp_path / "args.json")]) == 0
+    out = capsys.readouterr().out
+    first = json.loads(out[out.index("{\n") :])
+    assert first["optimizer_steps"] == 8  # 32 training rows (8 held out), 4 batches, 2 epochs
+    state = json.loads((tmp_path / "ft" / "checkpoint-8" / "trainer_state.json").read_text())
+    assert [round(e["epoch"]) for e in state["log_history"] if "eval_accuracy" in e] == [1, 2]
+    assert 0 <= first["test_accuracy"] <= 1 and "test_macro_f1" in first
+    # resume: the checkpoint's optimizer, schedule and step are picked up, and training continues to epoch 3
+    flags = [f"--{k}={v}" for k, v in arguments.items()]
+    assert main(["finetune", *flags, "--num_train_epochs=3", "--resume_from_checkpoint", "last"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out[out.index("{\n") :])["optimizer_steps"] == 12
+    state = json.loads((tmp_path / "ft" / "checkpoint-12" / "trainer_state.json").read_text())
+    assert [round(e["epoch"]) for e in state["log_history"] if "eval_accuracy" in e] == [1, 2, 3]
+
+    (tmp_path / "bad.json").write_text(json.dumps({**arguments, "learning_rat": 0.1}))
+    without_validation = [f for f in flags if "validation_split" not in f]
+    for argv, message in [
+        (["finetune", str(tmp_path / "bad.json")], "learning_rat"),
+        (["finetune", *flags, "--resume_from_checkpoint", str(tmp_path / "nope")], "is not a folder"),
+        (
+            ["finetune", *flags, "--output_dir", str(tmp_path / "new"), "--resume_from_checkpoint", "last"],
+            "holds no checkpoint",
+        ),
+        (["finetune", *without_validation], "--eval_strategy epoch needs validation data"),
+        (["finetune", *flags, "--validation_split_percentage", "80"], "must be 1-50"),
+    ]:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err

@@ -52,6 +52,13 @@ def run_compare(
     seeds = compare_args.seeds
     if not seeds or len(set(seeds)) != len(seeds) or any(seed < 0 for seed in seeds):
         raise ValueError(f"--seeds takes distinct non-negative integers (e.g. --seeds 0 1 2), got {seeds}.")
+    if training_args.resume_from_checkpoint:
+        raise ValueError("compare trains a fresh model per budget and seed: --resume_from_checkpoint does not apply.")
+    if training_args.eval_strategy != "no":
+        raise ValueError(
+            "compare scores every model on the test split after training; leave --eval_strategy at no (use finetune "
+            "with --validation_file to watch one run)."
+        )
     raw = read_target(data_args)
     if "test" not in raw:
         raise ValueError("compare needs a test split: pass --test_file (or a dataset with a test split).")

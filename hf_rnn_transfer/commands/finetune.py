@@ -4,21 +4,18 @@ fine-tune it with any strategy of `TransferTrainer`."""
 from dataclasses import dataclass, field
 
 from ..configuration_rnn import POOLING_TYPES
+from ..transfer_config import TransferArguments, TransferConfig, transfer_config_from_arguments
 from .target_data import TargetDataArguments, encode_target, load_source_config, read_target
 
 
 @dataclass
-class SourceArguments:
-    """The source model and the Hub it lives on."""
+class SourceArguments(TransferArguments):
+    """The source model, what moves from it (every `TransferConfig` field is a flag), and the Hub it lives on."""
 
-    source: str = field(metadata={"help": "Source model: a Hub repo id or a local directory."})
-    revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of the source repo."})
     endpoint: str | None = field(
         default=None, metadata={"help": "Hub URL (default: $HF_ENDPOINT, else the offline Hub on --hub_root)."}
     )
     hub_root: str | None = field(default=None, metadata={"help": "Offline Hub directory."})
-    transfer_layers: int | None = field(default=None, metadata={"help": "Transfer the first k layers (default all)."})
-    transfer_head: bool = field(default=False, metadata={"help": "Also transfer the head (same labels only)."})
     pooling: str | None = field(
         default=None,
         metadata={
@@ -29,6 +26,13 @@ class SourceArguments:
     )
     push_to: str | None = field(default=None, metadata={"help": "Push the fine-tuned model to this repo id."})
 
+    def __post_init__(self):
+        if not self.source:
+            raise ValueError("--source is required: a Hub repo id or a folder written by save_pretrained.")
+
+    def transfer_config(self) -> TransferConfig:
+        return transfer_config_from_arguments(self)
+
 
 def transferred_classifier(source_args: SourceArguments, target, token):
     """The target classifier built from the source's config and data, with the source's weights transferred."""
@@ -36,10 +40,8 @@ def transferred_classifier(source_args: SourceArguments, target, token):
 
     return RNNForSequenceClassification.from_pretrained(
         source_args.source,
-        revision=source_args.revision,
+        transfer=source_args.transfer_config().replace(source=None),
         token=token,
-        transfer_layers=source_args.transfer_layers,
-        transfer_head=source_args.transfer_head,
         **({"pooling": source_args.pooling} if source_args.pooling else {}),
         **target.config,
     )
@@ -53,9 +55,9 @@ def run_finetune(source_args: SourceArguments, data_args: TargetDataArguments, t
     """
     from transformers import set_seed
 
-    from ..evaluation import accuracy_of
+    from ..evaluation import classification_metrics
     from ..hub import CardContent, Metric, is_hub_id, push_model, resolve_hub
-    from ..trainer import TransferTrainer
+    from ..trainer import TransferTrainer, checkpoint_to_resume
 
     raw = read_target(data_args)
     namespace = (source_args.push_to or "local/x").split("/")[0]
@@ -66,25 +68,38 @@ def run_finetune(source_args: SourceArguments, data_args: TargetDataArguments, t
         model = transferred_classifier(source_args, target, token)
         if training_args.process_index == 0:
             print(model.transfer_report)
+        validation = target.splits.get("validation")
+        if training_args.eval_strategy != "no" and validation is None:
+            raise ValueError(
+                f"--eval_strategy {getattr(training_args.eval_strategy, 'value', training_args.eval_strategy)} needs "
+                "validation data: pass --validation_file, "
+                "--validation_split_percentage, or a dataset with a validation split."
+            )
         trainer = TransferTrainer(
             model=model,
             args=training_args,
             train_dataset=target.splits["train"],
+            eval_dataset=validation,
             data_collator=target.collator,
             processing_class=tokenizer,
+            compute_metrics=classification_metrics,
         )
-        trainer.train()
+        trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args))
         trainer.save_model(training_args.output_dir)
+        test_metrics = (
+            trainer.evaluate(target.splits["test"], metric_key_prefix="test") if "test" in target.splits else {}
+        )
         if not trainer.is_world_process_zero():
-            return {}  # a distributed run's other processes: the first one evaluates, reports and pushes
+            return {}  # a distributed run's other processes: the first one reports and pushes
         results = {
             "transfer": model.transfer_report.summary,
             "recipe": trainer.transfer_recipe(),
             "optimizer_steps": trainer.state.global_step,
             "processes": training_args.world_size,
         }
-        if "test" in target.splits:
-            results["test_accuracy"] = accuracy_of(model, target.splits["test"], target.collator)
+        if test_metrics:
+            results["test_accuracy"] = test_metrics["test_accuracy"]
+            results["test_macro_f1"] = test_metrics["test_macro_f1"]
             print(f"test accuracy: {results['test_accuracy']:.4f}")
         if source_args.push_to:
             card = CardContent(

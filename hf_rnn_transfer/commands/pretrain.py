@@ -186,7 +186,7 @@ def run_pretrain(args: PretrainArguments, data_args: TargetDataArguments, traini
     `--values_column` and no `--text_column`).
     """
     from ..hub import CardContent, is_hub_id, push_model, resolve_hub
-    from ..trainer import TransferTrainer
+    from ..trainer import TransferTrainer, checkpoint_to_resume
 
     if args.objective not in PRETRAIN_OBJECTIVES:
         raise ValueError(f"--objective must be one of {', '.join(PRETRAIN_OBJECTIVES)}; got {args.objective!r}.")
@@ -211,7 +211,7 @@ def run_pretrain(args: PretrainArguments, data_args: TargetDataArguments, traini
             data_collator=source.collator,
             processing_class=source.tokenizer,
         )
-        trainer.train()
+        trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args))
         trainer.save_model(training_args.output_dir)
         if not trainer.is_world_process_zero():
             return {}  # a distributed run's other processes: the first one reports and pushes

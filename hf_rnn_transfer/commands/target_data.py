@@ -30,6 +30,13 @@ class TargetDataArguments:
     train_file: str | None = field(
         default=None, metadata={"help": "Local training file (json/jsonl/csv/parquet; txt for language models)."}
     )
+    validation_file: str | None = field(
+        default=None, metadata={"help": "Local validation file, evaluated during training (--eval_strategy)."}
+    )
+    validation_split_percentage: int | None = field(
+        default=None,
+        metadata={"help": "Hold out this share (1-50) of the training rows as the validation split (stratified)."},
+    )
     test_file: str | None = field(default=None, metadata={"help": "Local test file, evaluated after training."})
     text_column: str = field(default="text", metadata={"help": "Column with the texts (token-input models)."})
     values_column: str = field(
@@ -44,15 +51,24 @@ class TargetDataArguments:
     )
 
 
-def load_target(dataset: str | None, train_file: str | None, test_file: str | None) -> DatasetDict:
-    """A Hub dataset id, a local dataset folder, a UCR archive folder, or local train/test files."""
-    for flag, path in (("--train_file", train_file), ("--test_file", test_file)):
+def load_target(
+    dataset: str | None, train_file: str | None, test_file: str | None, validation_file: str | None = None
+) -> DatasetDict:
+    """A Hub dataset id, a local dataset folder, a UCR archive folder, or local train/validation/test files."""
+    if validation_file and not train_file:
+        raise ValueError("--validation_file goes with --train_file (a dataset brings its own validation split).")
+    for flag, path in (
+        ("--train_file", train_file),
+        ("--validation_file", validation_file),
+        ("--test_file", test_file),
+    ):
         if path and not Path(path).is_file():
             raise FileNotFoundError(f"{flag} {path!r} does not exist (or is not a file).")
         if path and Path(path).stat().st_size == 0:
             raise ValueError(f"{flag} {path!r} is empty: it needs one row per example.")
     if train_file:
-        files = {"train": train_file, **({"test": test_file} if test_file else {})}
+        files = {"train": train_file}
+        files.update({split: path for split, path in (("validation", validation_file), ("test", test_file)) if path})
         suffix = Path(train_file).suffix
         if suffix not in _FORMATS:
             raise ValueError(f"--train_file must be one of {sorted(_FORMATS)}, got {train_file!r}.")
@@ -67,9 +83,16 @@ def load_target(dataset: str | None, train_file: str | None, test_file: str | No
 
 def read_target(args: TargetDataArguments) -> DatasetDict:
     """`load_target` from the arguments, with `max_train_examples` applied."""
-    raw = load_target(args.dataset, args.train_file, args.test_file)
+    raw = load_target(args.dataset, args.train_file, args.test_file, args.validation_file)
     if "train" not in raw:
         raise ValueError(f"the data has no train split; it has {list(raw)}.")
+    if args.validation_split_percentage is not None:
+        if "validation" in raw:
+            raise ValueError("the data already has a validation split: leave out --validation_split_percentage.")
+        if not 1 <= args.validation_split_percentage <= 50:
+            raise ValueError(f"--validation_split_percentage must be 1-50, got {args.validation_split_percentage}.")
+        held = raw["train"].train_test_split(test_size=args.validation_split_percentage / 100, seed=0)
+        raw["train"], raw["validation"] = held["train"], held["test"]
     if args.max_train_examples is not None:
         if args.max_train_examples < 1:
             raise ValueError(
