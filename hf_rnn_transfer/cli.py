@@ -59,6 +59,8 @@ class PushArguments:
     data_description: str = field(default="not stated", metadata={"help": "Training data, for the model card."})
     base_model: str | None = field(default=None, metadata={"help": "Hub id of the source model, if fine-tuned."})
     datasets: list[str] = field(default_factory=list, metadata={"help": "Hub ids of the training datasets."})
+    language: list[str] = field(default_factory=list, metadata={"help": "Languages of the data (ISO 639-1: en de)."})
+    license: str | None = field(default=None, metadata={"help": "Licence of the weights, for the card (apache-2.0)."})
     revision: str | None = field(default=None, metadata={"help": "Branch to push to (default main)."})
     create_pr: bool = field(default=False, metadata={"help": "Open a pull request instead of committing."})
 
@@ -250,6 +252,8 @@ def _push(args: PushArguments) -> int:
         data_description=args.data_description,
         base_model=args.base_model,
         datasets=args.datasets,
+        language=args.language or None,
+        license=args.license,
     )
     namespace = args.repo_id.split("/")[0]
     with resolve_hub(args.endpoint, None, args.hub_root, namespace=namespace) as (endpoint, token):

@@ -195,13 +195,11 @@ class ComparisonResult:
 
     def plot(self, path) -> None:
         """The learning curves (mean ± std per budget) as a PNG."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         x = [self.train_size if b is None else b for b in self.budgets]
-        figure, axis = plt.subplots(figsize=(6, 4))
+        figure = Figure(figsize=(6, 4))  # no pyplot: the caller's backend and open figures stay as they are
+        axis = figure.subplots()
         for method, label in (("transfer", "transfer"), ("scratch", "scratch"), ("tfidf_lr", "TF-IDF + LR")):
             if method not in self.scores:
                 continue
@@ -217,7 +215,6 @@ class ComparisonResult:
         axis.legend()
         figure.tight_layout()
         figure.savefig(path, dpi=120)
-        plt.close(figure)
 
 
 def classification_metrics(eval_pred) -> dict[str, float]:
@@ -418,12 +415,11 @@ def layer_change_table(changes: list[LayerChange]) -> str:
 
 
 def plot_layer_changes(changes: list[LayerChange], path) -> None:
-    import matplotlib
+    """Weight drift and CKA per layer group, as a PNG."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    figure = Figure(figsize=(9, 3.5))
+    left, right = figure.subplots(1, 2)
     names = [c.group for c in changes]
     left.bar(names, [c.weight_drift for c in changes], color="tab:orange")
     left.set_title("weight drift from the transferred values")
@@ -434,7 +430,6 @@ def plot_layer_changes(changes: list[LayerChange], path) -> None:
         axis.tick_params(axis="x", rotation=30)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def snapshot(model):

@@ -266,7 +266,8 @@ class RNNPreTrainedModel(PreTrainedModel):
             from hf_rnn_transfer.transfer import transfer_from_pretrained
         except ImportError as err:
             raise ImportError(
-                "Transfer options of from_pretrained need the hf-rnn-transfer package: pip install hf-rnn-transfer"
+                "Transfer options of from_pretrained need the hf-rnn-transfer package (install it from its source "
+                "tree: pip install . in a clone)."
             ) from err
         return transfer_from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs)
 

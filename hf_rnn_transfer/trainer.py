@@ -42,6 +42,24 @@ def _has_accelerator() -> bool:
     return torch.cuda.is_available()
 
 
+_MPI_SIZES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS", "MV2_COMM_WORLD_SIZE")
+
+
+def _refuse_a_lone_process_of_many() -> None:
+    """`accelerate launch --num_processes N` on a machine without GPUs starts ONE process unless MPI is set up (its
+    CPU launcher is mpirun): training would silently run alone. Fail instead, with the launch that works."""
+    env = os.environ
+    launched_by_accelerate = "ACCELERATE_MIXED_PRECISION" in env and "MASTER_PORT" in env
+    if not launched_by_accelerate or "WORLD_SIZE" in env or any(k in env for k in _MPI_SIZES):
+        return
+    raise ValueError(
+        "accelerate launch asked for several processes but started one: without a GPU, accelerate starts several "
+        "CPU processes only through MPI (--mpirun_hostfile). Use `accelerate launch --multi_gpu --num_processes N "
+        "...` (torch.distributed's launcher; training then runs DDP over gloo on CPU), or `torchrun "
+        "--nproc_per_node N -m hf_rnn_transfer ...`, or --num_processes 1."
+    )
+
+
 def get_slanted_triangular_schedule(
     optimizer: torch.optim.Optimizer, num_training_steps: int, cut_frac: float = 0.1, ratio: float = 32.0
 ) -> LambdaLR:
@@ -181,6 +199,7 @@ class TransferTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        _refuse_a_lone_process_of_many()
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.use_cpu and not _has_accelerator():
             # Under torchrun on CPU-only machines, transformers would otherwise run one independent, non-distributed
             # copy per process; use_cpu makes Accelerate set up DDP over gloo.
@@ -270,6 +289,7 @@ class TransferTrainer(Trainer):
         self._trainable_groups: list[str] | None = None
         self._carried_state = None
         self.unfreezing_history: list[dict] = []
+        self._logged_stage: int | None = None
         self._l2sp_reference = (
             self._l2sp_reference_weights(model, kwargs.get("processing_class")) if args.uses_l2sp else None
         )
@@ -376,6 +396,34 @@ class TransferTrainer(Trainer):
         self.unfreezing_history.append({"step": self.state.global_step, "epoch": epoch, "trainable": trainable})
         logger.info("step %d: training %s", self.state.global_step, ", ".join(trainable))
 
+    def stage_metrics(self) -> dict[str, float]:
+        """The freezing stage as numbers every logger takes: the stage (0 = first) and each group's state (1 trains,
+        0 frozen)."""
+        trainable = set(self._trainable_groups or [])
+        metrics = {"freezing/stage": float(len(self.unfreezing_history) - 1)}
+        metrics.update({f"freezing/{g}": float(g in trainable) for g in self.layer_groups})
+        return metrics
+
+    def group_rates(self) -> dict[str, float]:
+        """The rate each layer group trains at now: the scheduled rate, or 0 while the group is frozen."""
+        trainable = set(self._trainable_groups or [])
+        rates = {}
+        for group in self.optimizer.param_groups if self.optimizer is not None else []:
+            name = group.get("layer_group")
+            if name is not None and name not in rates:
+                rates[name] = float(group["lr"]) if name in trainable else 0.0
+        return rates
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        """The Trainer's log, plus every layer group's learning rate (`learning_rate/<group>`); `learning_rate`
+        itself is the top group's (the Trainer's default would be the first group's, often a frozen embedding)."""
+        if "learning_rate" in logs:
+            rates = self.group_rates()
+            if rates:
+                logs["learning_rate"] = rates[list(rates)[-1]]
+                logs.update({f"learning_rate/{name}": rate for name, rate in rates.items()})
+        super().log(logs, *args, **kwargs)
+
     def _apply_frozen_dropout(self) -> None:
         if self.args.frozen_dropout:
             return
@@ -385,6 +433,9 @@ class TransferTrainer(Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         self._apply_schedule()
+        if self._logged_stage != len(self.unfreezing_history):  # a new freezing stage: say so in every log sink
+            self._logged_stage = len(self.unfreezing_history)
+            self.log(self.stage_metrics())
         loss = super().training_step(model, inputs, num_items_in_batch)
         if self.is_distributed:
             parameters = dict(self.model.named_parameters())
@@ -461,7 +512,7 @@ class TransferTrainer(Trainer):
             "schedule": (
                 f"slanted triangular (cut_frac {args.stlr_cut_frac}, ratio {args.stlr_ratio:g})"
                 if args.slanted_triangular
-                else str(args.lr_scheduler_type)
+                else str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
             ),
             "regularisation": (
                 f"L2-SP (alpha {args.l2sp_alpha:g} towards the source weights, beta {args.l2sp_beta:g} on new ones)"
@@ -498,14 +549,16 @@ class TransferTrainer(Trainer):
         evals = [e for e in self.state.log_history if any(k.startswith("eval_") for k in e)]
         if evals:
             last = evals[-1]
-            metrics = [
+            metrics = [  # scores only: the loss, run times and speeds are not results of the model
                 Metric(k[len("eval_") :], float(v), split="eval")
                 for k, v in last.items()
-                if k.startswith("eval_") and not k.endswith(("_runtime", "_per_second")) and isinstance(v, int | float)
+                if k.startswith("eval_")
+                and k != "eval_loss"
+                and not k.endswith(("_runtime", "_per_second"))
+                and isinstance(v, int | float)
             ]
-        base_model = finetuned_from
-        if base_model is None and report is not None:
-            base_model = report.to_dict()["source"].split("@")[0]
+        lineage = getattr(self.model, "transfer_config", None)
+        base_model = finetuned_from or (lineage.source if lineage is not None else None)
         base_model = base_model if is_hub_id(base_model) else None  # cards name Hub repositories only
         repo_id = self.hub_model_id or model_name or Path(self.args.output_dir).name
         if "/" not in repo_id:
@@ -521,6 +574,7 @@ class TransferTrainer(Trainer):
             training=self.transfer_recipe(),
             transfer=report.to_dict() if report is not None else None,
             license=license,
+            language=[language] if isinstance(language, str) else language,
             tags=[tags] if isinstance(tags, str) else list(tags or []),
         )
         has_tokenizer = self.processing_class is not None

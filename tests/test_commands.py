@@ -386,8 +386,40 @@ def test_pretrain_init_from_continues_a_language_model_with_the_new_texts_vocabu
     torch.testing.assert_close(target.rnn.layers[0].weight_hh_l0, source.rnn.layers[0].weight_hh_l0)
 
 
+LAUNCHERS = {
+    "torchrun": lambda port: [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        port,
+    ],
+    # accelerate's CPU launcher starts several processes only through MPI; --multi_gpu uses torch.distributed's
+    # launcher, which works on CPU (the trainer then runs DDP over gloo)
+    "accelerate": lambda port: [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        port,
+    ],
+}
+
+
 @pytest.mark.slow
-def test_finetune_under_torchrun_trains_one_model_over_two_processes_and_pushes_once(tmp_path):
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+def test_finetune_under_torchrun_trains_one_model_over_two_processes_and_pushes_once(launcher, tmp_path):
     import socket
 
     reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
@@ -404,13 +436,7 @@ def test_finetune_under_torchrun_trains_one_model_over_two_processes_and_pushes_
         port = probe.getsockname()[1]
     launched = run_command(
         [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            port,
+            *LAUNCHERS[launcher](port),
             "-m",
             "hf_rnn_transfer",
             "finetune",
@@ -444,6 +470,36 @@ def test_finetune_under_torchrun_trains_one_model_over_two_processes_and_pushes_
     assert summary["processes"] == 2 and summary["optimizer_steps"] == 4
     assert launched.stdout.count("test accuracy:") == 1 and launched.stdout.count("pushed me/kitchen-ddp@") == 1
     assert (tmp_path / "ft" / "model.safetensors").exists()
+
+
+def test_accelerate_launch_of_several_cpu_processes_that_starts_one_fails_loudly(tmp_path):
+    launched = run_command(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "hf_rnn_transfer",
+            "finetune",
+            "--source",
+            "./missing",
+            "--output_dir",
+            tmp_path / "ft",
+            "--train_file",
+            tmp_path / "none.jsonl",
+        ]
+    )
+    assert launched.returncode != 0
+    assert "accelerate launch asked for several processes but started one" in launched.stderr
+    assert "accelerate launch --multi_gpu --num_processes N" in launched.stderr
 
 
 @pytest.mark.parametrize(

@@ -75,3 +75,20 @@ def test_another_sample_rate_is_refused_or_resampled(tmp_path):
     resampled = prepare_audio(rows, root="/", resample_audio=True)
     original = prepare_audio(Dataset.from_dict({"file": ["recordings/0_jackson_0.wav"], "label": [0]}), root=FSDD)
     assert abs(resampled[0]["length"] - original[0]["length"]) <= 1
+
+
+def test_resampling_does_not_alias_and_keeps_the_band():
+    """Downsampling 16 -> 8 kHz: a 6 kHz tone (above the new 4 kHz Nyquist) is filtered out instead of folding back
+    to 2 kHz at full level; a 1 kHz tone keeps its level."""
+    import numpy as np
+
+    from hf_rnn_transfer.data.audio import resample
+
+    t = np.arange(16000) / 16000
+    high = resample(np.sin(2 * np.pi * 6000 * t).astype(np.float32), 16000, 8000)
+    low = resample(np.sin(2 * np.pi * 1000 * t).astype(np.float32), 16000, 8000)
+    assert len(high) == len(low) == 8000
+    rms = lambda x: float(np.sqrt(np.mean(x[200:-200] ** 2)))  # noqa: E731 (edges: filter warm-up)
+    assert rms(high) < 0.05 * rms(np.sin(2 * np.pi * 6000 * t))
+    assert abs(rms(low) - 1 / np.sqrt(2)) < 0.02
+    assert len(resample(low, 8000, 11025)) == 11025  # a ratio that is not an integer

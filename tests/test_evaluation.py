@@ -194,3 +194,13 @@ def test_catch_up_tells_never_from_the_whole_training_set_and_from_the_start():
 def test_compare_refuses_repeated_seeds():
     with pytest.raises(ValueError, match=r"seeds must be distinct .* got \[0, 0, 0\]"):
         compare(None, None, [], [], None, None, seeds=(0, 0, 0))
+
+
+def test_plots_leave_the_callers_matplotlib_backend_alone(tmp_path):
+    import matplotlib
+
+    from hf_rnn_transfer.evaluation import LayerChange, plot_layer_changes
+
+    before = matplotlib.get_backend()
+    plot_layer_changes([LayerChange("layer_0", 0.1, 0.9)], tmp_path / "changes.png")
+    assert matplotlib.get_backend() == before and (tmp_path / "changes.png").stat().st_size > 1000

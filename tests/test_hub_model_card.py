@@ -50,6 +50,7 @@ def test_fine_tuned_card_states_its_lineage_recipe_and_results():
     assert "| 100 | 0.871 | 0.62 |" in text
     assert 'from_pretrained("alice/kitchen-lstm", trust_remote_code=True)' in text
     assert "import hf_rnn_transfer" in text and "AutoTokenizer" in text
+    assert "pip install hf-rnn-transfer" not in text and "pypi.org" not in text  # not a published package
 
 
 def test_card_metadata_passes_the_hub_validation(hub):
@@ -78,3 +79,41 @@ def test_cards_refuse_local_paths(field, tmp_path):
     kwargs[field] = [str(tmp_path)] if field == "datasets" else str(tmp_path)
     with pytest.raises(ValueError, match="cards never name local paths"):
         build_model_card(model, CardContent(**kwargs))
+
+
+def test_trainer_card_keeps_language_lists_scores_not_loss_and_names_the_schedule(hub, tmp_path):
+    import torch
+    from datasets import Dataset
+
+    from hf_rnn_transfer import RNNForCausalLM, TransferTrainer, TransferTrainingArguments
+    from hf_rnn_transfer.transfer import transfer
+
+    from .conftest import ALICE
+
+    config = RNNConfig(vocab_size=30, hidden_size=8, embedding_size=4, num_layers=1, num_labels=2)
+    RNNForCausalLM(config).push_to_hub("alice/card-source", token=ALICE)
+    model, _ = transfer("alice/card-source", RNNForSequenceClassification(config), token=ALICE)
+    ids = torch.randint(1, 30, (16, 5))
+    data = Dataset.from_dict({"input_ids": ids.tolist(), "labels": (ids[:, 0] > 15).long().tolist()})
+    args = TransferTrainingArguments(
+        str(tmp_path),
+        max_steps=2,
+        eval_strategy="steps",
+        eval_steps=2,
+        report_to="none",
+        save_strategy="no",
+        lr_scheduler_type="linear",
+    )
+    from hf_rnn_transfer.evaluation import classification_metrics
+
+    trainer = TransferTrainer(
+        model=model, args=args, train_dataset=data, eval_dataset=data, compute_metrics=classification_metrics
+    )
+    trainer.train()
+    trainer.create_model_card(language="en", license="apache-2.0")
+    card = ModelCard.load(tmp_path / "README.md")
+    assert card.data.language == "en" or card.data.language == ["en"]
+    assert card.data.base_model == "alice/card-source"
+    metrics = {r.metric_type for r in card.data.eval_results}
+    assert metrics == {"accuracy", "macro_f1"}  # the loss is not a result
+    assert "| schedule | linear |" in card.text and "SchedulerType" not in card.text

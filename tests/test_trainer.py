@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset
-from transformers import DataCollatorWithPadding, HfArgumentParser
+from transformers import DataCollatorWithPadding, HfArgumentParser, TrainerCallback
 
 from hf_rnn_transfer import RNNConfig, RNNForCausalLM, RNNForSequenceClassification
 from hf_rnn_transfer.data import load_amazon_reviews, train_tokenizer
@@ -123,7 +123,22 @@ def test_gradual_unfreezing_with_discriminative_rates_and_slanted_triangular(kit
         lr_scheduler_type="slanted_triangular",
         stlr_cut_frac=0.25,
     )
+    seen = []  # what every logging integration (console, TensorBoard, trackio) receives: the callbacks' on_log
+
+    class Recorder(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            seen.append(dict(logs))
+
+    trainer.add_callback(Recorder())
     trainer.train()
+    stages = [e for e in seen if "freezing/stage" in e]
+    assert [e["freezing/stage"] for e in stages] == [0, 1, 2, 3]
+    assert [e["freezing/layer_1"] for e in stages] == [0, 1, 1, 1] and stages[0]["freezing/head"] == 1
+    rates = [e for e in seen if "learning_rate/head" in e]
+    assert len(rates) == 8
+    assert rates[0]["learning_rate/embedding"] == 0 and rates[0]["learning_rate/layer_0"] == 0  # frozen
+    assert rates[0]["learning_rate"] == rates[0]["learning_rate/head"] > 0  # the top group's, not the embedding's
+    assert rates[-1]["learning_rate/embedding"] == pytest.approx(rates[-1]["learning_rate/head"] / 2.6**3)
     assert [h["trainable"] for h in trainer.unfreezing_history] == [
         ["head"],
         ["layer_1", "head"],

@@ -24,12 +24,18 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 def resample(audio: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
-    """Linear-interpolation resampling (enough for speech features at these rates)."""
+    """Polyphase resampling (`scipy.signal.resample_poly`): its low-pass filter removes what lies above the new
+    Nyquist frequency, so downsampling does not fold high frequencies back into the band (aliasing)."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
     if rate == target_rate:
         return audio
-    duration = len(audio) / rate
-    times = np.arange(int(round(duration * target_rate))) / target_rate
-    return np.interp(times, np.arange(len(audio)) / rate, audio).astype(np.float32)
+    if rate <= 0 or target_rate <= 0:
+        raise ValueError(f"sampling rates must be positive, got {rate} -> {target_rate} Hz.")
+    common = gcd(int(rate), int(target_rate))
+    return resample_poly(audio, target_rate // common, rate // common).astype(np.float32)
 
 
 def log_mel(audio: np.ndarray, sampling_rate: int, n_mels: int = 40, frame_ms: float = 25, hop_ms: float = 10):
