@@ -234,11 +234,47 @@ def classification_metrics(eval_pred) -> dict[str, float]:
     }
 
 
-def evaluate_classifier(model, dataset, collator, batch_size: int = 128, prefix: str = "test") -> dict[str, float]:
+def entity_metrics(label_names: Sequence[str]) -> Callable:
     """
-    `Trainer.evaluate` with `classification_metrics` on an encoded dataset with `labels`: the metrics (`test_accuracy`,
-    `test_macro_f1`, `test_loss`) go through the Trainer's logging (console, TensorBoard, trackio) and evaluation is
-    spread over every process of a distributed run.
+    `compute_metrics` for named-entity tagging: entity-level precision, recall and F1 (`seqeval`, the CoNLL
+    scoring: an entity counts only when its type and exact span are right), plus token accuracy. Positions labelled
+    -100 (special tokens, continuation pieces) are skipped, so each sentence is scored on its words' tags.
+
+    Args:
+        label_names: the tag of each label id (BIO/IOB2 tags such as `B-PER`, `I-PER`, `O`).
+    """
+    from seqeval.metrics import f1_score, precision_score, recall_score
+
+    names = list(label_names)
+
+    def compute(eval_pred) -> dict[str, float]:
+        logits, labels = eval_pred
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        predictions = np.asarray(logits).argmax(-1)
+        gold, predicted = [], []
+        for row_pred, row_gold in zip(predictions, np.asarray(labels)):
+            keep = row_gold != -100
+            gold.append([names[i] for i in row_gold[keep]])
+            predicted.append([names[i] for i in row_pred[keep]])
+        flat_gold = [t for row in gold for t in row]
+        flat_pred = [t for row in predicted for t in row]
+        return {
+            "entity_precision": float(precision_score(gold, predicted, zero_division=0)),
+            "entity_recall": float(recall_score(gold, predicted, zero_division=0)),
+            "entity_f1": float(f1_score(gold, predicted, zero_division=0)),
+            "token_accuracy": float(np.mean([a == b for a, b in zip(flat_gold, flat_pred)])) if flat_gold else 0.0,
+        }
+
+    return compute
+
+
+def evaluate_classifier(
+    model, dataset, collator, batch_size: int = 128, prefix: str = "test", compute_metrics: Callable | None = None
+) -> dict[str, float]:
+    """
+    `Trainer.evaluate` on an encoded dataset with `labels`, with `classification_metrics` (or `compute_metrics`,
+    e.g. `entity_metrics(names)`): the metrics (`test_accuracy`, `test_macro_f1`, `test_loss`, ...) go through the
+    Trainer's logging (console, TensorBoard, trackio) and evaluation is spread over every process of a distributed run.
     """
     from transformers import Trainer, TrainingArguments
 
@@ -250,7 +286,8 @@ def evaluate_classifier(model, dataset, collator, batch_size: int = 128, prefix:
             use_cpu=model.device.type == "cpu",
             disable_tqdm=True,
         )
-        trainer = Trainer(model=model, args=args, data_collator=collator, compute_metrics=classification_metrics)
+        metrics = compute_metrics or classification_metrics
+        trainer = Trainer(model=model, args=args, data_collator=collator, compute_metrics=metrics)
         return trainer.evaluate(dataset, metric_key_prefix=prefix)
 
 

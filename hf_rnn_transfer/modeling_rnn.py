@@ -313,6 +313,34 @@ class RNNPreTrainedModel(PreTrainedModel):
         if type(self)._auto_class is not None:
             self.config.auto_map = {**AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
 
+    def get_classifier(self) -> nn.Module:
+        """The head's output layer (timm's uniform API): `nn.Identity()` for the bare encoder."""
+        return nn.Identity()
+
+    def reset_classifier(self, num_labels: int | None = None, **kwargs) -> None:
+        """A freshly initialised output layer (timm's uniform API); each head documents what it may resize."""
+        raise ValueError(f"{type(self).__name__} has no head to reset; build a head class from it instead.")
+
+    def _fresh(self, module: nn.Module) -> nn.Module:
+        """`module` initialised as this model initialises its weights, on the model's device and dtype."""
+        module.apply(self._init_weights)
+        return module.to(device=self.device, dtype=self.dtype)
+
+    def _reset_label_head(self, in_features: int, num_labels: int | None, id2label: dict | None) -> nn.Linear:
+        if id2label is not None:
+            id2label = {int(k): str(v) for k, v in id2label.items()}
+            if num_labels is not None and num_labels != len(id2label):
+                raise ValueError(f"reset_classifier: num_labels={num_labels} but id2label has {len(id2label)} labels.")
+            num_labels = len(id2label)
+        num_labels = self.config.num_labels if num_labels is None else num_labels
+        if not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 1:
+            raise ValueError(f"reset_classifier needs num_labels >= 1, got {num_labels!r}.")
+        self.config.num_labels = num_labels
+        if id2label is not None:
+            self.config.id2label, self.config.label2id = id2label, {v: k for k, v in id2label.items()}
+        self.num_labels = num_labels
+        return self._fresh(nn.Linear(in_features, num_labels))
+
     def get_layer_groups(self) -> dict[str, list[str]]:
         """
         Parameter names by layer group, bottom to top: the embedding (or input projection), each recurrent layer, and
@@ -742,6 +770,10 @@ class RNNForSequenceClassification(RNNPreTrainedModel):
     def get_classifier(self) -> nn.Module:
         return self.classifier
 
+    def reset_classifier(self, num_labels: int | None = None, id2label: dict | None = None) -> None:
+        """A new, freshly initialised classifier for `num_labels` labels (or the labels of `id2label`)."""
+        self.classifier = self._reset_label_head(self.pooler.output_size, num_labels, id2label)
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -835,6 +867,26 @@ class RNNForMultiTaskSequenceClassification(RNNPreTrainedModel):
         self.register_buffer("task_num_labels", sizes, persistent=False)
         self.post_init()
 
+    def get_classifier(self) -> nn.ModuleDict:
+        """One output layer per task."""
+        return self.task_heads
+
+    def reset_classifier(self, num_labels: int | None = None, task_labels: dict[str, list[str]] | None = None) -> None:
+        """New, freshly initialised task heads: for `task_labels` (task -> label names), or the current tasks."""
+        if num_labels is not None:
+            raise ValueError(
+                "a multi-task model's heads are sized by task_labels (task -> label names), not num_labels."
+            )
+        if task_labels is not None:
+            self.config.task_labels = {str(task): list(names) for task, names in task_labels.items()}
+            self.config.validate()
+        self.tasks = list(self.config.task_labels)
+        self.task_heads = self._fresh(
+            nn.ModuleDict({t: nn.Linear(self.pooler.output_size, len(n)) for t, n in self.config.task_labels.items()})
+        )
+        sizes = [len(names) for names in self.config.task_labels.values()]
+        self.task_num_labels = torch.tensor(sizes, device=self.device)
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -908,6 +960,10 @@ class RNNForTokenClassification(RNNPreTrainedModel):
 
     def get_classifier(self) -> nn.Module:
         return self.classifier
+
+    def reset_classifier(self, num_labels: int | None = None, id2label: dict | None = None) -> None:
+        """A new, freshly initialised per-position classifier for `num_labels` tags (or those of `id2label`)."""
+        self.classifier = self._reset_label_head(self.config.output_size, num_labels, id2label)
 
     def forward(
         self,
@@ -995,6 +1051,21 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
 
     def get_output_embeddings(self) -> nn.Linear:
         return self.decoder
+
+    def get_classifier(self) -> nn.Linear:
+        """The decoder over the vocabulary (tied to the embedding when `tie_word_embeddings`)."""
+        return self.decoder
+
+    def reset_classifier(self, num_labels: int | None = None) -> None:
+        """A freshly initialised decoder (its size is the vocabulary: use `resize_token_embeddings` to change it);
+        a tied decoder is tied again to the embedding."""
+        if num_labels is not None and num_labels != self.config.vocab_size:
+            raise ValueError(
+                f"a language model's decoder has one output per token (vocab_size={self.config.vocab_size}); "
+                "resize_token_embeddings changes the vocabulary."
+            )
+        self.decoder = self._fresh(nn.Linear(self.decoder.in_features, self.config.vocab_size))
+        self.tie_weights()
 
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.decoder = new_embeddings
@@ -1093,6 +1164,19 @@ class RNNForTimeSeriesForecasting(RNNPreTrainedModel):
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.head = nn.Linear(config.output_size, config.prediction_length * config.input_size)
         self.post_init()
+
+    def get_classifier(self) -> nn.Linear:
+        return self.head
+
+    def reset_classifier(self, num_labels: int | None = None, prediction_length: int | None = None) -> None:
+        """A freshly initialised forecasting head, for `prediction_length` future steps (default: the current)."""
+        if num_labels is not None:
+            raise ValueError("a forecaster's head is sized by prediction_length (future steps), not num_labels.")
+        if prediction_length is not None:
+            self.config.prediction_length = prediction_length  # validated by the config
+        self.head = self._fresh(
+            nn.Linear(self.config.output_size, self.config.prediction_length * self.config.input_size)
+        )
 
     def forward(
         self,

@@ -396,6 +396,12 @@ class TransferTrainer(Trainer):
         self.unfreezing_history.append({"step": self.state.global_step, "epoch": epoch, "trainable": trainable})
         logger.info("step %d: training %s", self.state.global_step, ", ".join(trainable))
 
+    @property
+    def _groups_differ(self) -> bool:
+        """Whether layer groups train differently (frozen groups, discriminative rates): only then are per-group
+        rates and stages worth logging."""
+        return self.args.discriminative_lr or self.args.freezing_strategy != "none"
+
     def stage_metrics(self) -> dict[str, float]:
         """The freezing stage as numbers every logger takes: the stage (0 = first) and each group's state (1 trains,
         0 frozen)."""
@@ -417,7 +423,7 @@ class TransferTrainer(Trainer):
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         """The Trainer's log, plus every layer group's learning rate (`learning_rate/<group>`); `learning_rate`
         itself is the top group's (the Trainer's default would be the first group's, often a frozen embedding)."""
-        if "learning_rate" in logs:
+        if "learning_rate" in logs and self._groups_differ:
             rates = self.group_rates()
             if rates:
                 logs["learning_rate"] = rates[list(rates)[-1]]
@@ -433,7 +439,7 @@ class TransferTrainer(Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         self._apply_schedule()
-        if self._logged_stage != len(self.unfreezing_history):  # a new freezing stage: say so in every log sink
+        if self._groups_differ and self._logged_stage != len(self.unfreezing_history):  # a new stage: in every log
             self._logged_stage = len(self.unfreezing_history)
             self.log(self.stage_metrics())
         loss = super().training_step(model, inputs, num_items_in_batch)

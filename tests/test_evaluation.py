@@ -204,3 +204,19 @@ def test_plots_leave_the_callers_matplotlib_backend_alone(tmp_path):
     before = matplotlib.get_backend()
     plot_layer_changes([LayerChange("layer_0", 0.1, 0.9)], tmp_path / "changes.png")
     assert matplotlib.get_backend() == before and (tmp_path / "changes.png").stat().st_size > 1000
+
+
+def test_entity_metrics_score_whole_entities_like_conll():
+    import numpy as np
+
+    from hf_rnn_transfer.evaluation import entity_metrics
+
+    names = ["O", "B-PER", "I-PER", "B-LOC"]
+    gold = np.array([[-100, 1, 2, 0, 3, -100], [-100, 0, 1, -100, -100, -100]])
+    # sentence 1: the person's span is cut short (wrong entity) and the location is right; sentence 2: right
+    predicted = np.array([[0, 1, 0, 0, 3, 0], [0, 0, 1, 0, 0, 0]])
+    logits = np.eye(4)[predicted]
+    metrics = entity_metrics(names)((logits, gold))
+    assert metrics["entity_precision"] == pytest.approx(2 / 3) and metrics["entity_recall"] == pytest.approx(2 / 3)
+    assert metrics["entity_f1"] == pytest.approx(2 / 3)
+    assert metrics["token_accuracy"] == pytest.approx(5 / 6)  # token-level scoring would hide the broken span

@@ -45,7 +45,7 @@ def test_token_classification_example_runs(tmp_path):
         str(tmp_path),
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "transfer: token-level macro F1" in result.stdout and "scratch: token-level macro F1" in result.stdout
+    assert "transfer: entity F1 (seqeval)" in result.stdout and "scratch: entity F1 (seqeval)" in result.stdout
     assert "rnn.layers.0.weight_ih_l0" in result.stdout  # the transfer report
     assert (tmp_path / "source" / "model.safetensors").exists()
 

@@ -7,19 +7,19 @@
 
 Any JSON Lines / CSV / parquet files (or Hub datasets, with --source_dataset/--target_dataset) with a column of
 pre-split words and a column of word-level tags work. The source's encoder and embeddings move into the target
-model; the head is new (the label sets differ). Prints token-level macro F1 over the target's entity tags (O
-excluded) for transfer and scratch, same data, same seeds.
+model; the head is new (the label sets differ). Prints entity-level F1 (seqeval, CoNLL scoring: type and exact
+span) on the target's test set for transfer and scratch, same data, same seeds.
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
 from datasets import DatasetDict, load_dataset
-from sklearn.metrics import f1_score
 from transformers import DataCollatorForTokenClassification, HfArgumentParser, set_seed
 
 from hf_rnn_transfer import RNNConfig, RNNForTokenClassification
 from hf_rnn_transfer.data import prepare_token_classification, train_tokenizer
+from hf_rnn_transfer.evaluation import entity_metrics, evaluate_classifier
 from hf_rnn_transfer.trainer import TransferTrainer, TransferTrainingArguments
 from hf_rnn_transfer.transfer import transfer
 
@@ -45,28 +45,6 @@ def load(files: dict, dataset: str | None) -> DatasetDict:
     if dataset:
         return load_dataset(dataset)
     return load_dataset("json", data_files={k: v for k, v in files.items() if v})
-
-
-def macro_f1(model, data, collator, names) -> float:
-    import torch
-
-    model.eval()
-    predictions, gold = [], []
-    with torch.no_grad():
-        for start in range(0, len(data), 64):
-            batch = collator(
-                [
-                    {k: data[i][k] for k in ("input_ids", "attention_mask", "labels")}
-                    for i in range(start, min(start + 64, len(data)))
-                ]
-            )
-            labels = batch.pop("labels")
-            predicted = model(**batch).logits.argmax(-1)
-            keep = labels != -100
-            predictions += predicted[keep].tolist()
-            gold += labels[keep].tolist()
-    entity_ids = [i for i, n in enumerate(names) if n != "O"]
-    return float(f1_score(gold, predictions, labels=entity_ids, average="macro", zero_division=0))
 
 
 def main():
@@ -131,11 +109,14 @@ def main():
                 data_collator=collator,
                 train_dataset=target_data["train"].remove_columns("length"),
             ).train()
-            scores[name].append(macro_f1(model, target_data["test"], collator, target_tags.names))
+            metrics = evaluate_classifier(
+                model, target_data["test"], collator, compute_metrics=entity_metrics(target_tags.names)
+            )
+            scores[name].append(metrics["test_entity_f1"])
     print(report)
     for name, values in scores.items():
         print(
-            f"{name}: token-level macro F1 over entity tags {np.mean(values):.3f} ± {np.std(values):.3f} "
+            f"{name}: entity F1 (seqeval) {np.mean(values):.3f} ± {np.std(values):.3f} "
             f"(seeds {args.seeds}: {[round(v, 3) for v in values]})"
         )
 
