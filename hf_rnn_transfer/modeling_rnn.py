@@ -816,31 +816,27 @@ class RNNForSequenceClassification(RNNPreTrainedModel):
         )
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """transformers' `ForSequenceClassificationLoss` (which infers and records `config.problem_type`), after
+        checks that turn wrong labels into a clear error instead of a CUDA assert or a silent broadcast."""
         labels = labels.to(logits.device)
         problem_type = self.config.problem_type
-        if problem_type is None:
-            if self.num_labels == 1:
-                problem_type = "regression"
-            elif labels.dtype in (torch.long, torch.int):
-                problem_type = "single_label_classification"
-            else:
-                problem_type = "multi_label_classification"
-        if problem_type == "regression":
-            return F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype).view_as(logits.squeeze(-1)))
+        if problem_type is None and self.num_labels > 1:
+            problem_type = "single_label_classification" if labels.dtype in (torch.long, torch.int) else None
         if problem_type == "single_label_classification":
-            labels = labels.view(-1)
-            if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_labels):
+            flat = labels.view(-1)
+            if flat.numel() and (flat.min() < 0 or flat.max() >= self.num_labels):
                 raise ValueError(
                     f"labels must be class ids in [0, {self.num_labels - 1}] (num_labels={self.num_labels}), "
-                    f"got values in [{int(labels.min())}, {int(labels.max())}]."
+                    f"got values in [{int(flat.min())}, {int(flat.max())}]."
                 )
-            return F.cross_entropy(logits, labels.long())
-        if labels.shape != logits.shape:
+        elif self.num_labels > 1 and problem_type != "regression" and labels.shape != logits.shape:
             raise ValueError(
                 f"multi-label classification needs labels of shape [batch, num_labels] = {list(logits.shape)}, "
                 f"got {list(labels.shape)}."
             )
-        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        if labels.is_floating_point() or self.num_labels == 1:
+            labels = labels.to(logits.dtype)
+        return self.loss_function(labels, logits, self.config)
 
 
 class RNNForMultiTaskSequenceClassification(RNNPreTrainedModel):
@@ -976,11 +972,14 @@ class RNNForTokenClassification(RNNPreTrainedModel):
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        **loss_kwargs,
     ) -> RNNTokenClassifierOutput | tuple:
         """
         Args:
             labels (`torch.LongTensor` of shape `[batch, time]`): class id per position, -100 where ignored.
             use_cache (`bool`): return the final `recurrent_state` (default: only when one was passed in).
+            loss_kwargs: `num_items_in_batch` from the Trainer (the mean over all labelled positions of accumulated
+                batches, transformers' `ForTokenClassification` loss).
             Other arguments: see [`RNNModel.forward`].
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
@@ -1005,7 +1004,9 @@ class RNNForTokenClassification(RNNPreTrainedModel):
                     f"token labels must be class ids in [0, {self.num_labels - 1}] or -100 (ignored), "
                     f"got values in [{int(valid.min())}, {int(valid.max())}]."
                 )
-            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+            loss = self.loss_function(
+                logits, labels, self.config, num_items_in_batch=loss_kwargs.get("num_items_in_batch")
+            )
         if not return_dict:
             return tuple(v for v in (loss, logits, out.hidden_states, out.recurrent_state) if v is not None)
         return RNNTokenClassifierOutput(
@@ -1086,6 +1087,7 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         logits_to_keep: int = 0,
+        **loss_kwargs,
     ) -> RNNCausalLMOutput | tuple:
         """
         Args:
@@ -1093,6 +1095,8 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
             shift_labels (`torch.LongTensor` of shape `[batch, time]`): already-shifted targets (next token).
             logits_to_keep (`int`): compute logits for the last `n` positions only (0 = all).
             use_cache (`bool`, defaults to `True`): return the final `recurrent_state`.
+            loss_kwargs: `num_items_in_batch` from the Trainer, so the loss of accumulated batches is the mean over
+                all their tokens (transformers' `ForCausalLMLoss`).
             Other arguments: see [`RNNModel.forward`].
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
@@ -1118,7 +1122,7 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
                 shift_labels = F.pad(labels, (0, 1), value=-100)[:, 1:]
                 if attention_mask is not None:
                     shift_labels = shift_labels.masked_fill(attention_mask == 0, -100)
-            shift_labels = shift_labels.to(logits.device)
+            shift_labels = shift_labels.to(logits.device).contiguous()
             valid = shift_labels[shift_labels != -100]
             if valid.numel() and (valid.min() < 0 or valid.max() >= self.config.vocab_size):
                 raise ValueError(
@@ -1126,7 +1130,13 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
                     f"got values in [{int(valid.min())}, {int(valid.max())}]: were they tokenised with this model's "
                     "tokenizer?"
                 )
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), shift_labels.flatten(), ignore_index=-100)
+            loss = self.loss_function(
+                logits,
+                None,
+                self.config.vocab_size,
+                shift_labels=shift_labels,
+                num_items_in_batch=loss_kwargs.get("num_items_in_batch"),
+            )
         if not return_dict:
             return tuple(v for v in (loss, logits, out.hidden_states, out.recurrent_state) if v is not None)
         return RNNCausalLMOutput(

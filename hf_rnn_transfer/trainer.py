@@ -470,7 +470,12 @@ class TransferTrainer(Trainer):
                 raise ValueError("carry_recurrent_state needs a model that returns recurrent_state (a language model).")
             self._carried_state = tuple(tuple(t.detach() for t in layer) for layer in state)
         if self._l2sp_reference is not None and model.training:
-            loss = loss + self.l2sp_penalty()
+            penalty = self.l2sp_penalty()
+            if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+                # the Trainer will not divide this loss by the accumulation steps (the model normalised it by the
+                # tokens of all of them): the penalty, once per optimizer step, is shared out here instead
+                penalty = penalty / self.current_gradient_accumulation_steps
+            loss = loss + penalty
         return (loss, outputs) if return_outputs else loss
 
     # -- L2-SP ---------------------------------------------------------------------------------------------------

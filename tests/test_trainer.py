@@ -484,3 +484,50 @@ def test_tokens_per_second_reach_the_logs(kitchen, tmp_path):
     # real tokens only: fewer than the padded batch positions
     loader = trainer.get_train_dataloader()
     assert trainer.state.num_input_tokens_seen <= sum(b["input_ids"].numel() for b in loader)
+
+
+def test_gradient_accumulation_gives_the_full_batch_step_with_token_losses_and_l2sp(tmp_path):
+    """Token-level losses are normalised by the tokens of all accumulated micro-batches (transformers' loss
+    functions with num_items_in_batch), and L2-SP counts once per optimizer step: 2 x 4 rows = 1 x 8 rows."""
+    shape = dict(vocab_size=30, pad_token_id=0, embedding_size=8, hidden_size=8, num_layers=1)
+    source = RNNForCausalLM(RNNConfig(**shape))
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, 30, (8, 6), generator=generator)
+    mask = torch.ones_like(ids)
+    for row, length in enumerate([6, 2, 5, 3, 6, 1, 4, 2]):  # unequal token counts per micro-batch
+        mask[row, length:] = 0
+    ids = ids * mask
+    data = Dataset.from_dict(
+        {
+            "input_ids": ids.tolist(),
+            "attention_mask": mask.tolist(),
+            "labels": ids.masked_fill(mask == 0, -100).tolist(),
+        }
+    )
+    steps = {}
+    for batch, accumulation in ((8, 1), (4, 2)):
+        torch.manual_seed(1)
+        model, _ = transfer(source, RNNForCausalLM(RNNConfig(**shape)))
+        args = TransferTrainingArguments(
+            str(tmp_path / f"ga{accumulation}"),
+            max_steps=1,
+            per_device_train_batch_size=batch,
+            gradient_accumulation_steps=accumulation,
+            optim="sgd",
+            learning_rate=0.5,
+            lr_scheduler_type="constant",
+            max_grad_norm=0.0,
+            l2sp_alpha=2.0,
+            l2sp_beta=0.5,
+            report_to="none",
+            save_strategy="no",
+            seed=0,
+        )
+        torch.manual_seed(1)
+        with torch.no_grad():  # move off the source so the L2-SP pull is not zero
+            for p in model.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        TransferTrainer(model=model, args=args, train_dataset=data).train()
+        steps[accumulation] = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for name, value in steps[1].items():
+        torch.testing.assert_close(steps[2][name], value, atol=1e-5, rtol=1e-4)
