@@ -11,32 +11,36 @@ Why a supervised source: the reference runs (fastai ULMFiT, scratch and TF-IDF +
 `docs/benchmarks.md`) show a self-pretrained language model giving no reliable gain at this scale (ULMFiT 0.60 at
 100 kitchen labels) while the other domains' 6,000 labels give a linear model 0.857 with no kitchen labels at all;
 the signal that transfers here is sentiment, not language.
+
+The demo has no training logic of its own: it writes the data as files and composes the commands' cores
+(`pretrain`, `push_source`, `compare_transfer`, `finetune`, `push_finetuned`) in one Hub session, exactly as
+`hf-rnn-transfer pretrain / compare / finetune` run them.
 """
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from datasets import concatenate_datasets
-from transformers import DataCollatorWithPadding, set_seed
 
-from .configuration_rnn import CELL_TYPES, RNNConfig
-from .data import AMAZON_DOMAINS, load_amazon_reviews, prepare_text_classification, train_tokenizer
-from .evaluation import (
-    accuracy_of,
-    balanced_budget_indices,
-    compare,
-    layer_change_table,
-    plot_layer_changes,
-    snapshot,
-    what_transferred,
+from .commands import (
+    CompareArguments,
+    PretrainArguments,
+    SourceArguments,
+    TargetDataArguments,
+    compare_transfer,
+    finetune,
+    finetuned_card,
+    pretrain,
+    push_source,
 )
+from .configuration_rnn import CELL_TYPES
+from .data import AMAZON_DOMAINS, load_amazon_reviews
+from .evaluation import balanced_budget_indices, layer_change_table, plot_layer_changes, what_transferred
 from .freezing import unfreeze_interval_for
-from .hub import CardContent, Metric, build_model_card, push_model, resolve_hub
-from .modeling_rnn import RNNForSequenceClassification
-from .trainer import TransferTrainer, TransferTrainingArguments
-from .transfer import transfer
+from .hub import Metric, build_model_card, push_model, resolve_hub
+from .trainer import TransferTrainingArguments
 
 
 @dataclass
@@ -90,6 +94,36 @@ def _step(number: int, text: str, started: float) -> None:
     print(f"\n[{number}/6] {text}  (t={time.perf_counter() - started:.0f}s)", flush=True)
 
 
+def write_demo_data(folder: Path, args: DemoArguments) -> dict[str, Path]:
+    """The demo's data as JSON Lines files the commands read: the source domains' labelled reviews (shuffled), the
+    target's fixed, balanced 1,000-review test set and 1,000-review pool, and the balanced `label_budget` subset of
+    the pool that the shared model trains on (the comparison draws its own nested subsets from the pool)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = [d for d in AMAZON_DOMAINS if d != args.target_domain]
+    source = concatenate_datasets([load_amazon_reviews(d) for d in sources]).shuffle(seed=0)
+    if args.source_examples:
+        source = source.select(range(min(args.source_examples, len(source))))
+    target = load_amazon_reviews(args.target_domain).train_test_split(
+        test_size=1000, seed=0, stratify_by_column="label"
+    )
+    subset = balanced_budget_indices(target["train"]["label"], [args.label_budget], args.seeds[0])[args.label_budget]
+    files = {
+        "source": (source, None),
+        "pool": (target["train"], None),
+        "test": (target["test"], None),
+        "budget": (target["train"], subset),
+    }
+    paths = {}
+    for name, (rows, indices) in files.items():
+        names = rows.features["label"].names
+        paths[name] = folder / f"{name}.jsonl"
+        with open(paths[name], "w") as handle:
+            for i in indices if indices is not None else range(len(rows)):
+                row = rows[int(i)]
+                handle.write(json.dumps({"text": row["text"], "label": names[row["label"]]}) + "\n")
+    return paths
+
+
 def run_demo(args: DemoArguments) -> dict:
     """Run the demo and return its results (also written to `output_dir/results.json` and `report.md`)."""
     out = Path(args.output_dir)
@@ -98,51 +132,28 @@ def run_demo(args: DemoArguments) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     sources = [d for d in AMAZON_DOMAINS if d != args.target_domain]
-
     _step(
         1,
         f"Data: labelled reviews of {', '.join(sources)} (source); {args.target_domain} split into a fixed, "
         "balanced test set of 1,000 and a pool of 1,000",
         started,
     )
-    source_reviews = concatenate_datasets([load_amazon_reviews(d) for d in sources]).shuffle(seed=0)
-    if args.source_examples:
-        source_reviews = source_reviews.select(range(min(args.source_examples, len(source_reviews))))
-    target = load_amazon_reviews(args.target_domain).train_test_split(
-        test_size=1000, seed=0, stratify_by_column="label"
-    )
-    pool, test = target["train"], target["test"]
-    # the tokenizer may read the pool's text (unlabelled), never the test reviews
-    tokenizer = train_tokenizer(
-        list(source_reviews["text"]) + list(pool["text"]),
-        vocab_size=30_000,
-        min_frequency=2,
-        model_max_length=args.max_length,
-    )
-    encoded_source, labels = prepare_text_classification(source_reviews, tokenizer)
-    collator = DataCollatorWithPadding(tokenizer)
-    shape = dict(
+    files = write_demo_data(out / "data", args)
+    target_files = dict(test_file=str(files["test"]), max_length=args.max_length)
+    source_recipe = PretrainArguments(
+        objective="classification",
         cell_type=args.cell_type,
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
         embedding_size=args.embedding_size,
         hidden_size=args.hidden_size,
         num_layers=args.num_layers,
-        pooling="concat",
+        vocab_size=30_000,
+        vocabulary_files=[str(files["pool"])],  # the pool's text (unlabelled use), never the test reviews
         embedding_dropout=0.1,
         layer_dropout=0.2,
         classifier_dropout=0.3,
-        id2label=labels.id2label,
-        label2id=labels.label2id,
     )
-
-    _step(2, f"Source: {args.cell_type.upper()} classifier on {len(source_reviews):,} labelled reviews", started)
-    set_seed(0)
-    source = RNNForSequenceClassification(RNNConfig(**shape))
-    source_args = TransferTrainingArguments(
-        str(out / "source-training"),
+    source_training = TransferTrainingArguments(
+        str(out / "source"),
         num_train_epochs=args.source_epochs,
         learning_rate=3e-3,
         per_device_train_batch_size=32,
@@ -154,108 +165,73 @@ def run_demo(args: DemoArguments) -> dict:
         logging_strategy="epoch",
         seed=0,
     )
-    TransferTrainer(model=source, args=source_args, train_dataset=encoded_source, data_collator=collator).train()
-    encoded_test, _ = prepare_text_classification(test, tokenizer)
-    encoded_pool, _ = prepare_text_classification(pool, tokenizer)
-    zero_shot = accuracy_of(source, encoded_test, collator)
-    print(f"source accuracy on {args.target_domain} test reviews, with no {args.target_domain} labels: {zero_shot:.3f}")
-
+    finetune_training = TransferTrainingArguments(
+        str(out / "finetune"),
+        num_train_epochs=args.finetune_epochs,
+        learning_rate=args.finetune_learning_rate,
+        per_device_train_batch_size=16,
+        freezing_strategy="gradual",
+        unfreeze_interval=unfreeze_interval_for(args.finetune_epochs, args.num_layers + 2),
+        unfreeze_unit="epoch",
+        discriminative_lr=True,
+        discriminative_lr_factor=2.6,
+        lr_scheduler_type="slanted_triangular",
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+    )
     hub_root = args.hub_root or str(out / "hub")
     source_repo = f"{args.namespace}/{args.cell_type}-reviews-{'-'.join(sources)}"
     target_repo = f"{args.namespace}/{args.cell_type}-{args.target_domain}-from-{'-'.join(sources)}"
+    kitchen = dict(dataset_name=f"Amazon {args.target_domain} reviews", dataset_type="amazon_multidomain")
     with resolve_hub(args.endpoint, None, hub_root, namespace=args.namespace) as (endpoint, token):
         _step(
-            3,
-            f"Push the source to {source_repo} ({'offline Hub' if not args.endpoint else endpoint}), pull it "
-            "back by repo id, and transfer it",
-            started,
+            2, f"Source: {args.cell_type.upper()} classifier on the labelled reviews of {', '.join(sources)}", started
         )
-        source_card = CardContent(
-            repo_id=source_repo,
-            objective="sentiment classification (cross-entropy): the source of a cross-domain transfer",
-            data_description=f"Amazon reviews (Blitzer et al. 2007) of {', '.join(sources)}: "
-            f"{len(source_reviews):,} labelled reviews",
-            metrics=[
-                Metric(
-                    "accuracy",
-                    zero_shot,
-                    split="test",
-                    dataset_name=f"Amazon {args.target_domain} reviews, zero-shot (no target labels)",
-                    dataset_type="amazon_multidomain",
-                )
-            ],
-            training={
-                "epochs": args.source_epochs,
-                "peak learning rate": 3e-3,
-                "schedule": "slanted triangular",
-                "batch size": 32,
-            },
+        source = pretrain(
+            source_recipe, TargetDataArguments(train_file=str(files["source"]), **target_files), source_training, token
         )
-        source_commit = push_model(source, source_repo, card=source_card, tokenizer=tokenizer, token=token)
-        # pulled by repo id at the pushed commit; the tokenizer comes from the repo too (remapped if it differed)
-        pulled, report = transfer(
+        zero_shot = source.results["test_accuracy"]
+        print(
+            f"source accuracy on {args.target_domain} test reviews, with no {args.target_domain} labels: "
+            f"{zero_shot:.3f}"
+        )
+
+        _step(3, f"Push the source to {source_repo} ({'offline Hub' if not args.endpoint else endpoint})", started)
+        source_commit = push_source(
+            source,
             source_repo,
-            RNNForSequenceClassification(RNNConfig(**shape)),
-            revision=source_commit.oid,
-            token=token,
-            target_tokenizer=tokenizer,
-            transfer_head=True,
+            token,
+            f"Amazon reviews (Blitzer et al. 2007) of {', '.join(sources)}: {len(source.trainer.train_dataset):,} "
+            "labelled reviews",
+            source_recipe,
+            objective="sentiment classification (cross-entropy): the source of a cross-domain transfer",
+            metrics=[
+                Metric("accuracy", zero_shot, **{**kitchen, "dataset_name": kitchen["dataset_name"] + ", zero-shot"})
+            ],
         )
-        print(report)
-
-        def make_transfer(seed: int):
-            set_seed(seed)
-            model, _ = transfer(pulled, RNNForSequenceClassification(RNNConfig(**shape)), transfer_head=True)
-            model.transfer_report = report  # what moved from the Hub source, for L2-SP and the card
-            return model
-
-        def make_scratch(seed: int):
-            set_seed(seed)
-            return RNNForSequenceClassification(RNNConfig(**shape))
+        # every later step pulls it by repo id at the pushed commit, with its tokenizer
+        pulled = SourceArguments(source=source_repo, revision=source_commit.oid, transfer_head=True)
 
         _step(
             4,
-            f"Fine-tune on {args.budgets} {args.target_domain} labels (seeds {args.seeds}) against scratch and "
-            "TF-IDF + logistic regression",
+            f"Fine-tune on {args.budgets} {args.target_domain} labels (seeds {args.seeds}) against scratch, TF-IDF + "
+            "logistic regression, the source zero-shot and the majority class",
             started,
         )
-        finetune_args = TransferTrainingArguments(
-            str(out / "finetune"),
-            num_train_epochs=args.finetune_epochs,
-            learning_rate=args.finetune_learning_rate,
-            per_device_train_batch_size=16,
-            freezing_strategy="gradual",
-            unfreeze_interval=unfreeze_interval_for(args.finetune_epochs, args.num_layers + 2),
-            unfreeze_unit="epoch",
-            discriminative_lr=True,
-            discriminative_lr_factor=2.6,
-            lr_scheduler_type="slanted_triangular",
-            report_to="none",
-            save_strategy="no",
-            logging_strategy="no",
-        )
-        scratch_args = TransferTrainingArguments(
-            str(out / "scratch"),
-            num_train_epochs=args.scratch_epochs,
-            learning_rate=3e-3,
-            per_device_train_batch_size=16,
-            lr_scheduler_type="linear",
-            warmup_steps=0.1,
-            report_to="none",
-            save_strategy="no",
-            logging_strategy="no",
-        )
-        result = compare(
-            make_transfer,
-            make_scratch,
-            encoded_pool,
-            encoded_test,
-            finetune_args,
-            collator,
-            budgets=args.budgets,
+        comparison = CompareArguments(
+            budgets=[str(b) for b in args.budgets],
             seeds=args.seeds,
-            scratch_args=scratch_args,
-            texts=(pool["text"], test["text"]),
+            scratch_epochs=args.scratch_epochs,
+            scratch_learning_rate=3e-3,
+            scratch_warmup=0.1,
+        )
+        result = compare_transfer(
+            comparison,
+            pulled,
+            TargetDataArguments(train_file=str(files["pool"]), **target_files),
+            finetune_training,
+            token,
         )
         result.plot(out / "learning_curve.png")
 
@@ -264,52 +240,35 @@ def run_demo(args: DemoArguments) -> dict:
             f"The model to share: seed {args.seeds[0]}, {args.label_budget} labels; what moved in each layer",
             started,
         )
-        subset = encoded_pool.select(
-            balanced_budget_indices(encoded_pool["labels"], [args.label_budget], args.seeds[0])[args.label_budget]
+        shared = finetune(
+            pulled,
+            TargetDataArguments(train_file=str(files["budget"]), **target_files),
+            replace(finetune_training, output_dir=str(out / "model"), seed=args.seeds[0]),
+            token,
+            keep_start=True,
         )
-        model = make_transfer(args.seeds[0])
-        start_point = snapshot(model)
-        trainer = TransferTrainer(model=model, args=finetune_args, train_dataset=subset, data_collator=collator)
-        trainer.train()
-        final_accuracy = accuracy_of(model, encoded_test, collator)
-        changes = what_transferred(start_point, model, encoded_test, collator)
+        test_rows = shared.target.splits["test"]
+        changes = what_transferred(shared.start, shared.model, test_rows, shared.target.collator)
         plot_layer_changes(changes, out / "layer_changes.png")
-        model.save_pretrained(out / "model")
-        tokenizer.save_pretrained(out / "model")
+        final_accuracy = shared.results["test_accuracy"]
 
         _step(6, f"Push the fine-tuned model to {target_repo} with its card and plots", started)
-        recipe = trainer.transfer_recipe()
-        card = CardContent(
-            repo_id=target_repo,
+        card = finetuned_card(
+            shared,
+            target_repo,
+            f"{args.label_budget} labelled Amazon {args.target_domain} reviews (a balanced subset of a 1,000-review "
+            "pool); tested on 1,000 other reviews",
             objective=f"sentiment classification of {args.target_domain} reviews, fine-tuned from {source_repo}",
-            data_description=f"{args.label_budget} labelled Amazon {args.target_domain} reviews (a balanced subset of "
-            "a 1,000-review pool); tested on 1,000 other reviews",
-            base_model=source_repo,
-            metrics=[
-                Metric(
-                    "accuracy",
-                    final_accuracy,
-                    dataset_name=f"Amazon {args.target_domain} reviews",
-                    dataset_type="amazon_multidomain",
-                )
-            ],
-            training=recipe,
-            transfer=report.to_dict(),
+            metrics=[Metric("accuracy", final_accuracy, **kitchen)],
             comparison=result.to_card(),
         )
+        plots = {name: out / name for name in ("learning_curve.png", "layer_changes.png")}
         commit = push_model(
-            model,
-            target_repo,
-            card=card,
-            tokenizer=tokenizer,
-            token=token,
-            extra_files={
-                "learning_curve.png": out / "learning_curve.png",
-                "layer_changes.png": out / "layer_changes.png",
-            },
+            shared.model, target_repo, card=card, tokenizer=shared.tokenizer, token=token, extra_files=plots
         )
-        (out / "README.md").write_text(str(build_model_card(model, card, has_tokenizer=True)))
+        (out / "README.md").write_text(str(build_model_card(shared.model, card, has_tokenizer=True)))
 
+    report = shared.model.transfer_report
     tfidf = result.mean("tfidf_lr", args.label_budget)
     transfer_mean = result.mean("transfer", args.label_budget)
     scratch_mean = result.mean("scratch", args.label_budget)
@@ -321,6 +280,7 @@ def run_demo(args: DemoArguments) -> dict:
         "target_commit": commit.oid,
         "hub": endpoint if args.endpoint else f"offline Hub on {hub_root}",
         "zero_shot_accuracy": round(zero_shot, 4),
+        "majority_class_accuracy": round(result.references["majority class"], 4),
         "label_budget": args.label_budget,
         "transfer_accuracy": round(transfer_mean, 4),
         "scratch_accuracy": round(scratch_mean, 4),
@@ -350,8 +310,8 @@ def run_demo(args: DemoArguments) -> dict:
     print("\n" + result.to_markdown())
     print(
         f"\nAt {args.label_budget} {args.target_domain} labels: transfer {transfer_mean:.3f}, scratch "
-        f"{scratch_mean:.3f} ({transfer_mean - scratch_mean:+.3f}), TF-IDF + LR {tfidf:.3f}; negative transfer: "
-        f"{'YES' if flagged else 'no'}."
+        f"{scratch_mean:.3f} ({transfer_mean - scratch_mean:+.3f}), TF-IDF + LR {tfidf:.3f}, source zero-shot "
+        f"{zero_shot:.3f}; negative transfer: {'YES' if flagged else 'no'}."
     )
     print(f"Pushed {source_repo} and {target_repo}; report, plots and models in {out} ({results['seconds']:.0f}s).")
     return results

@@ -85,6 +85,8 @@ class ComparisonResult:
     scores: dict = field(default_factory=dict)  # {method: {budget: [score per seed]}}
     metric: str = "accuracy"
     train_size: int = 0
+    # scores that need no target labels: {"majority class": .., "source zero-shot": ..}
+    references: dict = field(default_factory=dict)
 
     def mean(self, method: str, budget) -> float:
         return float(np.mean(self.scores[method][budget]))
@@ -175,8 +177,10 @@ class ComparisonResult:
             catching = f"Scratch is at or above transfer from the smallest budget ({self.label(catch)} labels) on. "
         else:
             catching = f"Scratch catches up with transfer at {self.label(catch)} labels. "
+        references = "".join(f"{name}: {value:.3f}; " for name, value in self.references.items())
         text = (
             f"{self.metric} on the test set, mean ± std over seeds {self.seeds}. "
+            + (f"With no target labels: {references[:-2]}. " if references else "")
             + catching
             + NEGATIVE_TRANSFER_TEST[0].upper()
             + NEGATIVE_TRANSFER_TEST[1:]
@@ -207,6 +211,8 @@ class ComparisonResult:
             stds = np.array([self.std(method, b) for b in self.budgets])
             axis.plot(x, means, marker="o", label=label)
             axis.fill_between(x, means - stds, means + stds, alpha=0.2)
+        for (name, value), style in zip(self.references.items(), (":", "--")):
+            axis.axhline(value, color="grey", linestyle=style, label=f"{name} (no target labels)")
         axis.set_xscale("log")
         axis.set_xlabel("labelled training examples")
         axis.set_ylabel(f"test {self.metric}")
@@ -319,6 +325,7 @@ def compare(
     texts: tuple[Sequence[str], Sequence[str]] | None = None,
     label_column: str = "labels",
     progress: bool = True,
+    zero_shot: torch.nn.Module | None = None,
 ) -> ComparisonResult:
     """
     Train the transferred model and the same architecture from scratch on identical subsets, budgets and seeds.
@@ -330,6 +337,8 @@ def compare(
         scratch_args: those of the scratch model (default: `args` without freezing or discriminative rates).
         budgets: label budgets (nested, class-balanced); `None` is the whole training set.
         texts: `(train_texts, test_texts)` aligned with the datasets, to add the TF-IDF + logistic regression row.
+        zero_shot: the source model, when its labels are the target's: its test accuracy with no target labels is
+            a reference line (as is the majority-class rate, always).
 
     Returns:
         A `ComparisonResult`: `to_markdown()`, `plot(path)`, `to_card()`, `negative_transfer(budget)`.
@@ -342,6 +351,10 @@ def compare(
     labels = train_dataset[label_column]
     test_labels = test_dataset[label_column]
     result = ComparisonResult(budgets=list(budgets), seeds=list(seeds), train_size=len(train_dataset))
+    counts = np.bincount(np.asarray(test_labels))
+    result.references["majority class"] = float(counts.max() / counts.sum())
+    if zero_shot is not None:
+        result.references["source zero-shot"] = accuracy_of(zero_shot, test_dataset, collator)
     methods = ["transfer", "scratch"] + (["tfidf_lr"] if texts is not None else [])
     result.scores = {m: {b: [] for b in budgets} for m in methods}
     runs = tqdm(total=len(seeds) * len(budgets), desc="transfer vs scratch", disable=not progress)

@@ -60,9 +60,11 @@ def test_demo_runs_end_to_end_on_the_offline_hub(tmp_path):
     for name in ("learning_curve.png", "layer_changes.png", "report.md", "README.md", "model/model.safetensors"):
         assert (out / name).exists(), name
     assert "TF-IDF + LR" in result.stdout and "negative transfer" in result.stdout
+    assert "source zero-shot" in result.stdout and 0 < results["majority_class_accuracy"] <= 1
     with LocalHub(out / "hub") as hub, hub_endpoint(hub.endpoint):  # the same repositories, served again
         files = set(HfApi().list_repo_files(results["target_repo"]))
         assert {"model.safetensors", "tokenizer.json", "learning_curve.png", "README.md"} <= files
+        assert {"transfer_config.json", "transfer_report.json"} <= files
         card = ModelCard(open(hf_hub_download(results["target_repo"], "README.md", cache_dir=tmp_path / "c")).read())
         assert card.data.base_model == results["source_repo"] and card.data.base_model_relation == "finetune"
         assert "## Transfer vs training from scratch" in card.text and "## Transfer recipe" in card.text
@@ -73,6 +75,9 @@ def test_demo_runs_end_to_end_on_the_offline_hub(tmp_path):
             results["target_repo"], revision=results["target_commit"]
         )
         assert model.config.id2label == {0: "negative", 1: "positive"}
+        # the lineage travels with the model: the source repo, pinned to the commit the demo pushed
+        assert model.transfer_config.source == results["source_repo"]
+        assert model.transfer_config.revision == results["source_commit"] and model.transfer_config.transfer_head
         classify = pipeline("text-classification", model=results["target_repo"])
         assert classify("This kettle is great")[0]["label"] in {"negative", "positive"}
 

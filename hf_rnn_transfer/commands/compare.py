@@ -19,6 +19,9 @@ class CompareArguments:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "Seeds."})
     scratch_epochs: float = field(default=10.0, metadata={"help": "Epochs of the scratch model."})
     scratch_learning_rate: float = field(default=3e-3, metadata={"help": "Learning rate of the scratch model."})
+    scratch_warmup: float = field(
+        default=0.1, metadata={"help": "Warm-up of the scratch model: a share of its steps (< 1) or a step count."}
+    )
     report: str = field(default="comparison.md", metadata={"help": "Markdown report (a PNG curve goes beside it)."})
 
 
@@ -36,16 +39,24 @@ def parse_budgets(budgets: list[str]) -> list[int | None]:
     return parsed
 
 
-def run_compare(
-    compare_args: CompareArguments, source_args: SourceArguments, data_args: TargetDataArguments, training_args
-) -> str:
-    """Transfer vs scratch (and TF-IDF + LR) on the target data over budgets and seeds; writes the report and plot."""
-    from accelerate import PartialState
+def compare_transfer(
+    compare_args: CompareArguments,
+    source_args: SourceArguments,
+    data_args: TargetDataArguments,
+    training_args,
+    token=None,
+):
+    """
+    Transfer vs scratch (and TF-IDF + LR for texts) on the target data over budgets and seeds, beside the source's
+    zero-shot accuracy (when its labels are the target's) and the majority-class rate. No Hub session of its own.
+
+    Returns:
+        The `ComparisonResult` (`to_markdown()`, `plot(path)`, `to_card()`).
+    """
     from transformers import set_seed
 
     from ..configuration_rnn import RNNConfig
     from ..evaluation import compare, scratch_arguments
-    from ..hub import resolve_hub
     from ..modeling_rnn import RNNForSequenceClassification
 
     budgets = parse_budgets(compare_args.budgets)
@@ -62,44 +73,74 @@ def run_compare(
     raw = read_target(data_args)
     if "test" not in raw:
         raise ValueError("compare needs a test split: pass --test_file (or a dataset with a test split).")
-    with resolve_hub(source_args.endpoint, None, source_args.hub_root) as (_, token):
-        source_config, tokenizer = load_source_config(source_args.source, source_args.revision, token)
-        target = encode_target(raw, source_config, tokenizer, data_args)
-        template = transferred_classifier(source_args, target, token)
+    source_config, tokenizer = load_source_config(source_args.source, source_args.revision, token)
+    target = encode_target(raw, source_config, tokenizer, data_args)
+    template = transferred_classifier(source_args, target, token)
 
-        def make_transfer(seed):
-            set_seed(seed)
-            return transferred_classifier(source_args, target, token)
+    def make_transfer(seed):
+        set_seed(seed)
+        return transferred_classifier(source_args, target, token)
 
-        def make_scratch(seed):
-            set_seed(seed)
-            return RNNForSequenceClassification(RNNConfig.from_dict(template.config.to_dict()))
+    def make_scratch(seed):
+        set_seed(seed)
+        return RNNForSequenceClassification(RNNConfig.from_dict(template.config.to_dict()))
 
-        scratch_args = scratch_arguments(
-            training_args,
-            num_train_epochs=compare_args.scratch_epochs,
-            learning_rate=compare_args.scratch_learning_rate,
-            lr_scheduler_type="linear",
-        )
-        result = compare(
-            make_transfer,
-            make_scratch,
-            target.splits["train"],
-            target.splits["test"],
-            training_args,
-            target.collator,
-            budgets=budgets,
-            seeds=compare_args.seeds,
-            scratch_args=scratch_args,
-            texts=target.texts,
-        )
-    if not PartialState().is_main_process:
-        return ""  # a distributed run's other processes trained the same models; the first one writes the report
-    report = Path(compare_args.report)
+    scratch_args = scratch_arguments(
+        training_args,
+        num_train_epochs=compare_args.scratch_epochs,
+        learning_rate=compare_args.scratch_learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=compare_args.scratch_warmup,
+    )
+    result = compare(
+        make_transfer,
+        make_scratch,
+        target.splits["train"],
+        target.splits["test"],
+        training_args,
+        target.collator,
+        budgets=budgets,
+        seeds=compare_args.seeds,
+        scratch_args=scratch_args,
+        texts=target.texts,
+        zero_shot=_zero_shot_source(source_args, target, token),
+    )
+    return result
+
+
+def _zero_shot_source(source_args: SourceArguments, target, token):
+    """The source itself, when it is a classifier of exactly the target's labels (its answers then mean the same)."""
+    from ..modeling_rnn import RNNForSequenceClassification
+    from ..transfer import load_source
+
+    model, _, _ = load_source(source_args.source, source_args.revision, token)
+    same_labels = {int(k): v for k, v in model.config.id2label.items()} == target.labels.id2label
+    return model if isinstance(model, RNNForSequenceClassification) and same_labels else None
+
+
+def write_comparison(result, report: str | Path) -> str:
+    """The markdown report and its learning-curve PNG beside it (same name, .png); returns the markdown."""
+    report = Path(report)
     report.parent.mkdir(parents=True, exist_ok=True)
     curve = report.with_suffix(".png")
     result.plot(curve)
     text = result.to_markdown() + f"\n\n![learning curve]({curve.name})\n"
     report.write_text(text)
+    return text
+
+
+def run_compare(
+    compare_args: CompareArguments, source_args: SourceArguments, data_args: TargetDataArguments, training_args
+) -> str:
+    """`hf-rnn-transfer compare`: `compare_transfer` in a Hub session; writes the report and plot."""
+    from accelerate import PartialState
+
+    from ..hub import resolve_hub
+
+    with resolve_hub(source_args.endpoint, None, source_args.hub_root) as (_, token):
+        result = compare_transfer(compare_args, source_args, data_args, training_args, token)
+    if not PartialState().is_main_process:
+        return ""  # a distributed run's other processes trained the same models; the first one writes the report
+    text = write_comparison(result, compare_args.report)
     print(text)
     return text

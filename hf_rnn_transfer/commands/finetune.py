@@ -4,6 +4,7 @@ fine-tune it with any strategy of `TransferTrainer`."""
 from dataclasses import dataclass, field
 
 from ..configuration_rnn import POOLING_TYPES
+from ..hub.repo_id import is_hub_id
 from ..transfer_config import TransferArguments, TransferConfig, transfer_config_from_arguments
 from .target_data import TargetDataArguments, encode_target, load_source_config, read_target
 
@@ -47,71 +48,118 @@ def transferred_classifier(source_args: SourceArguments, target, token):
     )
 
 
-def run_finetune(source_args: SourceArguments, data_args: TargetDataArguments, training_args) -> dict:
-    """Transfer the source into a classifier for the target labels, fine-tune it, evaluate it, optionally push it.
+@dataclass
+class FinetuneRun:
+    """A fine-tuned model: its trainer, the encoded target, the tokenizer, the results, and (when asked) a copy of
+    the model as it was right after the transfer."""
+
+    model: object
+    trainer: object
+    target: object
+    tokenizer: object
+    results: dict
+    start: object = None
+
+
+def finetune(
+    source_args: SourceArguments, data_args: TargetDataArguments, training_args, token=None, keep_start: bool = False
+) -> FinetuneRun:
+    """
+    Transfer the source into a classifier for the target labels, fine-tune it, save it to `output_dir` and score it
+    on the test split (through `Trainer.evaluate`). No Hub session of its own: `token` reads the source.
 
     Texts go through the source's tokenizer; series (a source with continuous input) keep their values and the
     target's own normalisation statistics.
     """
     from transformers import set_seed
 
-    from ..evaluation import classification_metrics
-    from ..hub import CardContent, Metric, is_hub_id, push_model, resolve_hub
+    from ..evaluation import classification_metrics, snapshot
     from ..trainer import TransferTrainer, checkpoint_to_resume
 
     raw = read_target(data_args)
+    source_config, tokenizer = load_source_config(source_args.source, source_args.revision, token)
+    target = encode_target(raw, source_config, tokenizer, data_args)
+    validation = target.splits.get("validation")
+    if training_args.eval_strategy != "no" and validation is None:
+        raise ValueError(
+            f"--eval_strategy {getattr(training_args.eval_strategy, 'value', training_args.eval_strategy)} needs "
+            "validation data: pass --validation_file, --validation_split_percentage, or a dataset with a validation "
+            "split."
+        )
+    set_seed(training_args.seed)  # the new head is drawn before the Trainer seeds itself
+    model = transferred_classifier(source_args, target, token)
+    if training_args.process_index == 0:
+        print(model.transfer_report)
+    start = snapshot(model) if keep_start else None
+    trainer = TransferTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=target.splits["train"],
+        eval_dataset=validation,
+        data_collator=target.collator,
+        processing_class=tokenizer,
+        compute_metrics=classification_metrics,
+    )
+    trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args))
+    trainer.save_model(training_args.output_dir)
+    results = {
+        "transfer": model.transfer_report.summary,
+        "recipe": trainer.transfer_recipe(),
+        "optimizer_steps": trainer.state.global_step,
+        "processes": training_args.world_size,
+    }
+    if "test" in target.splits:
+        metrics = trainer.evaluate(target.splits["test"], metric_key_prefix="test")
+        results["test_accuracy"] = metrics["test_accuracy"]
+        results["test_macro_f1"] = metrics["test_macro_f1"]
+    return FinetuneRun(model, trainer, target, tokenizer, results, start)
+
+
+def finetuned_card(run: FinetuneRun, repo_id: str, data_description: str, **card):
+    """The card of a fine-tuned model: its lineage (`transfer_config`), transfer report, the trainer's recipe and its
+    test score; `card` adds or overrides `CardContent` fields (e.g. `comparison`, `metrics`)."""
+    from ..hub import CardContent, Metric
+
+    metrics = card.pop("metrics", None)
+    if metrics is None and "test_accuracy" in run.results:
+        metrics = [Metric("accuracy", run.results["test_accuracy"])]
+    lineage = run.model.transfer_config
+    return CardContent(
+        repo_id=repo_id,
+        objective=card.pop(
+            "objective", f"classification ({', '.join(run.target.labels.names)}), fine-tuned with hf-rnn-transfer"
+        ),
+        data_description=data_description,
+        base_model=lineage.source if lineage.source and is_hub_id(lineage.source) else None,
+        metrics=metrics or [],
+        training=run.trainer.transfer_recipe(),
+        transfer=run.model.transfer_report.to_dict(),
+        **card,
+    )
+
+
+def push_finetuned(run: FinetuneRun, repo_id: str, token, data_description: str, extra_files=None, **card):
+    """Push a fine-tuned model with its tokenizer and `finetuned_card` (and `extra_files`, e.g. plots)."""
+    from ..hub import push_model
+
+    content = finetuned_card(run, repo_id, data_description, **card)
+    return push_model(run.model, repo_id, card=content, tokenizer=run.tokenizer, token=token, extra_files=extra_files)
+
+
+def run_finetune(source_args: SourceArguments, data_args: TargetDataArguments, training_args) -> dict:
+    """`hf-rnn-transfer finetune`: `finetune` in a Hub session, then `push_finetuned` when `--push_to` is given."""
+    from ..hub import resolve_hub
+
     namespace = (source_args.push_to or "local/x").split("/")[0]
     with resolve_hub(source_args.endpoint, None, source_args.hub_root, namespace=namespace) as (_, token):
-        source_config, tokenizer = load_source_config(source_args.source, source_args.revision, token)
-        target = encode_target(raw, source_config, tokenizer, data_args)
-        set_seed(training_args.seed)  # the new head is drawn before the Trainer seeds itself
-        model = transferred_classifier(source_args, target, token)
-        if training_args.process_index == 0:
-            print(model.transfer_report)
-        validation = target.splits.get("validation")
-        if training_args.eval_strategy != "no" and validation is None:
-            raise ValueError(
-                f"--eval_strategy {getattr(training_args.eval_strategy, 'value', training_args.eval_strategy)} needs "
-                "validation data: pass --validation_file, "
-                "--validation_split_percentage, or a dataset with a validation split."
-            )
-        trainer = TransferTrainer(
-            model=model,
-            args=training_args,
-            train_dataset=target.splits["train"],
-            eval_dataset=validation,
-            data_collator=target.collator,
-            processing_class=tokenizer,
-            compute_metrics=classification_metrics,
-        )
-        trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args))
-        trainer.save_model(training_args.output_dir)
-        test_metrics = (
-            trainer.evaluate(target.splits["test"], metric_key_prefix="test") if "test" in target.splits else {}
-        )
-        if not trainer.is_world_process_zero():
+        run = finetune(source_args, data_args, training_args, token)
+        if not run.trainer.is_world_process_zero():
             return {}  # a distributed run's other processes: the first one reports and pushes
-        results = {
-            "transfer": model.transfer_report.summary,
-            "recipe": trainer.transfer_recipe(),
-            "optimizer_steps": trainer.state.global_step,
-            "processes": training_args.world_size,
-        }
-        if test_metrics:
-            results["test_accuracy"] = test_metrics["test_accuracy"]
-            results["test_macro_f1"] = test_metrics["test_macro_f1"]
+        results = dict(run.results)
+        if "test_accuracy" in results:
             print(f"test accuracy: {results['test_accuracy']:.4f}")
         if source_args.push_to:
-            card = CardContent(
-                repo_id=source_args.push_to,
-                objective=f"classification ({', '.join(target.labels.names)}), fine-tuned with hf-rnn-transfer",
-                data_description=data_args.dataset or "local files",
-                base_model=source_args.source if is_hub_id(source_args.source) else None,
-                metrics=[Metric("accuracy", results["test_accuracy"])] if "test_accuracy" in results else [],
-                training=results["recipe"],
-                transfer=model.transfer_report.to_dict(),
-            )
-            commit = push_model(model, source_args.push_to, card=card, tokenizer=tokenizer, token=token)
+            commit = push_finetuned(run, source_args.push_to, token, data_args.dataset or "local files")
             results["pushed"] = f"{source_args.push_to}@{commit.oid}"
             print(f"pushed {results['pushed']}")
     return results

@@ -43,6 +43,16 @@ class PretrainArguments:
     hidden_size: int = field(default=256, metadata={"help": "Hidden size of each layer."})
     num_layers: int = field(default=2, metadata={"help": "Recurrent layers."})
     vocab_size: int = field(default=20_000, metadata={"help": "Largest vocabulary of the trained tokenizer."})
+    vocabulary_files: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "More text files (json/jsonl/csv/parquet/txt, the --text_column) the tokenizer reads, e.g. the "
+            "target's unlabelled texts, so its words get rows; never test data."
+        },
+    )
+    embedding_dropout: float = field(default=0.0, metadata={"help": "Dropout on the embedding."})
+    layer_dropout: float = field(default=0.0, metadata={"help": "Dropout between recurrent layers."})
+    classifier_dropout: float = field(default=0.0, metadata={"help": "Dropout before the head."})
     bptt: int = field(default=70, metadata={"help": "causal_lm: sequence length of a step (varied as AWD-LSTM)."})
     context_length: int = field(default=48, metadata={"help": "forecasting: steps the model reads."})
     prediction_length: int = field(default=8, metadata={"help": "forecasting: steps it predicts."})
@@ -69,6 +79,16 @@ def _texts(train, data_args: TargetDataArguments) -> list[str]:
     return [t for t in train[data_args.text_column] if isinstance(t, str) and t.strip()]
 
 
+def _vocabulary_texts(args: PretrainArguments, data_args: TargetDataArguments) -> list[str]:
+    from .target_data import load_target
+
+    texts = []
+    for path in args.vocabulary_files:
+        rows = load_target(None, path, None)["train"]
+        texts += _texts(rows, data_args)
+    return texts
+
+
 def _build(model_class, args: PretrainArguments, token, transfer_options: dict | None = None, **config):
     """A fresh model of `model_class`, or one continued from `--init_from` with `config` overriding the source's."""
     from ..configuration_rnn import RNNConfig
@@ -79,6 +99,9 @@ def _build(model_class, args: PretrainArguments, token, transfer_options: dict |
             embedding_size=args.embedding_size,
             hidden_size=args.hidden_size,
             num_layers=args.num_layers,
+            embedding_dropout=args.embedding_dropout,
+            layer_dropout=args.layer_dropout,
+            classifier_dropout=args.classifier_dropout,
         )
         return model_class(RNNConfig(**shape, **config))
     # transfer options route from_pretrained through `transfer`, which also takes a new vocabulary or head shape
@@ -148,7 +171,9 @@ def _text_source(train, args: PretrainArguments, data_args: TargetDataArguments,
     from ..modeling_rnn import RNNForCausalLM
 
     texts = _texts(train, data_args)
-    tokenizer = train_tokenizer(texts, vocab_size=args.vocab_size, model_max_length=data_args.max_length)
+    tokenizer = train_tokenizer(
+        texts + _vocabulary_texts(args, data_args), vocab_size=args.vocab_size, model_max_length=data_args.max_length
+    )
     tokens = dict(
         vocab_size=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
@@ -179,58 +204,129 @@ def _text_source(train, args: PretrainArguments, data_args: TargetDataArguments,
     return _Source(model, encoded, DataCollatorWithPadding(tokenizer), tokenizer, objective)
 
 
-def run_pretrain(args: PretrainArguments, data_args: TargetDataArguments, training_args) -> dict:
-    """Train a source on a corpus, series or labelled data, save it to `output_dir`, optionally push it.
+@dataclass
+class PretrainRun:
+    """A trained source: the model and its trainer, tokenizer (texts), a card line, and the results."""
+
+    model: object
+    trainer: object
+    tokenizer: object
+    objective: str
+    results: dict
+
+
+def pretrain(args: PretrainArguments, data_args: TargetDataArguments, training_args, token=None) -> PretrainRun:
+    """
+    Train a source on a corpus, series or labelled data and save it to `output_dir` (no Hub session of its own:
+    `token` reads an `--init_from` repo). A classifier is also scored on the data's test split, if it has one
+    (`results["test_accuracy"]`): with another domain's test set, that is the source's zero-shot accuracy.
 
     `causal_lm` reads texts, `forecasting` reads series, `classification` reads either (series when the data has
     `--values_column` and no `--text_column`).
     """
-    from ..hub import CardContent, is_hub_id, push_model, resolve_hub
+    from transformers import set_seed
+
+    from ..evaluation import classification_metrics
     from ..trainer import TransferTrainer, checkpoint_to_resume
 
     if args.objective not in PRETRAIN_OBJECTIVES:
         raise ValueError(f"--objective must be one of {', '.join(PRETRAIN_OBJECTIVES)}; got {args.objective!r}.")
-    from transformers import set_seed
-
-    train = _training_split(read_target(data_args), args)
+    raw = read_target(data_args)
+    train = _training_split(raw, args)
     set_seed(training_args.seed)  # the new weights are drawn before the Trainer seeds itself
+    if args.objective == "forecasting" or (args.objective == "classification" and _is_series(train, data_args)):
+        source = _series_source(train, args, data_args, token)
+    else:
+        source = _text_source(train, args, data_args, training_args, token)
+    if args.objective == "causal_lm":
+        training_args = replace(training_args, carry_recurrent_state=True)
+    objective = source.objective + (f", continued from {args.init_from}" if args.init_from else "")
+    trainer = TransferTrainer(
+        model=source.model,
+        args=training_args,
+        train_dataset=source.dataset,
+        data_collator=source.collator,
+        processing_class=source.tokenizer,
+        compute_metrics=classification_metrics,
+    )
+    trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args))
+    trainer.save_model(training_args.output_dir)
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    results = {
+        "objective": objective,
+        "final_training_loss": losses[-1] if losses else None,
+        "output_dir": training_args.output_dir,
+    }
+    if args.objective == "classification" and "test" in raw:
+        test = _encoded_test(raw["test"], source, data_args)
+        results["test_accuracy"] = trainer.evaluate(test, metric_key_prefix="test")["test_accuracy"]
+    return PretrainRun(source.model, trainer, source.tokenizer, objective, results)
+
+
+def _encoded_test(test, source: _Source, data_args: TargetDataArguments):
+    """The test split encoded as the source's training data was (its tokenizer or series, its label ids)."""
+    from datasets import DatasetDict
+
+    from ..data import prepare_series, prepare_text_classification
+
+    config = source.model.config
+    names = [config.id2label[i] for i in range(config.num_labels)]
+    splits = DatasetDict(test=test)
+    if source.tokenizer is not None:
+        encoded, _ = prepare_text_classification(
+            splits,
+            source.tokenizer,
+            data_args.text_column,
+            data_args.label_column,
+            max_length=data_args.max_length,
+            label_names=names,
+            train_split="test",
+        )
+    else:
+        encoded, _ = prepare_series(
+            splits,
+            data_args.values_column,
+            data_args.label_column,
+            impute=data_args.impute,
+            label_names=names,
+            train_split="test",
+        )
+    return encoded["test"]
+
+
+def push_source(run: PretrainRun, repo_id: str, token, data_description: str, args: PretrainArguments, **card):
+    """Push a trained source with its tokenizer and a card filled from the trainer's recipe (and its test score)."""
+    from ..hub import CardContent, Metric, is_hub_id, push_model
+
+    metrics = card.pop("metrics", None)
+    if metrics is None and "test_accuracy" in run.results:
+        metrics = [Metric("accuracy", run.results["test_accuracy"])]
+    report = getattr(run.model, "transfer_report", None)
+    content = CardContent(
+        repo_id=repo_id,
+        objective=card.pop("objective", run.objective),
+        data_description=data_description,
+        base_model=args.init_from if args.init_from and is_hub_id(args.init_from) else None,
+        metrics=metrics or [],
+        training=run.trainer.transfer_recipe(),
+        transfer=report.to_dict() if report is not None and args.init_from else None,
+        **card,
+    )
+    return push_model(run.model, repo_id, card=content, tokenizer=run.tokenizer, token=token)
+
+
+def run_pretrain(args: PretrainArguments, data_args: TargetDataArguments, training_args) -> dict:
+    """`hf-rnn-transfer pretrain`: `pretrain` in a Hub session, then `push_source` when `--push_to` is given."""
+    from ..hub import resolve_hub
+
     namespace = (args.push_to or "local/x").split("/")[0]
     with resolve_hub(args.endpoint, None, args.hub_root, namespace=namespace) as (_, token):
-        if args.objective == "forecasting" or (args.objective == "classification" and _is_series(train, data_args)):
-            source = _series_source(train, args, data_args, token)
-        else:
-            source = _text_source(train, args, data_args, training_args, token)
-        if args.objective == "causal_lm":
-            training_args = replace(training_args, carry_recurrent_state=True)
-        objective = source.objective + (f", continued from {args.init_from}" if args.init_from else "")
-        model = source.model
-        trainer = TransferTrainer(
-            model=model,
-            args=training_args,
-            train_dataset=source.dataset,
-            data_collator=source.collator,
-            processing_class=source.tokenizer,
-        )
-        trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args))
-        trainer.save_model(training_args.output_dir)
-        if not trainer.is_world_process_zero():
+        run = pretrain(args, data_args, training_args, token)
+        if not run.trainer.is_world_process_zero():
             return {}  # a distributed run's other processes: the first one reports and pushes
-        losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-        results = {
-            "objective": objective,
-            "final_training_loss": losses[-1] if losses else None,
-            "output_dir": training_args.output_dir,
-        }
+        results = dict(run.results)
         if args.push_to:
-            card = CardContent(
-                repo_id=args.push_to,
-                objective=objective,
-                data_description=data_args.dataset or "local files",
-                base_model=args.init_from if args.init_from and is_hub_id(args.init_from) else None,
-                training=trainer.transfer_recipe(),
-                transfer=model.transfer_report.to_dict() if args.init_from else None,
-            )
-            commit = push_model(model, args.push_to, card=card, tokenizer=source.tokenizer, token=token)
+            commit = push_source(run, args.push_to, token, data_args.dataset or "local files", args)
             results["pushed"] = f"{args.push_to}@{commit.oid}"
     print(results)
     return results
