@@ -86,17 +86,12 @@ class EpochTimer(TrainerCallback):
 
 def run_trainer(encoded, tokenizer, epochs, batch_size, bf16: bool) -> float:
     timer = EpochTimer()
-    args = TransferTrainingArguments(
-        output_dir="/tmp/hf-rnn-transfer-gpu-bench",
+    args = TransferTrainingArguments.for_experiment(
+        "/tmp/hf-rnn-transfer-gpu-bench",
         num_train_epochs=epochs + 1,
         per_device_train_batch_size=batch_size,
         learning_rate=2e-3,
-        report_to="none",
-        save_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
         train_sampling_strategy="group_by_length",
-        seed=0,
         max_grad_norm=0,
         bf16=bf16,
     )

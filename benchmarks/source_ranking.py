@@ -40,18 +40,13 @@ def train_source(domain: str, epochs: float):
         )
     )
     model.config.name_or_path = f"source-{domain}"
-    args = TransferTrainingArguments(
+    args = TransferTrainingArguments.for_experiment(
         f"/tmp/ranking-{domain}",
         num_train_epochs=epochs,
         learning_rate=3e-3,
         per_device_train_batch_size=32,
         train_sampling_strategy="group_by_length",
         lr_scheduler_type="slanted_triangular",
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
-        logging_strategy="no",
-        seed=0,
     )
     TransferTrainer(
         model=model, args=args, train_dataset=encoded, data_collator=DataCollatorWithPadding(tokenizer)
@@ -66,7 +61,7 @@ def fine_tune(source, tokenizer, pool, test, budget: int) -> tuple[float, float]
     subset = encoded_pool.select(balanced_budget_indices(encoded_pool["labels"], [budget], 0)[budget])
     set_seed(0)
     model, _ = transfer(source, RNNForSequenceClassification(source.config), transfer_head=True)
-    args = TransferTrainingArguments(
+    args = TransferTrainingArguments.for_experiment(
         "/tmp/ranking-ft",
         num_train_epochs=8,
         learning_rate=4e-3,
@@ -74,11 +69,6 @@ def fine_tune(source, tokenizer, pool, test, budget: int) -> tuple[float, float]
         freezing_strategy="gradual",
         discriminative_lr=True,
         lr_scheduler_type="slanted_triangular",
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
-        logging_strategy="no",
-        seed=0,
     )
     collator = DataCollatorWithPadding(tokenizer)
     TransferTrainer(model=model, args=args, train_dataset=subset, data_collator=collator).train()

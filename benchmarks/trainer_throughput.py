@@ -46,17 +46,13 @@ def model(tokenizer):
 
 def run_trainer(encoded, tokenizer, epochs) -> float:
     timer = Timer()
-    args = TransferTrainingArguments(
-        output_dir="/tmp/hf-rnn-transfer-bench",
+    args = TransferTrainingArguments.for_experiment(
+        "/tmp/hf-rnn-transfer-bench",
         num_train_epochs=epochs,
         per_device_train_batch_size=32,
         learning_rate=2e-3,
-        report_to="none",
-        save_strategy="no",
         logging_strategy="epoch",
-        disable_tqdm=True,
         train_sampling_strategy="group_by_length",
-        seed=0,
         max_grad_norm=0,
     )
     trainer = TransferTrainer(

@@ -32,17 +32,8 @@ SHAPE = dict(input_size=1, embedding_size=32, hidden_size=32, num_layers=1, cell
 
 
 def args_for(output: str, epochs: float, seed: int = 0, **extra) -> TransferTrainingArguments:
-    return TransferTrainingArguments(
-        output,
-        num_train_epochs=epochs,
-        learning_rate=5e-3,
-        per_device_train_batch_size=16,
-        report_to="none",
-        save_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
-        seed=seed,
-        **extra,
+    return TransferTrainingArguments.for_experiment(
+        output, num_train_epochs=epochs, learning_rate=5e-3, per_device_train_batch_size=16, seed=seed, **extra
     )
 
 

@@ -282,7 +282,7 @@ def evaluate_classifier(
     e.g. `entity_metrics(names)`): the metrics (`test_accuracy`, `test_macro_f1`, `test_loss`, ...) go through the
     Trainer's logging (console, TensorBoard, trackio) and evaluation is spread over every process of a distributed run.
     """
-    from transformers import Trainer, TrainingArguments
+    from transformers import PrinterCallback, Trainer, TrainingArguments
 
     with tempfile.TemporaryDirectory(prefix="hf-rnn-transfer-eval-") as folder:
         args = TrainingArguments(
@@ -294,6 +294,7 @@ def evaluate_classifier(
         )
         metrics = compute_metrics or classification_metrics
         trainer = Trainer(model=model, args=args, data_collator=collator, compute_metrics=metrics)
+        trainer.remove_callback(PrinterCallback)  # the caller reports the returned metrics (a table, a line)
         return trainer.evaluate(dataset, metric_key_prefix=prefix)
 
 

@@ -313,6 +313,41 @@ class RNNPreTrainedModel(PreTrainedModel):
         if type(self)._auto_class is not None:
             self.config.auto_map = {**AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
 
+    def _encode(
+        self,
+        input_ids=None,
+        input_values=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        recurrent_state=None,
+        use_cache=None,
+        output_hidden_states=None,
+    ) -> "RNNModelOutput":
+        """The encoder's output for a head; the final state is returned when asked, or when a state was passed in."""
+        use_cache = (recurrent_state is not None) if use_cache is None else use_cache
+        return self.rnn(
+            input_ids=input_ids,
+            input_values=input_values,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            recurrent_state=recurrent_state,
+            use_cache=use_cache,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+
+    def _head_output(self, output_class, return_dict, loss, prediction, encoded, name: str = "logits"):
+        """The head's `ModelOutput`, or the tuple of its set fields when `return_dict=False`."""
+        fields = {
+            "loss": loss,
+            name: prediction,
+            "hidden_states": encoded.hidden_states,
+            "recurrent_state": encoded.recurrent_state,
+        }
+        if not (self.config.return_dict if return_dict is None else return_dict):
+            return tuple(v for v in fields.values() if v is not None)
+        return output_class(**fields)
+
     def get_classifier(self) -> nn.Module:
         """The head's output layer (timm's uniform API): `nn.Identity()` for the bare encoder."""
         return nn.Identity()
@@ -793,27 +828,14 @@ class RNNForSequenceClassification(RNNPreTrainedModel):
             use_cache (`bool`): return the final `recurrent_state` (default: only when one was passed in).
             Other arguments: see [`RNNModel.forward`].
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        use_cache = (recurrent_state is not None) if use_cache is None else use_cache
-        out = self.rnn(
-            input_ids=input_ids,
-            input_values=input_values,
-            attention_mask=attention_mask,
-            inputs_embeds=inputs_embeds,
-            recurrent_state=recurrent_state,
-            use_cache=use_cache,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
+        out = self._encode(
+            input_ids, input_values, attention_mask, inputs_embeds, recurrent_state, use_cache, output_hidden_states
         )
         mask = out.pooling_mask if out.pooling_mask is not None else attention_mask
         pooled = self.pooler(out.last_hidden_state, mask)
         logits = self.classifier(self.dropout(pooled))
         loss = self._loss(logits, labels) if labels is not None else None
-        if not return_dict:
-            return tuple(v for v in (loss, logits, out.hidden_states, out.recurrent_state) if v is not None)
-        return RNNSequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=out.hidden_states, recurrent_state=out.recurrent_state
-        )
+        return self._head_output(RNNSequenceClassifierOutput, return_dict, loss, logits, out)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """transformers' `ForSequenceClassificationLoss` (which infers and records `config.problem_type`), after
@@ -907,16 +929,10 @@ class RNNForMultiTaskSequenceClassification(RNNPreTrainedModel):
             labels (`torch.LongTensor` of shape `[batch]`): class ids within each example's task.
             Other arguments: see [`RNNModel.forward`].
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         if task_ids is None:
             raise ValueError(f"Pass `task_ids` (one per example, indices into the tasks {self.tasks}).")
-        out = self.rnn(
-            input_ids=input_ids,
-            input_values=input_values,
-            attention_mask=attention_mask,
-            inputs_embeds=inputs_embeds,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
+        out = self._encode(
+            input_ids, input_values, attention_mask, inputs_embeds, output_hidden_states=output_hidden_states
         )
         task_ids = task_ids.to(out.last_hidden_state.device).view(-1)
         if task_ids.numel() and (task_ids.min() < 0 or task_ids.max() >= len(self.tasks)):
@@ -936,11 +952,7 @@ class RNNForMultiTaskSequenceClassification(RNNPreTrainedModel):
             if labels.numel() and ((labels < 0) | (labels >= limits)).any():
                 raise ValueError("labels must be class ids within each example's task (see config.task_labels).")
             loss = F.cross_entropy(logits, labels.long())
-        if not return_dict:
-            return tuple(v for v in (loss, logits, out.hidden_states, out.recurrent_state) if v is not None)
-        return RNNSequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=out.hidden_states, recurrent_state=out.recurrent_state
-        )
+        return self._head_output(RNNSequenceClassifierOutput, return_dict, loss, logits, out)
 
 
 class RNNForTokenClassification(RNNPreTrainedModel):
@@ -982,17 +994,8 @@ class RNNForTokenClassification(RNNPreTrainedModel):
                 batches, transformers' `ForTokenClassification` loss).
             Other arguments: see [`RNNModel.forward`].
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        use_cache = (recurrent_state is not None) if use_cache is None else use_cache
-        out = self.rnn(
-            input_ids=input_ids,
-            input_values=input_values,
-            attention_mask=attention_mask,
-            inputs_embeds=inputs_embeds,
-            recurrent_state=recurrent_state,
-            use_cache=use_cache,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
+        out = self._encode(
+            input_ids, input_values, attention_mask, inputs_embeds, recurrent_state, use_cache, output_hidden_states
         )
         logits = self.classifier(self.dropout(out.last_hidden_state))
         loss = None
@@ -1007,11 +1010,7 @@ class RNNForTokenClassification(RNNPreTrainedModel):
             loss = self.loss_function(
                 logits, labels, self.config, num_items_in_batch=loss_kwargs.get("num_items_in_batch")
             )
-        if not return_dict:
-            return tuple(v for v in (loss, logits, out.hidden_states, out.recurrent_state) if v is not None)
-        return RNNTokenClassifierOutput(
-            loss=loss, logits=logits, hidden_states=out.hidden_states, recurrent_state=out.recurrent_state
-        )
+        return self._head_output(RNNTokenClassifierOutput, return_dict, loss, logits, out)
 
 
 class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
@@ -1099,16 +1098,9 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
                 all their tokens (transformers' `ForCausalLMLoss`).
             Other arguments: see [`RNNModel.forward`].
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
         use_cache = True if use_cache is None else use_cache
-        out = self.rnn(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            inputs_embeds=inputs_embeds,
-            recurrent_state=recurrent_state,
-            use_cache=use_cache,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
+        out = self._encode(
+            input_ids, None, attention_mask, inputs_embeds, recurrent_state, use_cache, output_hidden_states
         )
         hidden = self.dropout(out.last_hidden_state)
         if logits_to_keep:
@@ -1137,11 +1129,7 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
                 shift_labels=shift_labels,
                 num_items_in_batch=loss_kwargs.get("num_items_in_batch"),
             )
-        if not return_dict:
-            return tuple(v for v in (loss, logits, out.hidden_states, out.recurrent_state) if v is not None)
-        return RNNCausalLMOutput(
-            loss=loss, logits=logits, hidden_states=out.hidden_states, recurrent_state=out.recurrent_state
-        )
+        return self._head_output(RNNCausalLMOutput, return_dict, loss, logits, out)
 
     def prepare_inputs_for_generation(self, input_ids, attention_mask=None, cache=None, recurrent_state=None, **kwargs):
         if isinstance(cache, RecurrentStateCache):  # the prompt has been read: feed only the newest token
@@ -1205,16 +1193,7 @@ class RNNForTimeSeriesForecasting(RNNPreTrainedModel):
             use_cache (`bool`): return the final `recurrent_state` (default: only when one was passed in).
             Other arguments: see [`RNNModel.forward`].
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        use_cache = (recurrent_state is not None) if use_cache is None else use_cache
-        out = self.rnn(
-            input_values=input_values,
-            attention_mask=attention_mask,
-            recurrent_state=recurrent_state,
-            use_cache=use_cache,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
+        out = self._encode(None, input_values, attention_mask, None, recurrent_state, use_cache, output_hidden_states)
         summary = final_hidden(out.last_hidden_state, attention_mask, self.config)
         normalised = self.head(self.dropout(summary)).view(-1, self.config.prediction_length, self.config.input_size)
         loss = None
@@ -1229,11 +1208,7 @@ class RNNForTimeSeriesForecasting(RNNPreTrainedModel):
             loss_fn = F.mse_loss if self.config.forecasting_loss == "mse" else F.l1_loss
             loss = loss_fn(normalised, target)
         predictions = self.rnn.denormalize(normalised)
-        if not return_dict:
-            return tuple(v for v in (loss, predictions, out.hidden_states, out.recurrent_state) if v is not None)
-        return RNNForecastOutput(
-            loss=loss, predictions=predictions, hidden_states=out.hidden_states, recurrent_state=out.recurrent_state
-        )
+        return self._head_output(RNNForecastOutput, return_dict, loss, predictions, out, name="predictions")
 
 
 AUTO_MAP = {

@@ -247,6 +247,21 @@ class TransferTrainingArguments(TrainingArguments):
                 "see other streams' batches. Pretrain the language model on one device, or without carried state."
             )
 
+    @classmethod
+    def for_experiment(cls, output_dir: str, **recipe) -> "TransferTrainingArguments":
+        """
+        Arguments for one run inside an experiment (a comparison, a benchmark, an example's scratch baseline): nothing
+        saved, no logging integrations or progress bars, seed 0; `recipe` sets the rest (and may override these).
+
+        Example:
+
+        ```python
+        >>> args = TransferTrainingArguments.for_experiment("out", num_train_epochs=4, learning_rate=5e-3)
+        ```
+        """
+        quiet = dict(report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True, seed=0)
+        return cls(output_dir, **{**quiet, **recipe})
+
     @property
     def uses_l2sp(self) -> bool:
         return self.l2sp_alpha > 0 or self.l2sp_beta > 0
@@ -439,8 +454,9 @@ class TransferTrainer(Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         self._apply_schedule()
-        if self._groups_differ and self._logged_stage != len(self.unfreezing_history):  # a new stage: in every log
-            self._logged_stage = len(self.unfreezing_history)
+        stage = len(self.unfreezing_history)
+        if self._groups_differ and self._logged_stage != stage and self.args.logging_strategy != "no":
+            self._logged_stage = stage  # a new freezing stage: say so in every log sink
             self.log(self.stage_metrics())
         loss = super().training_step(model, inputs, num_items_in_batch)
         if self.is_distributed:
@@ -477,6 +493,16 @@ class TransferTrainer(Trainer):
                 penalty = penalty / self.current_gradient_accumulation_steps
             loss = loss + penalty
         return (loss, outputs) if return_outputs else loss
+
+    def _save(self, output_dir: str | None = None, state_dict=None):
+        """The Trainer's save, with the training arguments as JSON (`training_args.json`, tokens masked) instead of
+        a pickle (`training_args.bin`): nothing this project writes needs unpickling to read."""
+        super()._save(output_dir, state_dict)
+        folder = Path(output_dir if output_dir is not None else self.args.output_dir)
+        pickled = folder / "training_args.bin"
+        if pickled.exists():
+            pickled.unlink()
+            (folder / "training_args.json").write_text(self.args.to_json_string())
 
     # -- L2-SP ---------------------------------------------------------------------------------------------------
     def _l2sp_reference_weights(self, model, processing_class) -> dict[str, torch.Tensor | None]:

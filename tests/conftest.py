@@ -56,6 +56,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def torchrun(port: int, processes: int = 2) -> list[str]:
+    """The start of a command line that runs a module or script under torchrun on this machine."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(processes),
+        "--master_port",
+        str(port),
+    ]
+
+
 def wait_for_hub(endpoint: str, timeout: float = 30) -> None:
     """Until a Hub at `endpoint` answers (a server started in another process)."""
     import time
@@ -70,3 +85,40 @@ def wait_for_hub(endpoint: str, timeout: float = 30) -> None:
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.1)
     raise TimeoutError(f"the hub at {endpoint} did not start")
+
+
+# The start of a child script that runs where `hf_rnn_transfer` cannot be imported (a user with transformers only).
+WITHOUT_THE_PACKAGE = """
+import importlib.abc, json, sys
+
+class BlockPackage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "hf_rnn_transfer":
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked for this test)")
+
+sys.meta_path.insert(0, BlockPackage())
+"""
+
+
+def run_child(script: str, *args, tmp_path, env_extra: dict | None = None) -> dict:
+    """Run `script` (usually `WITHOUT_THE_PACKAGE + ...`) in a fresh, isolated interpreter with its own HF_HOME;
+    return the JSON object it prints last."""
+    import json
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HF_ENDPOINT")}
+    env.update({"HF_HOME": str(tmp_path / "child-home"), "HF_HUB_OFFLINE": "1", **(env_extra or {})})
+    path = tmp_path / "child.py"
+    path.write_text(script)
+    result = subprocess.run(
+        [sys.executable, "-I", str(path), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -14,7 +14,7 @@ from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
 from hf_rnn_transfer.data import load_amazon_reviews, train_tokenizer
 from hf_rnn_transfer.hub import LocalHub, hub_endpoint
 
-from .conftest import ALICE
+from .conftest import ALICE, torchrun
 
 
 def run_command(argv: list) -> subprocess.CompletedProcess:
@@ -386,34 +386,14 @@ def test_pretrain_init_from_continues_a_language_model_with_the_new_texts_vocabu
     torch.testing.assert_close(target.rnn.layers[0].weight_hh_l0, source.rnn.layers[0].weight_hh_l0)
 
 
+# accelerate launch, every default given (it warns about each one left out)
+ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--num_machines", "1", "--mixed_precision", "no"]
+ACCELERATE += ["--dynamo_backend", "no"]
 LAUNCHERS = {
-    "torchrun": lambda port: [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        port,
-    ],
+    "torchrun": torchrun,
     # accelerate's CPU launcher starts several processes only through MPI; --multi_gpu uses torch.distributed's
     # launcher, which works on CPU (the trainer then runs DDP over gloo)
-    "accelerate": lambda port: [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        port,
-    ],
+    "accelerate": lambda port: [*ACCELERATE, "--multi_gpu", "--num_processes", "2", "--main_process_port", port],
 }
 
 
@@ -473,30 +453,8 @@ def test_finetune_under_torchrun_trains_one_model_over_two_processes_and_pushes_
 
 
 def test_accelerate_launch_of_several_cpu_processes_that_starts_one_fails_loudly(tmp_path):
-    launched = run_command(
-        [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--num_processes",
-            "2",
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "-m",
-            "hf_rnn_transfer",
-            "finetune",
-            "--source",
-            "./missing",
-            "--output_dir",
-            tmp_path / "ft",
-            "--train_file",
-            tmp_path / "none.jsonl",
-        ]
-    )
+    finetune = ["-m", "hf_rnn_transfer", "finetune", "--source", "./missing", "--output_dir", tmp_path / "ft"]
+    launched = run_command([*ACCELERATE, "--num_processes", "2", *finetune, "--train_file", tmp_path / "none.jsonl"])
     assert launched.returncode != 0
     assert "accelerate launch asked for several processes but started one" in launched.stderr
     assert "accelerate launch --multi_gpu --num_processes N" in launched.stderr
@@ -575,6 +533,8 @@ def test_finetune_from_an_arguments_file_with_validation_and_resume(tmp_path, ca
     assert json.loads(out[out.index("{\n") :])["optimizer_steps"] == 12
     state = json.loads((tmp_path / "ft" / "checkpoint-12" / "trainer_state.json").read_text())
     assert [round(e["epoch"]) for e in state["log_history"] if "eval_accuracy" in e] == [1, 2, 3]
+    for folder in (tmp_path / "ft", tmp_path / "ft" / "checkpoint-12"):  # arguments as JSON, never a pickle
+        assert (folder / "training_args.json").exists() and not (folder / "training_args.bin").exists()
 
     (tmp_path / "bad.json").write_text(json.dumps({**arguments, "learning_rat": 0.1}))
     without_validation = [f for f in flags if "validation_split" not in f]

@@ -26,7 +26,7 @@ from hf_rnn_transfer import RNNConfig, RNNForCausalLM, RNNForSequenceClassificat
 from hf_rnn_transfer.data import train_tokenizer
 from hf_rnn_transfer.hub import LocalHub, client_environment, hub_endpoint
 
-from .conftest import ALICE, BOB, HUB_TOKENS, free_port, wait_for_hub
+from .conftest import ALICE, BOB, HUB_TOKENS, WITHOUT_THE_PACKAGE, free_port, run_child, wait_for_hub
 
 TEXTS = ["a great kettle", "an awful kettle", "great value", "awful smell", "works great"]
 
@@ -211,16 +211,8 @@ def test_trainer_push_to_hub_and_datasets_round_trip(hub, tmp_path):
     assert {"model.safetensors", "config.json", "modeling_rnn.py", "configuration_rnn.py"} <= files
 
 
-CHILD = textwrap.dedent(
+CHILD = WITHOUT_THE_PACKAGE + textwrap.dedent(
     """
-    import importlib.abc, json, sys
-
-    class BlockPackage(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "hf_rnn_transfer":
-                raise ModuleNotFoundError(f"No module named {name!r} (blocked for this test)")
-
-    sys.meta_path.insert(0, BlockPackage())
     from transformers import AutoModelForSequenceClassification, pipeline
 
     repos = json.loads(sys.argv[1])
@@ -235,23 +227,6 @@ CHILD = textwrap.dedent(
     print(json.dumps(out, default=str))
     """
 )
-
-
-def run_child(script: str, *args, env_extra: dict, tmp_path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HF_ENDPOINT")}
-    env.update(env_extra, HF_HOME=str(tmp_path / "child-home"))
-    path = tmp_path / "child.py"
-    path.write_text(script)
-    result = subprocess.run(
-        [sys.executable, "-I", str(path), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def push_pipeline_models(tokenizer) -> dict:

@@ -3,9 +3,6 @@ round trip, remote code, batching and padding invariance, gradient flow to every
 embeddings, and the uniform head API (`get_classifier` / `reset_classifier`)."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
 
@@ -21,6 +18,8 @@ from hf_rnn_transfer import (
     RNNForTokenClassification,
     RNNModel,
 )
+
+from .conftest import WITHOUT_THE_PACKAGE, run_child
 
 VOCAB, CHANNELS, TIME = 20, 3, 7
 TOKENS = dict(vocab_size=VOCAB, pad_token_id=0)
@@ -198,16 +197,8 @@ def test_get_and_reset_classifier(head):
     assert torch.isfinite(head.predict(model, head.inputs())).all()
 
 
-CHILD = textwrap.dedent(
+CHILD = WITHOUT_THE_PACKAGE + textwrap.dedent(
     """
-    import importlib.abc, json, sys
-
-    class BlockPackage(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "hf_rnn_transfer":
-                raise ModuleNotFoundError(f"No module named {name!r} (blocked for this test)")
-
-    sys.meta_path.insert(0, BlockPackage())
     import torch
     from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
     from transformers import AutoModelForTimeSeriesPrediction, AutoModelForTokenClassification
@@ -240,18 +231,7 @@ def test_every_head_loads_as_remote_code_without_the_package(tmp_path):
             "output": head.output,
         }
         expected[name] = head.predict(model, inputs)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1")
-    child = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(specs)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert child.returncode == 0, child.stderr[-3000:]
-    loaded = json.loads(child.stdout.strip().splitlines()[-1])
+    loaded = run_child(CHILD, json.dumps(specs), tmp_path=tmp_path)
     for name, head in HEADS.items():
         assert loaded[name]["class"] == head.model_class.__name__
         torch.testing.assert_close(torch.tensor(loaded[name]["output"]), expected[name], atol=1e-5, rtol=1e-4)

@@ -1,9 +1,6 @@
 """Checkpoints load with `trust_remote_code=True` in a process where `hf_rnn_transfer` cannot be imported."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import torch
@@ -11,18 +8,12 @@ import torch
 from hf_rnn_transfer import RNNConfig, RNNForCausalLM, RNNForSequenceClassification
 from hf_rnn_transfer.data import train_tokenizer
 
+from .conftest import WITHOUT_THE_PACKAGE, run_child
+
 TEXTS = ["a great kettle , works well", "broken after a week , awful", "great value", "awful smell"]
 
-CHILD = textwrap.dedent(
+CHILD = WITHOUT_THE_PACKAGE + textwrap.dedent(
     """
-    import importlib.abc, json, sys
-
-    class BlockPackage(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "hf_rnn_transfer":
-                raise ModuleNotFoundError(f"No module named {name!r} (blocked for this test)")
-
-    sys.meta_path.insert(0, BlockPackage())
     try:
         import hf_rnn_transfer  # noqa: F401
     except ModuleNotFoundError:
@@ -76,21 +67,7 @@ def test_remote_code_without_the_package(tmp_path):
     config_json = json.loads((tmp_path / "classifier" / "config.json").read_text())
     assert config_json["auto_map"]["AutoModelForSequenceClassification"] == "modeling_rnn.RNNForSequenceClassification"
 
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1")
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    result = subprocess.run(
-        [sys.executable, "-I", str(script), str(tmp_path / "classifier"), str(tmp_path / "lm"), json.dumps(TEXTS)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    child = json.loads(result.stdout.strip().splitlines()[-1])
+    child = run_child(CHILD, tmp_path / "classifier", tmp_path / "lm", json.dumps(TEXTS), tmp_path=tmp_path)
     assert child["module"].startswith("transformers_modules")
     batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
     with torch.no_grad():

@@ -16,7 +16,7 @@ from hf_rnn_transfer.data import load_amazon_reviews, train_tokenizer
 from hf_rnn_transfer.trainer import TransferTrainer, TransferTrainingArguments, get_slanted_triangular_schedule
 from hf_rnn_transfer.transfer import transfer
 
-from .conftest import ALICE, free_port
+from .conftest import ALICE, free_port, torchrun
 
 SCRIPT = Path(__file__).parent / "scripts" / "distributed_unfreezing.py"
 
@@ -364,13 +364,7 @@ def test_gradual_unfreezing_is_correct_under_ddp_with_two_processes(tmp_path):
     port = free_port()
     two = _run(
         [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            str(port),
+            *torchrun(port),
             str(SCRIPT),
             str(tmp_path / "two.json"),
             "--per_device_batch",
@@ -508,7 +502,7 @@ def test_gradient_accumulation_gives_the_full_batch_step_with_token_losses_and_l
     for batch, accumulation in ((8, 1), (4, 2)):
         torch.manual_seed(1)
         model, _ = transfer(source, RNNForCausalLM(RNNConfig(**shape)))
-        args = TransferTrainingArguments(
+        args = TransferTrainingArguments.for_experiment(
             str(tmp_path / f"ga{accumulation}"),
             max_steps=1,
             per_device_train_batch_size=batch,
@@ -519,9 +513,6 @@ def test_gradient_accumulation_gives_the_full_batch_step_with_token_losses_and_l
             max_grad_norm=0.0,
             l2sp_alpha=2.0,
             l2sp_beta=0.5,
-            report_to="none",
-            save_strategy="no",
-            seed=0,
         )
         torch.manual_seed(1)
         with torch.no_grad():  # move off the source so the L2-SP pull is not zero

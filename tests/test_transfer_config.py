@@ -110,14 +110,8 @@ def _tiny_dataset(n=16):
 
 
 def _train_with_l2sp(model, tmp_path, steps=2):
-    args = TransferTrainingArguments(
-        str(tmp_path / "l2sp"),
-        max_steps=steps,
-        per_device_train_batch_size=8,
-        l2sp_alpha=0.1,
-        report_to="none",
-        save_strategy="no",
-        learning_rate=0.05,
+    args = TransferTrainingArguments.for_experiment(
+        str(tmp_path / "l2sp"), max_steps=steps, per_device_train_batch_size=8, l2sp_alpha=0.1, learning_rate=0.05
     )
     trainer = TransferTrainer(model=model, args=args, train_dataset=_tiny_dataset())
     reference = {n: r.clone() for n, r in trainer._l2sp_reference.items() if r is not None}

@@ -69,16 +69,13 @@ def main():
     )
     collator = DataCollatorForSeries()
 
-    def training(epochs, seed=0, **extra):
-        return TransferTrainingArguments(
+    def training(epochs, **extra):
+        return TransferTrainingArguments.for_experiment(
             f"{args.output_dir}/trainer",
             num_train_epochs=epochs,
             learning_rate=5e-3,
             per_device_train_batch_size=16,
-            report_to="none",
-            save_strategy="no",
-            logging_strategy="no",
-            seed=seed,
+            disable_tqdm=False,
             **extra,
         )
 

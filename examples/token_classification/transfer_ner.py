@@ -72,14 +72,13 @@ def main():
     )
 
     def training(epochs, seed, **extra):
-        return TransferTrainingArguments(
+        return TransferTrainingArguments.for_experiment(
             f"{args.output_dir}/trainer",
             num_train_epochs=epochs,
             learning_rate=5e-3,
             per_device_train_batch_size=32,
-            report_to="none",
-            save_strategy="no",
             logging_strategy="epoch",
+            disable_tqdm=False,
             seed=seed,
             **extra,
         )

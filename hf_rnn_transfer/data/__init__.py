@@ -3,10 +3,11 @@ datasets that ship with the package."""
 
 from .audio import log_mel, prepare_audio, read_wav, resample
 from .collators import DataCollatorForSeries
+from .labels import LabelMap
 from .language_modeling import LanguageModelStream
 from .multitask import build_multitask_dataset
 from .reviews import AMAZON_DOMAINS, amazon_reviews_path, load_amazon_reviews
-from .text import LabelMap, prepare_text_classification, prepare_token_classification
+from .text import prepare_text_classification, prepare_token_classification
 from .timeseries import forecasting_windows, load_ucr, prepare_series, series_statistics
 from .tokenization import SPECIAL_TOKENS, TOKENIZER_KINDS, train_tokenizer
 

@@ -7,7 +7,7 @@ import numpy as np
 from datasets import Dataset
 from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
 
-from .text import require_columns
+from .labels import require_columns
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:

@@ -10,32 +10,9 @@ Example:
 ```
 """
 
-from dataclasses import dataclass
+from datasets import Dataset, DatasetDict, Sequence
 
-from datasets import ClassLabel, Dataset, DatasetDict, Sequence, Value
-
-
-@dataclass
-class LabelMap:
-    """Label names and their ids, for `RNNConfig(id2label=..., label2id=...)`."""
-
-    names: list[str]
-
-    @property
-    def id2label(self) -> dict[int, str]:
-        return dict(enumerate(self.names))
-
-    @property
-    def label2id(self) -> dict[str, int]:
-        return {name: i for i, name in enumerate(self.names)}
-
-
-def require_columns(dataset, *columns: str) -> None:
-    """Raise a `ValueError` naming the missing columns and the ones that exist."""
-    existing = _column_names(dataset)
-    missing = [c for c in columns if c not in existing]
-    if missing:
-        raise ValueError(f"missing column(s) {missing}; the dataset has {existing}.")
+from .labels import LabelMap, column_features, column_names, label_id, names_of_labels, require_columns
 
 
 def require_pad_token(tokenizer) -> None:
@@ -68,21 +45,21 @@ def prepare_text_classification(
     """
     require_columns(dataset, text_column, label_column)
     require_pad_token(tokenizer)
-    names = label_names or _label_names(dataset, label_column, train_split)
+    names = label_names or names_of_labels(dataset, label_column, train_split)
     label_map = LabelMap(list(names))
     index = label_map.label2id
-    feature = _features(dataset)[label_column]
+    feature = column_features(dataset)[label_column]
 
     def encode(batch):
         for text in batch[text_column]:
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"empty or missing text in column {text_column!r}: {text!r}; drop or fill such rows.")
         encoded = tokenizer(batch[text_column], truncation=True, max_length=max_length)
-        encoded["labels"] = [_label_id(v, feature, index, label_column) for v in batch[label_column]]
+        encoded["labels"] = [label_id(v, feature, index, label_column) for v in batch[label_column]]
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 
-    encoded = dataset.map(encode, batched=True, remove_columns=_column_names(dataset))
+    encoded = dataset.map(encode, batched=True, remove_columns=column_names(dataset))
     return encoded, label_map
 
 
@@ -104,10 +81,10 @@ def prepare_token_classification(
     """
     require_columns(dataset, tokens_column, tags_column)
     require_pad_token(tokenizer)
-    names = label_names or _label_names(dataset, tags_column, train_split, nested=True)
+    names = label_names or names_of_labels(dataset, tags_column, train_split, nested=True)
     label_map = LabelMap(list(names))
     index = label_map.label2id
-    feature = _features(dataset)[tags_column]
+    feature = column_features(dataset)[tags_column]
     inner = feature.feature if isinstance(feature, Sequence) else (feature[0] if isinstance(feature, list) else None)
 
     def encode(batch):
@@ -119,7 +96,7 @@ def prepare_token_classification(
             previous, labels = None, []
             for word in encoded.word_ids(row):
                 labels.append(
-                    -100 if word is None or word == previous else _label_id(tags[word], inner, index, tags_column)
+                    -100 if word is None or word == previous else label_id(tags[word], inner, index, tags_column)
                 )
                 previous = word
             all_labels.append(labels)
@@ -127,48 +104,5 @@ def prepare_token_classification(
         encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
         return encoded
 
-    encoded = dataset.map(encode, batched=True, remove_columns=_column_names(dataset))
+    encoded = dataset.map(encode, batched=True, remove_columns=column_names(dataset))
     return encoded, label_map
-
-
-def _column_names(dataset) -> list[str]:
-    if isinstance(dataset, DatasetDict):
-        return next(iter(dataset.values())).column_names
-    return dataset.column_names
-
-
-def _features(dataset):
-    return next(iter(dataset.values())).features if isinstance(dataset, DatasetDict) else dataset.features
-
-
-def _label_names(dataset, column: str, train_split: str, nested: bool = False) -> list[str]:
-    feature = _features(dataset)[column]
-    inner = feature.feature if nested and isinstance(feature, Sequence) else feature
-    if nested and isinstance(feature, list):
-        inner = feature[0]
-    if isinstance(inner, ClassLabel):
-        return list(inner.names)
-    train = dataset[train_split] if isinstance(dataset, DatasetDict) else dataset
-    if len(train) == 0:
-        raise ValueError(f"the {train_split!r} split has no rows: labels (and training) need at least one example.")
-    values = train[column]
-    if nested:
-        values = [v for row in values for v in row]
-    distinct = sorted({v for v in values if v is not None})
-    if not distinct:
-        raise ValueError(f"column {column!r} holds no labels.")
-    if isinstance(inner, Value) and inner.dtype.startswith("int") and distinct != list(range(len(distinct))):
-        raise ValueError(f"integer labels in {column!r} must be 0..n-1, got {distinct[:10]}; or pass label_names.")
-    return [str(v) for v in distinct]
-
-
-def _label_id(value, feature, index: dict[str, int], column: str) -> int:
-    if isinstance(feature, ClassLabel):
-        return int(value)
-    key = str(value)
-    if key not in index:
-        raise ValueError(
-            f"label {value!r} in {column!r} is not among the training labels {list(index)}: a split holds a label "
-            "the training split never had."
-        )
-    return index[key]

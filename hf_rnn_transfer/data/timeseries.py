@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
-from .text import LabelMap, _features, _label_id, _label_names, require_columns
+from .labels import LabelMap, column_features, label_id, names_of_labels, require_columns
 
 IMPUTE = (None, "linear", "zero")
 
@@ -113,8 +113,8 @@ def prepare_series(
         )
     label_map, feature, label_ids = None, None, {}
     if label_column:
-        feature = _features(dataset)[label_column]
-        label_map = LabelMap(list(label_names or _label_names(dataset, label_column, train_split)))
+        feature = column_features(dataset)[label_column]
+        label_map = LabelMap(list(label_names or names_of_labels(dataset, label_column, train_split)))
         label_ids = label_map.label2id
 
     def convert(batch):
@@ -135,7 +135,7 @@ def prepare_series(
             arrays.append(array.tolist())
         out = {"input_values": arrays, "length": [len(a) for a in arrays]}
         if label_column:
-            out["labels"] = [_label_id(v, feature, label_ids, label_column) for v in batch[label_column]]
+            out["labels"] = [label_id(v, feature, label_ids, label_column) for v in batch[label_column]]
         return out
 
     columns = dataset.column_names if isinstance(dataset, Dataset) else next(iter(dataset.values())).column_names
