@@ -16,26 +16,16 @@ from pathlib import Path
 
 from _report import Timer, table, write_section
 from datasets import load_dataset
-from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+from trainer_throughput import model as reference_classifier
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
 from hf_rnn_transfer.data import LanguageModelStream, load_amazon_reviews, prepare_text_classification, train_tokenizer
 
 PTB = Path(os.environ.get("HF_RNN_TRANSFER_DATA", "data")) / "ptb" / "train.txt"  # set HF_RNN_TRANSFER_DATA
 
 
 def padding_run(encoded, tokenizer, strategy: str, epochs: float) -> tuple[float, float]:
-    set_seed(0)
-    model = RNNForSequenceClassification(
-        RNNConfig(
-            vocab_size=len(tokenizer),
-            pad_token_id=0,
-            embedding_size=128,
-            hidden_size=256,
-            num_layers=2,
-            pooling="concat",
-        )
-    )
+    model = reference_classifier(tokenizer)  # the same LSTM (128/256, 2 layers) as the trainer benchmark
     args = TrainingArguments(
         output_dir=tempfile.mkdtemp(),
         num_train_epochs=epochs,

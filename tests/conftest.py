@@ -122,3 +122,25 @@ def run_child(script: str, *args, tmp_path, env_extra: dict | None = None) -> di
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def training_losses(model, dataset, tmp_path, steps=40, lr=1e-2, batch_size=16, collator=None, **extra) -> list:
+    """Train `model` for `steps` steps with the plain `transformers.Trainer` and return the logged losses."""
+    from transformers import Trainer, TrainingArguments
+
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=lr,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+        seed=0,
+        **extra,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
+    trainer.train()
+    return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]

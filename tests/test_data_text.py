@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset, DatasetDict, load_dataset
-from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, Trainer, TrainingArguments
+from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
 
 from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification, RNNForTokenClassification
 from hf_rnn_transfer.data import (
@@ -15,26 +15,13 @@ from hf_rnn_transfer.data import (
     train_tokenizer,
 )
 
-from .conftest import SHARED_DATA
+from .conftest import SHARED_DATA, training_losses
 
 
 def train_steps(model, dataset, collator, tmp_path, steps=30, lr=5e-3) -> list[float]:
-    args = TrainingArguments(
-        output_dir=str(tmp_path),
-        max_steps=steps,
-        per_device_train_batch_size=16,
-        learning_rate=lr,
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
-        dataloader_pin_memory=False,
-        seed=0,
-        train_sampling_strategy="group_by_length",
+    return training_losses(
+        model, dataset, tmp_path, steps, lr, collator=collator, train_sampling_strategy="group_by_length"
     )
-    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
-    trainer.train()
-    return [e["loss"] for e in trainer.state.log_history if "loss" in e]
 
 
 def mean(values):

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from datasets import Dataset
-from transformers import Trainer, TrainingArguments
 
 from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification, RNNForTimeSeriesForecasting
 from hf_rnn_transfer.data import (
@@ -14,27 +13,13 @@ from hf_rnn_transfer.data import (
     series_statistics,
 )
 
-from .conftest import SHARED_DATA
+from .conftest import SHARED_DATA, training_losses
 
 UCR = SHARED_DATA / "ucr"
 
 
 def train(model, dataset, tmp_path, steps=40, lr=1e-2):
-    args = TrainingArguments(
-        output_dir=str(tmp_path),
-        max_steps=steps,
-        per_device_train_batch_size=16,
-        learning_rate=lr,
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
-        dataloader_pin_memory=False,
-        seed=0,
-    )
-    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorForSeries())
-    trainer.train()
-    return [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return training_losses(model, dataset, tmp_path, steps, lr, collator=DataCollatorForSeries())
 
 
 @pytest.mark.needs_data

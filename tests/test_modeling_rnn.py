@@ -11,8 +11,6 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoModelForTimeSeriesPrediction,
     AutoModelForTokenClassification,
-    Trainer,
-    TrainingArguments,
 )
 
 from hf_rnn_transfer import (
@@ -23,6 +21,8 @@ from hf_rnn_transfer import (
     RNNForTokenClassification,
     RNNModel,
 )
+
+from .conftest import training_losses
 
 CELLS = ["lstm", "gru", "rnn"]
 DIRECTIONS = [False, True]
@@ -328,21 +328,7 @@ def test_bad_inputs_get_clear_errors():
 
 
 def _train(model, dataset, tmp_path, steps=80, lr=1e-2) -> list[float]:
-    args = TrainingArguments(
-        output_dir=str(tmp_path),
-        max_steps=steps,
-        learning_rate=lr,
-        per_device_train_batch_size=8,
-        logging_steps=1,
-        report_to="none",
-        save_strategy="no",
-        seed=0,
-        disable_tqdm=True,
-        dataloader_pin_memory=False,
-    )
-    trainer = Trainer(model=model, args=args, train_dataset=dataset)
-    trainer.train()
-    return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    return training_losses(model, dataset, tmp_path, steps, lr, batch_size=8)
 
 
 @pytest.mark.parametrize("head", ["sequence", "token", "causal_lm", "forecast"])
