@@ -430,7 +430,7 @@ def what_transferred(
 
 def _layer_representations(model, dataset, collator, batch_size, max_examples) -> list[np.ndarray]:
     model.eval()
-    encoder = model.rnn if hasattr(model, "rnn") else model
+    encoder = model.base_model
     collected: list[list[np.ndarray]] = []
     rows = range(min(len(dataset), max_examples))
     with torch.no_grad():

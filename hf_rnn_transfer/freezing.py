@@ -123,7 +123,7 @@ def discriminative_learning_rates(group_names: list[str], learning_rate: float, 
 
 def dropout_modules_by_group(model: nn.Module) -> dict[str, list[nn.Dropout]]:
     """The dropout applied to each group's output: the embedding's, the one after each layer, the head's."""
-    encoder = model if hasattr(model, "layers") else model.rnn
+    encoder = model.base_model
     groups = dict.fromkeys(model.get_layer_groups(), None)
     out: dict[str, list[nn.Dropout]] = {name: [] for name in groups}
     out[next(iter(groups))].append(encoder.embedding_dropout)

@@ -33,7 +33,7 @@ from .configuration_rnn import RNNConfig
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 # Beyond `TransferConfig`'s fields: the arguments of a transfer that are not part of its saved configuration.
-_TRANSFER_CALL_ARGUMENTS = ("transfer", "source_tokenizer", "target_tokenizer", "corpus")
+TRANSFER_CALL_ARGUMENTS = ("transfer", "source_tokenizer", "target_tokenizer", "corpus")
 TRANSFER_CONFIG_NAME = "transfer_config.json"
 TRANSFER_REPORT_NAME = "transfer_report.json"
 
@@ -165,7 +165,7 @@ def _asks_for_transfer(kwargs: dict) -> bool:
         options = TransferConfig.keywords()
     except ImportError:  # remote code without the package: any transfer_* keyword still means a transfer
         options = set()
-    return any(k in kwargs for k in (*_TRANSFER_CALL_ARGUMENTS, *options)) or any(
+    return any(k in kwargs for k in (*TRANSFER_CALL_ARGUMENTS, *options)) or any(
         k.startswith("transfer_") for k in kwargs
     )
 

@@ -106,7 +106,7 @@ def extract_features(model: RNNPreTrainedModel, batches) -> tuple[np.ndarray, np
     probabilities when the model is a sequence classifier (else `None`).
     """
     model.eval()
-    encoder = model if isinstance(model, modeling_rnn.RNNModel) else model.rnn
+    encoder = model.base_model
     pooler = modeling_rnn.RNNSequencePooler(_with_pooling(encoder.config, "concat"))
     features, probabilities = [], []
     classifier = isinstance(model, modeling_rnn.RNNForSequenceClassification) and model.config.problem_type in (

@@ -28,7 +28,7 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedTokenizerBase, Pre
 from . import modeling_rnn
 from .configuration_rnn import RNNConfig
 from .hub.repo_id import is_hub_id, shareable_name
-from .modeling_rnn import WEIGHTS_CHECKSUMS, RNNModel, RNNPreTrainedModel
+from .modeling_rnn import TRANSFER_CALL_ARGUMENTS, WEIGHTS_CHECKSUMS, RNNModel, RNNPreTrainedModel
 from .transfer_config import TransferConfig
 
 STATUSES = ("copied", "remapped", "reinitialised", "skipped")
@@ -265,7 +265,7 @@ def transfer_from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs
     if kwargs.get("revision") is not None:
         options["revision"] = kwargs.pop("revision")
     kwargs.pop("revision", None)
-    tokenizers = {k: kwargs.pop(k) for k in ("source_tokenizer", "target_tokenizer", "corpus") if k in kwargs}
+    tokenizers = {k: kwargs.pop(k) for k in TRANSFER_CALL_ARGUMENTS if k in kwargs and k != "transfer"}
     token = kwargs.pop("token", None)
     if args:
         raise TypeError("from_pretrained with transfer options takes configuration changes as keyword arguments only.")
