@@ -8,6 +8,7 @@ from transformers import (
     AutoConfig,
     AutoModel,
     AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
     AutoModelForTimeSeriesPrediction,
     AutoModelForTokenClassification,
@@ -18,6 +19,7 @@ from .configuration_rnn import RNNConfig
 from .modeling_rnn import (
     RNNForCausalLM,
     RNNForMultiTaskSequenceClassification,
+    RNNForSeq2SeqLM,
     RNNForSequenceClassification,
     RNNForTimeSeriesForecasting,
     RNNForTokenClassification,
@@ -32,6 +34,7 @@ _AUTO_CLASSES = {
     AutoModelForTokenClassification: RNNForTokenClassification,
     AutoModelForCausalLM: RNNForCausalLM,
     AutoModelForTimeSeriesPrediction: RNNForTimeSeriesForecasting,
+    AutoModelForSeq2SeqLM: RNNForSeq2SeqLM,
 }
 
 AutoConfig.register(RNNConfig.model_type, RNNConfig, exist_ok=True)

@@ -74,6 +74,20 @@ class RNNConfig(PretrainedConfig):
             `"mse"` or `"mae"`, computed on normalised values.
         task_labels (`dict[str, list[str]]`, *optional*):
             For [`RNNForMultiTaskSequenceClassification`]: the label names of each source task, one head per task.
+        target_vocab_size (`int`, *optional*):
+            For [`RNNForSeq2SeqLM`]: the target side's vocabulary when it has its own tokenizer (default: `vocab_size`,
+            one shared tokenizer, which `pipeline("translation")` needs).
+        target_num_layers, target_hidden_size (`int`, *optional*):
+            For [`RNNForSeq2SeqLM`]: the decoder's depth and width (default: `num_layers`, `hidden_size`).
+        attention (`str`, defaults to `"luong"`):
+            For [`RNNForSeq2SeqLM`]: how the decoder scores the source positions, `"luong"` (multiplicative,
+            `h_t W h_s`) or `"bahdanau"` (additive, `v tanh(W h_t + U h_s)`).
+        input_feeding (`bool`, defaults to `True`):
+            For [`RNNForSeq2SeqLM`]: feed the previous step's attentional state into the decoder with the next token
+            (Luong et al. 2015); `False` lets the decoder read the whole target at once (faster training).
+        decoder_start_token_id (`int`, *optional*):
+            For [`RNNForSeq2SeqLM`]: the token the decoder starts from (labels are shifted right behind it; default:
+            `bos_token_id`).
         initializer_range (`float`, defaults to 0.1):
             Standard deviation of the normal initialisation of embeddings and linear layers.
 
@@ -114,6 +128,14 @@ class RNNConfig(PretrainedConfig):
     forecasting_loss: Literal["mse", "mae"] = "mse"
     task_labels: dict[str, list[str]] | None = None
     initializer_range: float | int = interval(min=0.0, exclude_min=True)(default=0.1)
+    # sequence to sequence: named target_*, not decoder_*: transformers reads decoder_* keys of a flat encoder-decoder
+    # config as the decoder's own config (`get_text_config(decoder=True)`), which would overwrite the encoder's sizes
+    target_vocab_size: int | None = positive_int_field(default=None)
+    target_num_layers: int | None = positive_int_field(default=None)
+    target_hidden_size: int | None = positive_int_field(default=None)
+    attention: Literal["luong", "bahdanau"] = "luong"
+    input_feeding: bool = True
+    decoder_start_token_id: int | None = None
 
     def __post_init__(self, **kwargs):
         self._refuse_misspelled_fields(kwargs)
@@ -171,6 +193,9 @@ class RNNConfig(PretrainedConfig):
                     raise ValueError(f"task_labels[{task!r}] must list at least two label names, got {names!r}.")
         if self.tie_word_embeddings and self.vocab_size is None:
             raise ValueError("tie_word_embeddings needs token input (`vocab_size`).")
+        start = self.decoder_start_token_id
+        if start is not None and not 0 <= start < (self.decoder_vocabulary or 0):
+            raise ValueError(f"decoder_start_token_id must be a token id of the decoder's vocabulary, got {start}.")
 
     @classmethod
     def _refuse_misspelled_fields(cls, extra: dict) -> None:
@@ -202,6 +227,11 @@ class RNNConfig(PretrainedConfig):
     def layer_sizes(self) -> list[int]:
         """Hidden size (per direction) of each recurrent layer, bottom to top."""
         return list(self.hidden_sizes) if self.hidden_sizes else [self.hidden_size] * self.num_layers
+
+    @property
+    def decoder_vocabulary(self) -> int | None:
+        """The decoder's vocabulary (sequence to sequence): `target_vocab_size`, else the shared `vocab_size`."""
+        return self.target_vocab_size or self.vocab_size
 
     @property
     def output_size(self) -> int:

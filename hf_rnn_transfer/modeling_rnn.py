@@ -20,9 +20,11 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
+from transformers.loss.loss_utils import fixed_cross_entropy
 from transformers.modeling_outputs import (
     BaseModelOutput,
     CausalLMOutput,
+    Seq2SeqLMOutput,
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
@@ -53,12 +55,15 @@ class RecurrentStateCache:
 
     is_compileable = False
 
-    def __init__(self, state: RecurrentState):
+    def __init__(self, state: RecurrentState, feed: torch.Tensor | None = None):
         self.state = state
+        self.feed = feed  # a sequence-to-sequence decoder's last attentional state `[batch, hidden]` (input feeding)
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         """Keep, for every row, the state of the beam it continues (`beam_idx[row]`)."""
         self.state = tuple(tuple(t.index_select(1, beam_idx.to(t.device)) for t in layer) for layer in self.state)
+        if self.feed is not None:
+            self.feed = self.feed.index_select(0, beam_idx.to(self.feed.device))
 
 
 @dataclass
@@ -103,6 +108,18 @@ class RNNCausalLMOutput(CausalLMOutput):
     """[`CausalLMOutput`] plus the final `recurrent_state`, to continue the stream where it stopped."""
 
     recurrent_state: RecurrentState | None = None
+
+
+@dataclass
+class RNNSeq2SeqLMOutput(Seq2SeqLMOutput):
+    """
+    [`Seq2SeqLMOutput`] of [`RNNForSeq2SeqLM`] plus the decoder's final `recurrent_state` and attentional state
+    `decoder_feed` (input feeding), to continue decoding where it stopped. `cross_attentions` holds the attention
+    weights over the source positions, `[batch, target, source]`, when `output_attentions=True`.
+    """
+
+    recurrent_state: RecurrentState | None = None
+    decoder_feed: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -1211,6 +1228,310 @@ class RNNForTimeSeriesForecasting(RNNPreTrainedModel):
         return self._head_output(RNNForecastOutput, return_dict, loss, predictions, out, name="predictions")
 
 
+class RNNAttention(nn.Module):
+    """
+    Attention of a decoder state over the encoder outputs: Luong's multiplicative (`general`) score or Bahdanau's
+    additive score, then the attentional state `tanh(W_c [context; h])` (Luong et al. 2015).
+    """
+
+    def __init__(self, memory_size: int, hidden_size: int, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.keys = nn.Linear(memory_size, hidden_size, bias=kind == "bahdanau")
+        if kind == "bahdanau":
+            self.query = nn.Linear(hidden_size, hidden_size, bias=False)
+            self.energy = nn.Linear(hidden_size, 1, bias=False)
+        self.combine = nn.Linear(memory_size + hidden_size, hidden_size, bias=False)
+
+    def forward(self, hidden: torch.Tensor, memory: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None):
+        """`hidden` `[batch, target, hidden]` over `memory` `[batch, source, memory]` (`keys` = `self.keys(memory)`,
+        computed once per source): the attentional states `[batch, target, hidden]` and the weights."""
+        if self.kind == "luong":
+            scores = torch.einsum("bth,bsh->bts", hidden, keys)
+        else:
+            scores = self.energy(torch.tanh(self.query(hidden)[:, :, None] + keys[:, None])).squeeze(-1)
+        if mask is not None:
+            scores = scores.masked_fill(~mask.to(torch.bool)[:, None, :], torch.finfo(scores.dtype).min)
+        weights = scores.softmax(dim=-1)
+        context = torch.einsum("bts,bsm->btm", weights, memory)
+        return torch.tanh(self.combine(torch.cat([context, hidden], dim=-1))), weights
+
+
+class _EncoderForGeneration:
+    """What `generate()` calls as `get_encoder()`: the sequence-to-sequence model's encoder, taking the keyword
+    arguments generation passes (it ignores attention outputs: a recurrent encoder has none)."""
+
+    def __init__(self, model: "RNNForSeq2SeqLM"):
+        self.model = model
+
+    def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, output_hidden_states=None, **kwargs):
+        return self.model.rnn(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            output_hidden_states=output_hidden_states,
+            use_cache=False,
+            return_dict=True,
+        )
+
+    __call__ = forward
+
+
+class RNNForSeq2SeqLM(RNNPreTrainedModel, GenerationMixin):
+    """
+    Recurrent encoder-decoder with attention (translation, dialogue): an LSTM/GRU encoder (uni- or bidirectional),
+    a bridge from its final state to the decoder's initial state, a unidirectional decoder that attends over the
+    encoder outputs at every step (`attention`: Luong or Bahdanau; `input_feeding`), and an output layer over the
+    target vocabulary (tied to the decoder's embedding with `tie_word_embeddings`).
+
+    On the transformers API: `labels` are shifted right behind `decoder_start_token_id` into `decoder_input_ids`;
+    `generate()` encodes once, then each new token costs one decoder step (the state travels in the cache slot and is
+    reordered with the beams); `AutoModelForSeq2SeqLM`, `pipeline("translation")` / `"text2text-generation"`.
+    Layer groups for freezing and discriminative rates: the encoder's embedding and layers, then
+    `decoder_embedding`, `decoder_layer_i`, `attention` (with the bridge) and `head`.
+
+    Example:
+
+    ```python
+    >>> config = RNNConfig(vocab_size=8000, embedding_size=256, hidden_size=256, num_layers=2, bidirectional=True,
+    ...                    attention="luong", bos_token_id=2, eos_token_id=3, pad_token_id=0)
+    >>> model = RNNForSeq2SeqLM(config)
+    >>> model.generate(**tokenizer(["ein Hund läuft"], return_tensors="pt"), num_beams=4, max_new_tokens=20)
+    ```
+    """
+
+    _tied_weights_keys = {"lm_head.weight": "decoder_embeddings.weight"}
+    _is_stateful = True
+
+    def __init__(self, config: RNNConfig):
+        if not config.is_token_input:
+            raise ValueError("RNNForSeq2SeqLM reads tokens (RNNConfig.vocab_size) on both sides.")
+        config.is_encoder_decoder = True
+        if config.decoder_start_token_id is None:
+            config.decoder_start_token_id = config.bos_token_id
+        super().__init__(config)
+        hidden = config.target_hidden_size or config.hidden_size
+        layers = config.target_num_layers or config.num_layers
+        cell = _CELLS[config.cell_type]
+        self.rnn = RNNModel(config)
+        self.decoder_embeddings = nn.Embedding(
+            config.decoder_vocabulary, config.embedding_size, padding_idx=config.pad_token_id
+        )
+        first_input = config.embedding_size + (hidden if config.input_feeding else 0)
+        self.decoder_layers = nn.ModuleList(
+            [cell(first_input if i == 0 else hidden, hidden, batch_first=True) for i in range(layers)]
+        )
+        self.bridge = nn.Linear(config.output_size, hidden)
+        self.bridge_cell = nn.Linear(config.output_size, hidden) if config.cell_type == "lstm" else None
+        self.attention = RNNAttention(config.output_size, hidden, config.attention)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.layer_dropout = nn.Dropout(config.layer_dropout)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        head_in = hidden
+        if config.tie_word_embeddings and hidden != config.embedding_size:
+            self.projection = nn.Linear(hidden, config.embedding_size, bias=False)
+            head_in = config.embedding_size
+        else:
+            self.projection = None
+        self.lm_head = nn.Linear(head_in, config.decoder_vocabulary)
+        self.post_init()
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False  # the recurrent state is the cache
+
+    def get_encoder(self):
+        return _EncoderForGeneration(self)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.rnn.embeddings
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.lm_head = new_embeddings
+
+    def get_decoder_input_embeddings(self) -> nn.Embedding:
+        return self.decoder_embeddings
+
+    def get_classifier(self) -> nn.Linear:
+        return self.lm_head
+
+    def reset_classifier(self, num_labels: int | None = None) -> None:
+        """A freshly initialised output layer over the target vocabulary (re-tied when `tie_word_embeddings`)."""
+        if num_labels is not None and num_labels != self.config.decoder_vocabulary:
+            raise ValueError(
+                f"the output layer has one output per target token ({self.config.decoder_vocabulary}); a new target "
+                "vocabulary needs a new decoder embedding too: build the model with target_vocab_size."
+            )
+        self.lm_head = self._fresh(nn.Linear(self.lm_head.in_features, self.config.decoder_vocabulary))
+        self.tie_weights()
+
+    def get_layer_groups(self) -> dict[str, list[str]]:
+        groups = {k: v for k, v in super().get_layer_groups().items() if k != "head"}
+        groups.update({"decoder_embedding": []})
+        groups.update({f"decoder_layer_{i}": [] for i in range(len(self.decoder_layers))})
+        groups.update({"attention": [], "head": []})
+        for name, _ in self.named_parameters():
+            if name.startswith("rnn."):
+                continue
+            if name.startswith("decoder_embeddings."):
+                groups["decoder_embedding"].append(name)
+            elif name.startswith("decoder_layers."):
+                groups[f"decoder_layer_{name.split('.')[1]}"].append(name)
+            elif name.startswith(("attention.", "bridge")):
+                groups["attention"].append(name)
+            else:
+                groups["head"].append(name)
+        return groups
+
+    def shift_tokens_right(self, labels: torch.LongTensor) -> torch.LongTensor:
+        """`decoder_input_ids` for `labels`: the start token, then the labels but the last (-100 read as padding)."""
+        start = self.config.decoder_start_token_id
+        if start is None:
+            raise ValueError("RNNForSeq2SeqLM needs config.decoder_start_token_id (or bos_token_id) to shift labels.")
+        pad = self.config.pad_token_id if self.config.pad_token_id is not None else 0
+        shifted = labels.new_full(labels.shape, start)
+        shifted[:, 1:] = labels[:, :-1]
+        return shifted.masked_fill(shifted == -100, pad)
+
+    def initial_state(self, memory: torch.Tensor, attention_mask: torch.Tensor | None) -> RecurrentState:
+        """The decoder's first state, from the encoder's final state (the bridge), the same for every layer."""
+        summary = final_hidden(memory, attention_mask, self.config)
+        h = torch.tanh(self.bridge(summary))[None]
+        state = (h, self.bridge_cell(summary)[None]) if self.bridge_cell is not None else (h,)
+        return tuple(state for _ in self.decoder_layers)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: RNNModelOutput | tuple | None = None,
+        labels: torch.LongTensor | None = None,
+        recurrent_state: RecurrentState | None = None,
+        decoder_feed: torch.FloatTensor | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **loss_kwargs,
+    ) -> RNNSeq2SeqLMOutput | tuple:
+        """
+        Args:
+            input_ids, attention_mask (`[batch, source]`): the source tokens (not needed with `encoder_outputs`).
+            decoder_input_ids (`[batch, target]`): the decoder's input tokens (default: `labels` shifted right).
+            decoder_attention_mask: accepted for API compatibility; right padding of the target needs none (a
+                unidirectional decoder never reads positions after a real one), and padded labels are -100.
+            encoder_outputs: the encoder's output for these sources (as `generate()` passes it).
+            labels (`[batch, target]`): target token ids, -100 where ignored; the loss is their mean cross-entropy.
+            recurrent_state, decoder_feed: continue decoding from a previous call's final state (`use_cache=True`).
+            output_attentions: return the attention weights over the source (`cross_attentions`).
+            loss_kwargs: `num_items_in_batch` from the Trainer (the mean over every target token of accumulated
+                batches).
+        """
+        if encoder_outputs is None:
+            if input_ids is None:
+                raise ValueError("RNNForSeq2SeqLM needs input_ids (the source) or encoder_outputs.")
+            encoder_outputs = self.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+        elif isinstance(encoder_outputs, tuple):
+            encoder_outputs = RNNModelOutput(last_hidden_state=encoder_outputs[0])
+        memory = encoder_outputs.last_hidden_state
+        if decoder_input_ids is None:
+            if labels is None:
+                raise ValueError("RNNForSeq2SeqLM needs decoder_input_ids or labels (shifted right into them).")
+            decoder_input_ids = self.shift_tokens_right(labels)
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(memory.device)
+        state = recurrent_state if recurrent_state is not None else self.initial_state(memory, attention_mask)
+        hidden_states, state, feed, weights = self._decode(
+            decoder_input_ids, memory, attention_mask, state, decoder_feed
+        )
+        features = self.dropout(hidden_states)
+        if self.projection is not None:
+            features = self.projection(features)
+        logits = self.lm_head(features)
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device)
+            valid = labels[labels != -100]
+            if valid.numel() and (valid.min() < 0 or valid.max() >= self.config.decoder_vocabulary):
+                raise ValueError(
+                    f"labels must be target token ids in [0, {self.config.decoder_vocabulary - 1}] or -100, got values "
+                    f"in [{int(valid.min())}, {int(valid.max())}]: were they tokenised with the target tokenizer?"
+                )
+            loss = fixed_cross_entropy(
+                logits.flatten(0, 1).float(),
+                labels.flatten(),
+                num_items_in_batch=loss_kwargs.get("num_items_in_batch"),
+                ignore_index=-100,
+            )
+        keep = use_cache is None or use_cache
+        output = RNNSeq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            cross_attentions=(weights,) if output_attentions else None,
+            decoder_hidden_states=(hidden_states,) if output_hidden_states else None,
+            encoder_last_hidden_state=memory,
+            recurrent_state=state if keep else None,
+            decoder_feed=feed if keep else None,
+        )
+        if not (self.config.return_dict if return_dict is None else return_dict):
+            return tuple(v for v in output.values() if v is not None)
+        return output
+
+    def _decode(self, decoder_input_ids, memory, mask, state, feed):
+        """The decoder over `decoder_input_ids`: attentional states `[batch, target, hidden]`, the final recurrent
+        state, the last attentional state (input feeding) and the attention weights `[batch, target, source]`."""
+        keys = self.attention.keys(memory)
+        embedded = self.embedding_dropout(self.decoder_embeddings(decoder_input_ids.to(memory.device)))
+        if not self.config.input_feeding:  # every target position at once
+            hidden, state = self._layers(embedded, state)
+            attended, weights = self.attention(hidden, memory, keys, mask)
+            return attended, state, attended[:, -1], weights
+        if feed is None:
+            feed = memory.new_zeros(memory.shape[0], self.decoder_layers[0].hidden_size)
+        outputs, all_weights = [], []
+        for t in range(embedded.shape[1]):  # input feeding: each step reads the previous attentional state
+            hidden, state = self._layers(torch.cat([embedded[:, t : t + 1], feed[:, None]], dim=-1), state)
+            attended, weights = self.attention(hidden, memory, keys, mask)
+            feed = attended[:, 0]
+            outputs.append(attended)
+            all_weights.append(weights)
+        return torch.cat(outputs, dim=1), state, feed, torch.cat(all_weights, dim=1)
+
+    def _layers(self, hidden, state):
+        new_state = []
+        for i, (layer, layer_state) in enumerate(zip(self.decoder_layers, state)):
+            if i > 0:
+                hidden = self.layer_dropout(hidden)
+            hidden, final = layer(hidden, layer_state if len(layer_state) == 2 else layer_state[0])
+            new_state.append(tuple(final) if isinstance(final, tuple) else (final,))
+        return hidden, tuple(new_state)
+
+    def prepare_inputs_for_generation(
+        self, decoder_input_ids, attention_mask=None, encoder_outputs=None, cache=None, **kwargs
+    ):
+        inputs = {"encoder_outputs": encoder_outputs, "attention_mask": attention_mask, "use_cache": True}
+        if isinstance(cache, RecurrentStateCache):  # decoded so far: one step for the newest token
+            return {
+                **inputs,
+                "decoder_input_ids": decoder_input_ids[:, -1:],
+                "recurrent_state": cache.state,
+                "decoder_feed": cache.feed,
+            }
+        return {**inputs, "decoder_input_ids": decoder_input_ids}
+
+    def _update_model_kwargs_for_generation(self, outputs, model_kwargs, is_encoder_decoder=False, num_new_tokens=1):
+        model_kwargs = super()._update_model_kwargs_for_generation(
+            outputs, model_kwargs, is_encoder_decoder=is_encoder_decoder, num_new_tokens=num_new_tokens
+        )
+        model_kwargs["cache"] = RecurrentStateCache(outputs.recurrent_state, outputs.decoder_feed)
+        return model_kwargs
+
+
 AUTO_MAP = {
     "AutoConfig": "configuration_rnn.RNNConfig",
     "AutoModel": "modeling_rnn.RNNModel",
@@ -1218,6 +1539,7 @@ AUTO_MAP = {
     "AutoModelForTokenClassification": "modeling_rnn.RNNForTokenClassification",
     "AutoModelForCausalLM": "modeling_rnn.RNNForCausalLM",
     "AutoModelForTimeSeriesPrediction": "modeling_rnn.RNNForTimeSeriesForecasting",
+    "AutoModelForSeq2SeqLM": "modeling_rnn.RNNForSeq2SeqLM",
 }
 
 __all__ = [
@@ -1228,10 +1550,12 @@ __all__ = [
     "RNNForTokenClassification",
     "RNNForCausalLM",
     "RNNForTimeSeriesForecasting",
+    "RNNForSeq2SeqLM",
     "RNNModelOutput",
     "RNNSequenceClassifierOutput",
     "RNNTokenClassifierOutput",
     "RNNCausalLMOutput",
     "RNNForecastOutput",
+    "RNNSeq2SeqLMOutput",
     "RecurrentStateCache",
 ]

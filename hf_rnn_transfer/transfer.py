@@ -34,7 +34,16 @@ from .transfer_config import TransferConfig
 STATUSES = ("copied", "remapped", "reinitialised", "skipped")
 _LAYER = re.compile(r"^layers\.(\d+)\.")
 # Config fields a target built from a source's config must not inherit when the task changes.
-_TASK_FIELDS = ("id2label", "label2id", "num_labels", "problem_type", "architectures", "auto_map", "_name_or_path")
+_TASK_FIELDS = (
+    "id2label",
+    "label2id",
+    "num_labels",
+    "problem_type",
+    "architectures",
+    "auto_map",
+    "_name_or_path",
+    "is_encoder_decoder",
+)
 
 
 @dataclass
