@@ -274,13 +274,84 @@ def entity_metrics(label_names: Sequence[str]) -> Callable:
     return compute
 
 
+def generation_metrics(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """
+    Corpus BLEU and chrF (`sacrebleu`, its default 13a tokenisation: comparable with published scores on detokenised
+    text), and distinct-1/2 (the share of distinct uni- and bigrams among all generated ones: dialogue diversity).
+
+    Args:
+        predictions: one generated text per example; references: the reference text of each.
+    """
+    import sacrebleu
+
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references: give one of each per row.")
+    if not predictions:
+        raise ValueError("generation_metrics needs at least one prediction.")
+    words = [p.split() for p in predictions]
+    unigrams = [w for row in words for w in row]
+    bigrams = [pair for row in words for pair in zip(row, row[1:])]
+    return {
+        "bleu": float(sacrebleu.corpus_bleu(list(predictions), [list(references)]).score),
+        "chrf": float(sacrebleu.corpus_chrf(list(predictions), [list(references)]).score),
+        "distinct_1": len(set(unigrams)) / max(1, len(unigrams)),
+        "distinct_2": len(set(bigrams)) / max(1, len(bigrams)),
+    }
+
+
+def evaluate_generation(
+    model, dataset, tokenizer, collator, batch_size: int = 64, target_tokenizer=None, **generate_kwargs
+) -> dict[str, float]:
+    """
+    Generate for every row of an encoded sequence-to-sequence dataset (`prepare_translation`) and score the texts
+    against the references decoded from its `labels` (`generation_metrics`), plus the perplexity of the references
+    (exp of the mean token cross-entropy, through `Trainer.evaluate`).
+
+    Args:
+        generate_kwargs: e.g. `num_beams=4, max_new_tokens=40` (defaults: greedy, 64 new tokens).
+    """
+    from torch.utils.data import DataLoader
+
+    target_tokenizer = target_tokenizer or tokenizer
+    columns = [c for c in ("input_ids", "attention_mask", "labels") if c in dataset.column_names]
+    rows = dataset.select_columns(columns)
+    loader = DataLoader(rows, batch_size=batch_size, collate_fn=collator)
+    settings = {"max_new_tokens": 64, "do_sample": False, **generate_kwargs}
+    model.eval()
+    predictions, references = [], []
+    with torch.no_grad():
+        for batch in loader:
+            labels = batch.pop("labels")
+            batch = to_device(batch, model.device)
+            generated = model.generate(**batch, **settings)
+            predictions += target_tokenizer.batch_decode(generated, skip_special_tokens=True)
+            references += target_tokenizer.batch_decode(labels.masked_fill(labels == -100, 0), skip_special_tokens=True)
+    metrics = generation_metrics(predictions, references)
+    loss = evaluate_classifier(model, rows, collator, batch_size, prefix="eval", compute_metrics=_no_metrics)[
+        "eval_loss"
+    ]
+    metrics["perplexity"] = float(math.exp(min(loss, 50.0)))
+    return metrics
+
+
+def _no_metrics(eval_pred) -> dict:
+    return {}
+
+
 def evaluate_classifier(
-    model, dataset, collator, batch_size: int = 128, prefix: str = "test", compute_metrics: Callable | None = None
+    model,
+    dataset,
+    collator,
+    batch_size: int = 128,
+    prefix: str = "test",
+    compute_metrics: Callable | None = None,
+    loss_only: bool = False,
 ) -> dict[str, float]:
     """
     `Trainer.evaluate` on an encoded dataset with `labels`, with `classification_metrics` (or `compute_metrics`,
     e.g. `entity_metrics(names)`): the metrics (`test_accuracy`, `test_macro_f1`, `test_loss`, ...) go through the
     Trainer's logging (console, TensorBoard, trackio) and evaluation is spread over every process of a distributed run.
+    `loss_only=True` keeps no predictions (only `<prefix>_loss`): for generation models, whose logits are large.
     """
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
@@ -291,8 +362,9 @@ def evaluate_classifier(
             report_to="none",
             use_cpu=model.device.type == "cpu",
             disable_tqdm=True,
+            prediction_loss_only=loss_only,
         )
-        metrics = compute_metrics or classification_metrics
+        metrics = None if loss_only else compute_metrics or classification_metrics
         trainer = Trainer(model=model, args=args, data_collator=collator, compute_metrics=metrics)
         trainer.remove_callback(PrinterCallback)  # the caller reports the returned metrics (a table, a line)
         return trainer.evaluate(dataset, metric_key_prefix=prefix)

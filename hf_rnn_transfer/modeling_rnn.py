@@ -36,6 +36,7 @@ from .configuration_rnn import RNNConfig
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 # Beyond `TransferConfig`'s fields: the arguments of a transfer that are not part of its saved configuration.
 TRANSFER_CALL_ARGUMENTS = ("transfer", "source_tokenizer", "target_tokenizer", "corpus")
+PIPELINE_FILE = "pipeline_rnn.py"  # shipped beside sequence-to-sequence checkpoints
 TRANSFER_CONFIG_NAME = "transfer_config.json"
 TRANSFER_REPORT_NAME = "transfer_report.json"
 
@@ -1343,6 +1344,16 @@ class RNNForSeq2SeqLM(RNNPreTrainedModel, GenerationMixin):
     def get_encoder(self):
         return _EncoderForGeneration(self)
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """As every head, plus `pipeline_rnn.py` (named in `config.custom_pipelines` for `translation` and
+        `text2text-generation`, which transformers 5 no longer ships) so the checkpoint works in a pipeline."""
+        task = {"impl": "pipeline_rnn.RNNText2TextPipeline", "pt": ["AutoModelForSeq2SeqLM"], "type": "text"}
+        self.config.custom_pipelines = {"translation": task, "text2text-generation": task}
+        super().save_pretrained(save_directory, *args, **kwargs)
+        pipeline_file = Path(__file__).with_name(PIPELINE_FILE)
+        if pipeline_file.exists() and not (Path(save_directory) / PIPELINE_FILE).exists():
+            shutil.copyfile(pipeline_file, Path(save_directory) / PIPELINE_FILE)
+
     def get_input_embeddings(self) -> nn.Embedding:
         return self.rnn.embeddings
 
@@ -1432,6 +1443,13 @@ class RNNForSeq2SeqLM(RNNPreTrainedModel, GenerationMixin):
             loss_kwargs: `num_items_in_batch` from the Trainer (the mean over every target token of accumulated
                 batches).
         """
+        if labels is not None:  # before they are shifted into the decoder's embedding lookup
+            valid = labels[labels != -100]
+            if valid.numel() and (valid.min() < 0 or valid.max() >= self.config.decoder_vocabulary):
+                raise ValueError(
+                    f"labels must be target token ids in [0, {self.config.decoder_vocabulary - 1}] or -100, got values "
+                    f"in [{int(valid.min())}, {int(valid.max())}]: were they tokenised with the target tokenizer?"
+                )
         if encoder_outputs is None:
             if input_ids is None:
                 raise ValueError("RNNForSeq2SeqLM needs input_ids (the source) or encoder_outputs.")
@@ -1456,12 +1474,6 @@ class RNNForSeq2SeqLM(RNNPreTrainedModel, GenerationMixin):
         loss = None
         if labels is not None:
             labels = labels.to(logits.device)
-            valid = labels[labels != -100]
-            if valid.numel() and (valid.min() < 0 or valid.max() >= self.config.decoder_vocabulary):
-                raise ValueError(
-                    f"labels must be target token ids in [0, {self.config.decoder_vocabulary - 1}] or -100, got values "
-                    f"in [{int(valid.min())}, {int(valid.max())}]: were they tokenised with the target tokenizer?"
-                )
             loss = fixed_cross_entropy(
                 logits.flatten(0, 1).float(),
                 labels.flatten(),
