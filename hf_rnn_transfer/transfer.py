@@ -191,10 +191,11 @@ def transfer(
         )
         source_model = averaged
     target_model = _build_target(target, target_class)
+    part = _target_part(config, source_model, target_model)
     report = TransferReport(source=source_name, target_class=type(target_model).__name__)
     if averaged is not None:
         report.sources = average_report.sources
-    plan = _Plan(source_model, target_model, config, _layers(config.transfer_layers, source_model, target_model))
+    plan = _Plan(source_model, target_model, config, config.transfer_layers, part)
     if source_tokenizer is None and target_tokenizer is not None and isinstance(source, (str, Path)):
         try:
             source_tokenizer = AutoTokenizer.from_pretrained(str(source), revision=pinned, token=token)
@@ -206,7 +207,7 @@ def transfer(
             ) from err
     plan.check(source_tokenizer, target_tokenizer)
 
-    source_state = _encoder_relative(source_model.state_dict(), source_model)
+    source_state = _encoder_relative(source_model.state_dict(), source_model, part)
     target_state = plan.fresh
     new_state = {}
     vocab_map = None
@@ -217,13 +218,17 @@ def transfer(
     tied = _tied_targets(target_model)
 
     for name in target_state:
-        full = _full_name(name, target_model)
+        full = _full_name(name, target_model, part)
         if full in tied:
             report.tensors.append(TensorTransfer(full, "skipped", None, f"tied to {tied[full]}"))
             continue
         group = _group(name)
-        source_full = _full_name(name, source_model) if name in source_state else None
-        if group == "embedding":
+        source_full = _full_name(name, source_model, part) if name in source_state else None
+        if group == "other":
+            row = ("reinitialised", f"not part of the transfer (target_part={part!r})")
+        elif group == "seq2seq":
+            row = plan.seq2seq(name, source_state, vocab_map, new_state)
+        elif group == "embedding":
             row = plan.embedding(name, source_state, vocab_map, new_state, report)
         elif group == "layer":
             row = plan.layer(name, source_state, new_state)
@@ -239,7 +244,7 @@ def transfer(
         if plan.channel_report:
             report.input_channels = plan.channel_report
 
-    full_state = {_full_name(k, target_model): v for k, v in new_state.items()}
+    full_state = {_full_name(k, target_model, part): v for k, v in new_state.items()}
     with torch.no_grad():
         target_model.load_state_dict(full_state, strict=False)
     target_model.tie_weights()
@@ -426,13 +431,15 @@ class _Plan:
     """The decisions for one source/target pair, checked before anything is copied."""
 
     def __init__(
-        self, source: RNNPreTrainedModel, target: RNNPreTrainedModel, config: TransferConfig, layers: list[int]
+        self, source: RNNPreTrainedModel, target: RNNPreTrainedModel, config: TransferConfig, layers, part: str
     ):
-        self.source, self.target, self.config = source, target, config
-        self.s, self.t = source.config, target.config
-        self.embeddings, self.layers = config.transfer_embeddings, layers
-        # the target's fresh tensors by encoder-relative name: new rows and columns start from these
-        self.fresh = _encoder_relative(target.state_dict(), target)
+        self.source, self.target, self.config, self.part = source, target, config, part
+        self.s = source.config
+        self.t = _decoder_view(target.config) if part == "decoder" else target.config
+        self.embeddings = config.transfer_embeddings
+        self.layers = _layers(layers, self.s.num_layers, self.t.num_layers)
+        # the target's fresh tensors by relative name: new rows and columns start from these
+        self.fresh = _encoder_relative(target.state_dict(), target, part)
         self.continuous = not self.t.is_token_input
         self.remap_vocabulary = False
         self.channel_map: dict[int, int] | None = None  # target channel -> source channel
@@ -491,6 +498,8 @@ class _Plan:
         return out
 
     def _head_problems(self) -> list[str]:
+        if self.part == "decoder":  # a language model's output layer into the decoder's: shapes are checked per tensor
+            return []
         if type(self.source) is not type(self.target):
             return [f"head: a {type(self.source).__name__} head cannot go into a {type(self.target).__name__}"]
         if isinstance(self.target, modeling_rnn.RNNForSequenceClassification | modeling_rnn.RNNForTokenClassification):
@@ -590,8 +599,33 @@ class _Plan:
             return "reinitialised", f"the target is deeper than the source ({self.s.num_layers} layers)"
         if index not in self.layers:
             return "reinitialised", "layer not selected for transfer"
-        new_state[name] = source_state[name].clone()
+        source, fresh = source_state[name], self.fresh[name]
+        if source.shape != fresh.shape:  # a decoder's first layer also reads the attentional state (input feeding)
+            weight = fresh.clone()
+            weight[:, : source.shape[1]] = source
+            new_state[name] = weight
+            return "remapped", "the language model's input columns copied; the input-feeding columns start fresh"
+        new_state[name] = source.clone()
         return "copied", "same cell, size and direction"
+
+    def seq2seq(self, name, source_state, vocab_map, new_state) -> tuple[str, str]:
+        """A decoder-side tensor (decoder, attention, bridge, output layer) from a sequence-to-sequence source."""
+        bare = name.removeprefix("seq2seq:")
+        if name not in source_state:
+            return "reinitialised", "not in the source"
+        source, fresh = source_state[name], self.fresh[name]
+        by_token = bare.startswith(("decoder_embeddings.", "lm_head.")) and vocab_map is not None
+        if by_token and self.s.target_vocab_size is None and self.t.target_vocab_size is None:
+            new_state[name] = _remap_rows(source, vocab_map, len(vocab_map))
+            return "remapped", "rows copied by token string; new tokens get the mean"
+        if source.shape != fresh.shape:
+            raise ValueError(
+                f"Cannot transfer {bare}: source shape {tuple(source.shape)}, target {tuple(fresh.shape)}. The "
+                "decoders differ in size, depth, attention or vocabulary: build the target like the source, or move "
+                "only the encoder (target_part='encoder')."
+            )
+        new_state[name] = source.clone()
+        return "copied", "same decoder, attention and output layer"
 
     def head(self, name, source_state, vocab_map, new_state) -> tuple[str, str]:
         if not self.config.transfer_head:
@@ -636,6 +670,27 @@ def load_source(source, revision=None, token=None) -> tuple[RNNPreTrainedModel, 
     return load_source(model.eval(), None, None)
 
 
+def _target_part(config: TransferConfig, source, target) -> str:
+    """Which part of the target receives the source: `config.target_part`, or by default the whole model between
+    two sequence-to-sequence models and the encoder otherwise."""
+    part = config.target_part or ("all" if _is_seq2seq(source) and _is_seq2seq(target) else "encoder")
+    if part != "encoder" and not _is_seq2seq(target):
+        raise ValueError(
+            f"target_part={part!r} needs a sequence-to-sequence target (RNNForSeq2SeqLM), not {type(target).__name__}."
+        )
+    if part == "decoder" and _is_seq2seq(source):
+        raise ValueError(
+            "target_part='decoder' moves a language model's stack into the decoder; between two sequence-to-sequence "
+            "models use target_part='all' (the default)."
+        )
+    if part == "all" and not _is_seq2seq(source):
+        raise ValueError(
+            f"target_part='all' needs a sequence-to-sequence source, not {type(source).__name__}: use 'encoder' (an "
+            "encoder or classifier source) or 'decoder' (a causal language model source)."
+        )
+    return part
+
+
 def _build_target(target, target_class) -> RNNPreTrainedModel:
     if isinstance(target, RNNPreTrainedModel):
         return target
@@ -652,8 +707,8 @@ def _build_target(target, target_class) -> RNNPreTrainedModel:
     raise TypeError(f"target must be a model or an RNNConfig, got {type(target).__name__}.")
 
 
-def _layers(selection, source, target) -> list[int]:
-    available = range(min(source.config.num_layers, target.config.num_layers))
+def _layers(selection, source_layers: int, target_layers: int) -> list[int]:
+    available = range(min(source_layers, target_layers))
     if selection is None:
         return list(available)
     if isinstance(selection, bool) or (isinstance(selection, int) and selection < 0):
@@ -664,31 +719,81 @@ def _layers(selection, source, target) -> list[int]:
     bad = [i for i in layers if i not in available]
     if bad:
         raise ValueError(
-            f"transfer_layers {bad} do not exist in both models (source {source.config.num_layers} layers, target "
-            f"{target.config.num_layers}); valid indices: {list(available)}."
+            f"transfer_layers {bad} do not exist in both models (source {source_layers} layers, target "
+            f"{target_layers}); valid indices: {list(available)}."
         )
     return layers
 
 
-def _encoder_relative(state: dict, model) -> dict:
-    """State dict keys relative to the encoder (`layers.0...`) for encoder tensors; head keys unchanged."""
+def _is_seq2seq(model) -> bool:
+    return isinstance(model, modeling_rnn.RNNForSeq2SeqLM)
+
+
+# A sequence-to-sequence decoder's tensors under the names a causal language model gives the same roles.
+_DECODER_AS_LM = (("decoder_embeddings.", "embeddings."), ("decoder_layers.", "layers."), ("lm_head.", "head:decoder."))
+
+
+def _relative(full: str, model, part: str = "encoder") -> str:
+    """A tensor's name relative to the part being transferred: `layers.0...` / `embeddings...` for the encoder (or a
+    language model's stack), `head:<name>` for a head; for a sequence-to-sequence model, `seq2seq:<name>` for its
+    decoder side when the whole model moves, and `other:<name>` for what the chosen part leaves out."""
     if isinstance(model, RNNModel):
-        return dict(state)
-    return {(k[len("rnn.") :] if k.startswith("rnn.") else f"head:{k}"): v for k, v in state.items()}
+        return full
+    if _is_seq2seq(model) and part == "decoder":
+        for prefix, as_lm in _DECODER_AS_LM:
+            if full.startswith(prefix):
+                return as_lm + full[len(prefix) :]
+        return f"head:{full}" if full.startswith("projection.") else f"other:{full}"
+    if full.startswith("rnn."):
+        return full[len("rnn.") :]
+    if _is_seq2seq(model):
+        return f"seq2seq:{full}" if part == "all" else f"other:{full}"
+    return f"head:{full}"
 
 
-def _full_name(relative: str, model) -> str:
+def _full_name(relative: str, model, part: str = "encoder") -> str:
+    if isinstance(model, RNNModel):
+        return relative
+    for marker in ("other:", "seq2seq:"):
+        if relative.startswith(marker):
+            return relative[len(marker) :]
+    if _is_seq2seq(model) and part == "decoder":
+        for prefix, as_lm in _DECODER_AS_LM:
+            if relative.startswith(as_lm):
+                return prefix + relative[len(as_lm) :]
     if relative.startswith("head:"):
         return relative[len("head:") :]
-    return relative if isinstance(model, RNNModel) else f"rnn.{relative}"
+    return f"rnn.{relative}"
+
+
+def _encoder_relative(state: dict, model, part: str = "encoder") -> dict:
+    """A state dict under `_relative` names."""
+    return {_relative(k, model, part): v for k, v in state.items()}
 
 
 def _group(relative: str) -> str:
+    if relative.startswith("other:"):
+        return "other"
+    if relative.startswith("seq2seq:"):
+        return "seq2seq"
     if relative.startswith(("embeddings.", "input_projection.")):
         return "embedding"
     if _LAYER.match(relative):
         return "layer"
     return "head"
+
+
+def _decoder_view(config: RNNConfig) -> RNNConfig:
+    """A sequence-to-sequence model's decoder seen as a language model's stack (for the checks of a decoder
+    transfer): its vocabulary, embedding, width and depth, unidirectional."""
+    return RNNConfig(
+        cell_type=config.cell_type,
+        vocab_size=config.decoder_vocabulary,
+        embedding_size=config.embedding_size,
+        hidden_size=config.target_hidden_size or config.hidden_size,
+        num_layers=config.target_num_layers or config.num_layers,
+        pad_token_id=config.pad_token_id,
+    )
 
 
 def _tied_targets(model) -> dict[str, str]:

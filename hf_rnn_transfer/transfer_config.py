@@ -49,6 +49,10 @@ class TransferConfig:
         channel_map (`dict[str, str]`, *optional*): for continuous input, target channel name -> source channel name.
             Default: channels are matched by their names (`RNNConfig.channel_names`), or by position when both have
             the same number and no names.
+        target_part (`str`, *optional*): which part of a sequence-to-sequence target receives the source: `"encoder"`
+            (an encoder or classifier source: the default), `"decoder"` (a causal language model: its embedding,
+            layers and, with `transfer_head`, output layer), or `"all"` (another sequence-to-sequence model: the
+            default between two).
         average_sources (`list[str]`, *optional*): more sources (same encoder shape and vocabulary) whose encoders are
             averaged with `source`'s before the transfer (model soup).
         average_weights (`list[float]`, *optional*): one weight per source in `[source, *average_sources]`
@@ -82,6 +86,14 @@ class TransferConfig:
             "cli_type": str,
         },
     )
+    target_part: str | None = field(
+        default=None,
+        metadata={
+            "help": "For a sequence-to-sequence target: encoder (from an encoder or classifier source), decoder (from "
+            "a causal language model) or all (from another sequence-to-sequence model; the default between two).",
+            "choices": [None, "encoder", "decoder", "all"],
+        },
+    )
     average_sources: list[str] | None = field(
         default=None, metadata={"help": "More sources whose encoders are averaged with --source's before transfer."}
     )
@@ -106,6 +118,10 @@ class TransferConfig:
             )
         if isinstance(layers, tuple):
             self.transfer_layers = list(layers)
+        if self.target_part not in (None, "encoder", "decoder", "all"):
+            raise ValueError(
+                f"TransferConfig.target_part must be encoder, decoder or all (or None), got {self.target_part!r}."
+            )
         for name in ("transfer_embeddings", "transfer_head", "remap_vocabulary"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"TransferConfig.{name} must be True or False, got {getattr(self, name)!r}.")

@@ -243,3 +243,60 @@ def test_head_api_and_layer_groups_in_the_trainer(tmp_path):
     assert trainer.unfreezing_history[0]["trainable"] == ["head"]
     assert trainer.unfreezing_history[1]["trainable"] == ["attention", "head"]
     assert trainer.unfreezing_history[-1]["trainable"] == list(groups)
+
+
+def _status(report, name):
+    return next(t.status for t in report.tensors if t.target == name)
+
+
+def test_transfer_into_the_encoder_the_decoder_or_the_whole_model():
+    from hf_rnn_transfer import RNNForCausalLM, RNNForSequenceClassification
+    from hf_rnn_transfer.transfer import transfer
+
+    shape = dict(
+        vocab_size=12,
+        embedding_size=6,
+        hidden_size=8,
+        num_layers=2,
+        pad_token_id=PAD,
+        bos_token_id=BOS,
+        eos_token_id=EOS,
+    )
+    # an encoder (a bidirectional classifier) into the encoder: the decoder side starts fresh
+    classifier = RNNForSequenceClassification(RNNConfig(**shape, bidirectional=True, num_labels=2))
+    model, report = transfer(classifier, RNNForSeq2SeqLM(RNNConfig(**shape, bidirectional=True)))
+    torch.testing.assert_close(model.rnn.layers[1].weight_hh_l0_reverse, classifier.rnn.layers[1].weight_hh_l0_reverse)
+    assert _status(report, "rnn.layers.0.weight_ih_l0") == "copied"
+    assert _status(report, "decoder_layers.0.weight_ih_l0") == "reinitialised"
+    assert "target_part='encoder'" in next(t.reason for t in report.tensors if t.target == "attention.keys.weight")
+
+    # a causal language model into the decoder: embedding, layers (the first one's input-feeding columns fresh), and
+    # with transfer_head the output layer
+    lm = RNNForCausalLM(RNNConfig(**shape))
+    model, report = transfer(
+        lm, RNNForSeq2SeqLM(RNNConfig(**shape, bidirectional=True)), target_part="decoder", transfer_head=True
+    )
+    torch.testing.assert_close(model.decoder_embeddings.weight, lm.rnn.embeddings.weight)
+    torch.testing.assert_close(model.decoder_layers[1].weight_hh_l0, lm.rnn.layers[1].weight_hh_l0)
+    torch.testing.assert_close(model.decoder_layers[0].weight_ih_l0[:, :6], lm.rnn.layers[0].weight_ih_l0)
+    assert _status(report, "decoder_layers.0.weight_ih_l0") == "remapped"
+    torch.testing.assert_close(model.lm_head.weight, lm.decoder.weight)
+    assert _status(report, "rnn.embeddings.weight") == "reinitialised"
+    assert model.transfer_config.target_part == "decoder"
+
+    # one sequence-to-sequence model into another: everything moves
+    general = make_model()
+    model, report = transfer(general, RNNForSeq2SeqLM(general.config))
+    assert {t.status for t in report.tensors} == {"copied"}
+    source = torch.tensor([[3, 4, 5]])
+    torch.testing.assert_close(
+        model.eval()(input_ids=source, decoder_input_ids=torch.tensor([[BOS, 5]])).logits,
+        general(input_ids=source, decoder_input_ids=torch.tensor([[BOS, 5]])).logits,
+    )
+
+    with pytest.raises(ValueError, match="target_part='all' needs a sequence-to-sequence source"):
+        transfer(lm, RNNForSeq2SeqLM(RNNConfig(**shape)), target_part="all")
+    with pytest.raises(ValueError, match="needs a sequence-to-sequence target"):
+        transfer(lm, RNNForSequenceClassification(RNNConfig(**shape)), target_part="decoder")
+    with pytest.raises(ValueError, match="decoders differ"):
+        transfer(general, RNNForSeq2SeqLM(RNNConfig(**{**shape, "bidirectional": True, "target_hidden_size": 10})))
