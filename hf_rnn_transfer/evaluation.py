@@ -382,7 +382,17 @@ def to_device(batch: dict, device) -> dict:
 
 def scratch_arguments(args: TransferTrainingArguments, **changes) -> TransferTrainingArguments:
     """`args` without what only a transferred model has (freezing, discriminative rates, L2-SP), plus `changes`."""
-    return replace(args, freezing_strategy="none", discriminative_lr=False, l2sp_alpha=0.0, l2sp_beta=0.0, **changes)
+    resets = dict(
+        freezing_strategy="none",
+        freeze_layers=0,
+        unfreeze_interval=1.0,
+        unfreeze_unit="epoch",
+        discriminative_lr=False,
+        discriminative_lr_factor=2.6,
+        l2sp_alpha=0.0,
+        l2sp_beta=0.0,
+    )
+    return replace(args, **{**resets, **changes})
 
 
 def compare(
