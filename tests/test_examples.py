@@ -145,3 +145,71 @@ def test_ucr_example_runs(tmp_path):
     assert "forecaster" in ranking and "supervised" in ranking
     for source in ("forecaster", "supervised"):
         assert "| 10 |" in (tmp_path / f"report_{source}.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_translation_example_runs(tmp_path):
+    script = REPO_ROOT / "examples" / "translation" / "transfer_translation.py"
+    result = run_example(
+        script,
+        "--tatoeba",
+        SHARED_DATA / "tatoeba_en_de" / "en_de.jsonl.gz",
+        "--multi30k",
+        SHARED_DATA / "multi30k" / "multi30k.jsonl.gz",
+        "--source_pairs",
+        "2000",
+        "--source_epochs",
+        "1",
+        "--budgets",
+        "200",
+        "--target_epochs",
+        "1",
+        "--test_pairs",
+        "50",
+        "--hidden_size",
+        "32",
+        "--embedding_size",
+        "32",
+        "--output_dir",
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| 0 (Tatoeba source only) |" in result.stdout and "| 200 |" in result.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["budgets"]["200"]) == {"transfer", "scratch"}
+    assert {"bleu", "chrf", "perplexity"} <= set(results["zero_shot"])
+    assert (tmp_path / "source" / "pipeline_rnn.py").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.needs_data
+def test_dialogue_example_runs(tmp_path):
+    script = REPO_ROOT / "examples" / "dialogue" / "transfer_dialogue.py"
+    result = run_example(
+        script,
+        "--dailydialog",
+        SHARED_DATA / "dailydialog" / "dailydialog.jsonl.gz",
+        "--source_dialogues",
+        "150",
+        "--source_epochs",
+        "1",
+        "--budgets",
+        "20",
+        "--target_epochs",
+        "1",
+        "--test_dialogues",
+        "15",
+        "--act_budgets",
+        "20",
+        "--act_seeds",
+        "0",
+        "1",
+        "--hidden_size",
+        "32",
+        "--output_dir",
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| 20 | transfer |" in result.stdout and "| 20 | scratch |" in result.stdout
+    assert "Dialogue acts of single utterances" in result.stdout and "TF-IDF + LR" in result.stdout

@@ -124,7 +124,7 @@ def test_loss_is_the_token_mean_with_labels_shifted_behind_the_start_token():
     torch.testing.assert_close(out.loss, expected)
     weights = out.cross_attentions[0]
     assert weights.shape == (2, 3, 4) and torch.allclose(weights.sum(-1), torch.ones(2, 3))
-    assert float(weights[1, :, 2:].abs().max()) == 0  # padded source positions get no attention
+    assert float(weights[1, :, 2:].detach().abs().max()) == 0  # padded source positions get no attention
     with pytest.raises(ValueError, match="target token ids in \\[0, 11\\]"):
         model(input_ids=SOURCE, attention_mask=MASK, labels=torch.tensor([[40, EOS, EOS], [1, 1, 1]]))
     with pytest.raises(ValueError, match="needs decoder_input_ids or labels"):
@@ -300,3 +300,18 @@ def test_transfer_into_the_encoder_the_decoder_or_the_whole_model():
         transfer(lm, RNNForSequenceClassification(RNNConfig(**shape)), target_part="decoder")
     with pytest.raises(ValueError, match="decoders differ"):
         transfer(general, RNNForSeq2SeqLM(RNNConfig(**{**shape, "bidirectional": True, "target_hidden_size": 10})))
+
+
+@pytest.mark.parametrize(("cell", "bidirectional", "attention", "input_feeding"), VARIANTS)
+def test_every_parameter_gets_a_gradient_and_other_dtypes_run(cell, bidirectional, attention, input_feeding):
+    model = make_model(cell, bidirectional, attention, input_feeding).train()
+    labels = torch.tensor([[5, 6, EOS], [9, EOS, -100]])
+    model(input_ids=SOURCE, attention_mask=MASK, labels=labels).loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+    reference = model.eval()(input_ids=SOURCE, attention_mask=MASK, labels=labels).logits
+    double = model.to(torch.float64)(input_ids=SOURCE, attention_mask=MASK, labels=labels).logits
+    assert double.dtype == torch.float64
+    torch.testing.assert_close(double.float(), reference, atol=1e-5, rtol=1e-4)
+    half = model.to(torch.bfloat16).generate(input_ids=SOURCE, attention_mask=MASK, max_new_tokens=3)
+    assert half.shape[0] == 2
