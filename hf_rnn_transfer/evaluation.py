@@ -54,6 +54,17 @@ def balanced_budget_indices(labels: Sequence[int], budgets: Sequence[int | None]
     return out
 
 
+def nested_budget_indices(size: int, budgets: Sequence[int | None], seed: int) -> dict:
+    """Nested subsets of `size` rows (the first `budget` of one seeded permutation), for tasks without classes."""
+    order = np.random.default_rng(seed).permutation(size)
+    out = {}
+    for budget in budgets:
+        if budget is not None and not 1 <= budget <= size:
+            raise ValueError(f"a budget of {budget} rows needs between 1 and {size} training rows.")
+        out[budget] = np.sort(order if budget is None else order[:budget])
+    return out
+
+
 def tfidf_logistic_regression(train_texts, train_labels, test_texts, test_labels) -> float:
     """The classical baseline: TF-IDF of 1-2 grams (sublinear) + logistic regression, test accuracy."""
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -409,6 +420,8 @@ def compare(
     label_column: str = "labels",
     progress: bool = True,
     zero_shot: torch.nn.Module | None = None,
+    score: Callable | None = None,
+    metric: str = "accuracy",
 ) -> ComparisonResult:
     """
     Train the transferred model and the same architecture from scratch on identical subsets, budgets and seeds.
@@ -422,6 +435,10 @@ def compare(
         texts: `(train_texts, test_texts)` aligned with the datasets, to add the TF-IDF + logistic regression row.
         zero_shot: the source model, when its labels are the target's: its test accuracy with no target labels is
             a reference line (as is the majority-class rate, always).
+        score, metric: for other tasks, `score(model, test_dataset) -> float` (higher is better) and its name, e.g.
+            BLEU for sequence to sequence: `score=lambda m, d: evaluate_generation(m, d, tok, collator)["bleu"],
+            metric="BLEU"`. Labels that are sequences get nested random subsets instead of class-balanced ones, and
+            no majority-class line.
 
     Returns:
         A `ComparisonResult`: `to_markdown()`, `plot(path)`, `to_card()`, `negative_transfer(budget)`.
@@ -433,16 +450,26 @@ def compare(
     scratch_args = scratch_args or scratch_arguments(args)
     labels = train_dataset[label_column]
     test_labels = test_dataset[label_column]
-    result = ComparisonResult(budgets=list(budgets), seeds=list(seeds), train_size=len(train_dataset))
-    counts = np.bincount(np.asarray(test_labels))
-    result.references["majority class"] = float(counts.max() / counts.sum())
+    classes = not isinstance(labels[0], list)  # class ids, or token sequences (sequence to sequence)
+    if score is None:
+        if not classes:
+            raise ValueError("labels are sequences: pass score= (e.g. BLEU through evaluate_generation) and metric=.")
+        score = lambda model, dataset: accuracy_of(model, dataset, collator)  # noqa: E731
+    result = ComparisonResult(budgets=list(budgets), seeds=list(seeds), train_size=len(train_dataset), metric=metric)
+    if classes:
+        counts = np.bincount(np.asarray(test_labels))
+        result.references["majority class"] = float(counts.max() / counts.sum())
     if zero_shot is not None:
-        result.references["source zero-shot"] = accuracy_of(zero_shot, test_dataset, collator)
+        result.references["source zero-shot"] = score(zero_shot, test_dataset)
     methods = ["transfer", "scratch"] + (["tfidf_lr"] if texts is not None else [])
     result.scores = {m: {b: [] for b in budgets} for m in methods}
     runs = tqdm(total=len(seeds) * len(budgets), desc="transfer vs scratch", disable=not progress)
     for seed in seeds:
-        subsets = balanced_budget_indices(labels, budgets, seed)
+        subsets = (
+            balanced_budget_indices(labels, budgets, seed)
+            if classes
+            else nested_budget_indices(len(labels), budgets, seed)
+        )
         for budget in budgets:
             subset = train_dataset.select(subsets[budget])
             for method, make, method_args in (
@@ -459,7 +486,7 @@ def compare(
                     disable_tqdm=True,
                 )
                 TransferTrainer(model=model, args=run_args, train_dataset=subset, data_collator=collator).train()
-                result.scores[method][budget].append(accuracy_of(model, test_dataset, collator))
+                result.scores[method][budget].append(score(model, test_dataset))
             if texts is not None:
                 train_texts = [texts[0][i] for i in subsets[budget]]
                 result.scores["tfidf_lr"][budget].append(

@@ -315,3 +315,48 @@ def test_every_parameter_gets_a_gradient_and_other_dtypes_run(cell, bidirectiona
     torch.testing.assert_close(double.float(), reference, atol=1e-5, rtol=1e-4)
     half = model.to(torch.bfloat16).generate(input_ids=SOURCE, attention_mask=MASK, max_new_tokens=3)
     assert half.shape[0] == 2
+
+
+def test_compare_handles_generation_with_a_bleu_score(tmp_path):
+    from hf_rnn_transfer.evaluation import compare, evaluate_generation
+    from hf_rnn_transfer.transfer import transfer
+
+    tokenizer = train_tokenizer(["alpha beta gamma delta omega sigma kappa zeta"], min_frequency=1)
+    _, train = _reversal_data(tokenizer, 60, 0)
+    _, test = _reversal_data(tokenizer, 10, 1)
+    train, test = train.remove_columns("length"), test.remove_columns("length")
+    config = RNNConfig(
+        vocab_size=len(tokenizer),
+        embedding_size=8,
+        hidden_size=8,
+        num_layers=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    source = RNNForSeq2SeqLM(config)
+    collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
+
+    def bleu(model, rows):
+        return evaluate_generation(model, rows, tokenizer, collator, max_new_tokens=6)["bleu"]
+
+    args = TransferTrainingArguments.for_experiment(str(tmp_path), num_train_epochs=1, per_device_train_batch_size=16)
+    result = compare(
+        lambda seed: transfer(source, RNNForSeq2SeqLM(config))[0],
+        lambda seed: RNNForSeq2SeqLM(config),
+        train,
+        test,
+        args,
+        collator,
+        budgets=[20, 40],
+        seeds=[0, 1],
+        zero_shot=source,
+        score=bleu,
+        metric="BLEU",
+        progress=False,
+    )
+    assert result.metric == "BLEU" and set(result.references) == {"source zero-shot"}
+    assert all(len(result.scores[m][b]) == 2 for m in ("transfer", "scratch") for b in (20, 40))
+    assert "BLEU on the test set" in result.to_markdown()
+    with pytest.raises(ValueError, match="labels are sequences: pass score="):
+        compare(lambda s: source, lambda s: source, train, test, args, collator, budgets=[20], seeds=[0])
