@@ -20,7 +20,7 @@ from .commands import (
 )
 from .demo import DemoArguments, run_demo
 from .quickstart import QuickstartArguments, run_quickstart
-from .trainer import TransferTrainingArguments
+from .trainer import RecommendedTrainingArguments, TransferTrainingArguments
 
 EPILOG = """examples:
   hf-rnn-transfer demo --output_dir runs/demo
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         "TransferTrainer: every TransferTrainingArguments/TrainingArguments flag applies (--freezing_strategy, "
         "--discriminative_lr, --lr_scheduler_type slanted_triangular, --l2sp_alpha, ...). Works under torchrun.",
     )
-    _add_dataclass_arguments(finetune, (SourceArguments, TargetDataArguments, TransferTrainingArguments), _finetune)
+    _add_dataclass_arguments(finetune, (SourceArguments, TargetDataArguments, RecommendedTrainingArguments), _finetune)
 
     comparison = sub.add_parser(
         "compare",
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         "balanced label budgets and seeds; write a markdown report and a learning-curve PNG.",
     )
     _add_dataclass_arguments(
-        comparison, (CompareArguments, SourceArguments, TargetDataArguments, TransferTrainingArguments), _compare
+        comparison, (CompareArguments, SourceArguments, TargetDataArguments, RecommendedTrainingArguments), _compare
     )
 
     rank = sub.add_parser(

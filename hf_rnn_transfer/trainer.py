@@ -29,6 +29,7 @@ from .freezing import (
     FreezingSchedule,
     discriminative_learning_rates,
     dropout_modules_by_group,
+    unfreeze_interval_for,
 )
 
 logger = logging.get_logger(__name__)
@@ -145,8 +146,12 @@ class TransferTrainingArguments(TrainingArguments):
         },
     )
     freeze_layers: int = field(default=0, metadata={"help": "With freezing_strategy=layers: frozen bottom layers."})
-    unfreeze_interval: float = field(
-        default=1.0, metadata={"help": "gradual/chain_thaw: length of a stage, in --unfreeze_unit."}
+    unfreeze_interval: float | None = field(
+        default=1.0,
+        metadata={
+            "help": "gradual/chain_thaw: length of a stage, in --unfreeze_unit. None (epochs only): one epoch per "
+            "stage, less when there are fewer epochs than layer groups, so that every stage trains."
+        },
     )
     unfreeze_unit: str = field(
         default="epoch", metadata={"help": "Unit of --unfreeze_interval: epoch or step.", "choices": UNFREEZE_UNITS}
@@ -235,8 +240,10 @@ class TransferTrainingArguments(TrainingArguments):
             unused.append(
                 f"discriminative_lr_factor={self.discriminative_lr_factor} (set discriminative_lr=True to use it)"
             )
+        if self.unfreeze_interval is None and self.unfreeze_unit != "epoch":
+            raise ValueError("unfreeze_interval=None (spread over the epochs) needs unfreeze_unit='epoch'.")
         if self.freezing_strategy not in ("gradual", "chain_thaw") and (
-            self.unfreeze_interval != 1.0 or self.unfreeze_unit != "epoch"
+            self.unfreeze_interval not in (1.0, None) or self.unfreeze_unit != "epoch"
         ):
             unused.append("unfreeze_interval/unfreeze_unit (only the gradual and chain_thaw strategies use them)")
         for option in unused:
@@ -267,6 +274,38 @@ class TransferTrainingArguments(TrainingArguments):
         return self.l2sp_alpha > 0 or self.l2sp_beta > 0
 
 
+@dataclass
+class RecommendedTrainingArguments(TransferTrainingArguments):
+    """
+    `TransferTrainingArguments` whose defaults are the recommended fine-tuning recipe (ULMFiT's, as the demo runs it):
+    gradual unfreezing spread over 8 epochs, discriminative learning rates from a peak of 4e-3, the slanted
+    triangular schedule, batches of 16. The `finetune` and `compare` commands parse these, so a user who gives no
+    hyper-parameters gets a sound run instead of the Trainer's generic defaults (5e-5 for 3 epochs); every flag
+    still overrides.
+    """
+
+    learning_rate: float = field(default=4e-3, metadata={"help": "Peak learning rate of the head (recommended 4e-3)."})
+    num_train_epochs: float = field(default=8.0, metadata={"help": "Epochs of fine-tuning (recommended 8)."})
+    per_device_train_batch_size: int = field(default=16, metadata={"help": "Batch size per device (recommended 16)."})
+    lr_scheduler_type: str = field(
+        default=SLANTED_TRIANGULAR,
+        metadata={
+            "help": "The learning-rate schedule (recommended: slanted_triangular).",
+            "choices": [t.value for t in SchedulerType] + [SLANTED_TRIANGULAR],
+        },
+    )
+    freezing_strategy: str = field(
+        default="gradual",
+        metadata={"help": "Which layer groups train (recommended: gradual).", "choices": FREEZING_STRATEGIES},
+    )
+    unfreeze_interval: float | None = field(
+        default=None, metadata={"help": "Length of a stage (default None: spread over the epochs)."}
+    )
+    discriminative_lr: bool = field(
+        default=True, metadata={"help": "Discriminative learning rates (recommended; --discriminative_lr false)."}
+    )
+
+
 class TransferTrainer(Trainer):
     """
     A `Trainer` for fine-tuning a transferred model: freezing schedules, discriminative learning rates, the slanted
@@ -292,11 +331,14 @@ class TransferTrainer(Trainer):
         if model is None or not hasattr(model, "get_layer_groups"):
             raise ValueError("TransferTrainer needs an hf-rnn-transfer model (one with get_layer_groups()).")
         self.layer_groups = model.get_layer_groups()
+        interval = args.unfreeze_interval
+        if interval is None:
+            interval = unfreeze_interval_for(args.num_train_epochs, len(self.layer_groups))
         self.schedule = FreezingSchedule(
             args.freezing_strategy,
             list(self.layer_groups),
             args.freeze_layers,
-            args.unfreeze_interval,
+            interval,
             args.unfreeze_unit,
         )
         self._group_of = {name: group for group, names in self.layer_groups.items() for name in names}

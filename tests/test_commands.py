@@ -550,3 +550,18 @@ def test_finetune_from_an_arguments_file_with_validation_and_resume(tmp_path, ca
     ]:
         assert main(argv) == 2, argv
         assert message in capsys.readouterr().err
+
+
+def test_finetune_without_hyper_parameters_runs_the_recommended_recipe(tmp_path, capsys):
+    from hf_rnn_transfer.cli import main
+
+    reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
+    _tiny_text_source(tmp_path / "source", reviews["text"][:200])
+    write_jsonl(reviews.select(range(32)), tmp_path / "train.jsonl")
+    argv = ["finetune", "--source", str(tmp_path / "source"), "--train_file", str(tmp_path / "train.jsonl")]
+    assert main([*argv, "--output_dir", str(tmp_path / "ft"), "--report_to", "none"]) == 0
+    out = capsys.readouterr().out
+    recipe = json.loads(out[out.index("{\n") :])["recipe"]
+    assert "gradual unfreezing" in recipe["freezing"] and recipe["schedule"].startswith("slanted triangular")
+    assert recipe["learning rates"].endswith("head 4.00e-03") and recipe["epochs"] == 8.0
+    assert recipe["batch size"] == 16
