@@ -117,3 +117,14 @@ def test_trainer_card_keeps_language_lists_scores_not_loss_and_names_the_schedul
     metrics = {r.metric_type for r in card.data.eval_results}
     assert metrics == {"accuracy", "macro_f1"}  # the loss is not a result
     assert "| schedule | linear |" in card.text and "SchedulerType" not in card.text
+
+
+def test_seq2seq_card_names_its_pipeline():
+    from hf_rnn_transfer import RNNForSeq2SeqLM
+
+    model = RNNForSeq2SeqLM(RNNConfig(vocab_size=30, hidden_size=8, embedding_size=4, num_layers=1, bos_token_id=1))
+    model.config.architectures = ["RNNForSeq2SeqLM"]
+    card = build_model_card(model, CardContent(repo_id="alice/de-en", objective="translation", data_description="d"))
+    assert card.data.pipeline_tag == "text2text-generation"
+    assert 'pipeline("translation", model="alice/de-en", trust_remote_code=True)' in card.text
+    assert "AutoModelForSeq2SeqLM" in card.text

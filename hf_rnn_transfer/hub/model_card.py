@@ -21,6 +21,7 @@ _HEADS = {
     "RNNForCausalLM": ("text-generation", "AutoModelForCausalLM"),
     "RNNForTimeSeriesForecasting": ("time-series-forecasting", "AutoModelForTimeSeriesPrediction"),
     "RNNForMultiTaskSequenceClassification": ("text-classification", "AutoModel"),
+    "RNNForSeq2SeqLM": ("text2text-generation", "AutoModelForSeq2SeqLM"),
     "RNNModel": ("feature-extraction", "AutoModel"),
 }
 
