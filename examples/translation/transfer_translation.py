@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from datasets import load_dataset
-from transformers import DataCollatorForSeq2Seq, HfArgumentParser, set_seed
+from transformers import AutoTokenizer, DataCollatorForSeq2Seq, HfArgumentParser, set_seed
 
 from hf_rnn_transfer import RNNConfig, RNNForSeq2SeqLM
 from hf_rnn_transfer.data import prepare_translation, train_tokenizer
@@ -45,6 +45,12 @@ class TranslationArguments:
     embedding_size: int = field(default=256, metadata={"help": "Embedding size."})
     max_length: int = field(default=40, metadata={"help": "Longest sentence kept, in tokens."})
     test_pairs: int | None = field(default=None, metadata={"help": "Score on the first N test pairs only."})
+    source_dir: str | None = field(
+        default=None, metadata={"help": "Reuse a source saved by an earlier run (its folder) instead of training one."}
+    )
+    methods: list[str] = field(
+        default_factory=lambda: ["transfer", "scratch"], metadata={"help": "Which of transfer and scratch to run."}
+    )
     output_dir: str = field(default="runs/translation", metadata={"help": "Where models and results go."})
 
 
@@ -81,7 +87,10 @@ def main():
     tatoeba = tatoeba.select(range(min(args.source_pairs, len(tatoeba))))
     # one shared word vocabulary (a pipeline decodes with one tokenizer); built from training text only
     texts = list(tatoeba[src]) + list(tatoeba[tgt]) + list(captions[src]) + list(captions[tgt])
-    tokenizer = train_tokenizer(texts, vocab_size=30_000, min_frequency=2, model_max_length=args.max_length)
+    if args.source_dir:  # the vocabulary the saved source was trained with
+        tokenizer = AutoTokenizer.from_pretrained(args.source_dir)
+    else:
+        tokenizer = train_tokenizer(texts, vocab_size=30_000, min_frequency=2, model_max_length=args.max_length)
     encode = dict(
         source_column=src,
         target_column=tgt,
@@ -115,26 +124,31 @@ def main():
         return evaluate_generation(model, test_data, tokenizer, collator, max_new_tokens=args.max_length)
 
     set_seed(0)
-    general = RNNForSeq2SeqLM(config)
-    print(f"source: {len(source_data):,} Tatoeba pairs, {sum(p.numel() for p in general.parameters()):,} parameters")
-    TransferTrainer(
-        model=general,
-        args=training(str(out / "source"), args.source_epochs, 2e-3),
-        train_dataset=source_data.remove_columns("length"),
-        data_collator=collator,
-    ).train()
-    general.save_pretrained(out / "source")
-    tokenizer.save_pretrained(out / "source")
+    if args.source_dir:
+        general = RNNForSeq2SeqLM.from_pretrained(args.source_dir)
+    else:
+        general = RNNForSeq2SeqLM(config)
+        print(f"source: {len(source_data):,} Tatoeba pairs, {sum(p.numel() for p in general.parameters()):,} weights")
+        TransferTrainer(
+            model=general,
+            args=training(str(out / "source"), args.source_epochs, 2e-3),
+            train_dataset=source_data.remove_columns("length"),
+            data_collator=collator,
+        ).train()
+        general.save_pretrained(out / "source")
+        tokenizer.save_pretrained(out / "source")
     results = {"zero_shot": score(general), "budgets": {}}
     print(f"source on the Multi30k test, no captions: BLEU {results['zero_shot']['bleu']:.1f}")
     for budget, epochs in zip(args.budgets, args.target_epochs):
         rows = caption_data.select(range(min(budget, len(caption_data)))).remove_columns("length")
-        per_seed = {"transfer": [], "scratch": []}
+        per_seed = {name: [] for name in args.methods}
         for seed in args.seeds:
             set_seed(seed)
             transferred, _ = transfer(general, RNNForSeq2SeqLM(config))
             scratch = RNNForSeq2SeqLM(config)
             for name, model, rate in (("transfer", transferred, 1e-3), ("scratch", scratch, 2e-3)):
+                if name not in args.methods:
+                    continue
                 run = training(str(out / f"{name}-{budget}-{seed}"), epochs, rate, seed)
                 TransferTrainer(model=model, args=run, train_dataset=rows, data_collator=collator).train()
                 per_seed[name].append(score(model))
@@ -150,8 +164,9 @@ def main():
         cells = []
         for metric in ("bleu", "chrf"):
             for name in ("transfer", "scratch"):
-                values = [m[metric] for m in per_seed[name]]
-                cells.append(f"{np.mean(values):.1f}" + (f" ± {np.std(values):.1f}" if len(values) > 1 else ""))
+                values = [m[metric] for m in per_seed.get(name, [])]
+                spread = f" ± {np.std(values):.1f}" if len(values) > 1 else ""
+                cells.append(f"{np.mean(values):.1f}{spread}" if values else "not run")
         print(f"| {budget} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} |")
     print(f"({results['seconds']} s)")
 
