@@ -56,15 +56,18 @@ class RecurrentStateCache:
 
     is_compileable = False
 
-    def __init__(self, state: RecurrentState, feed: torch.Tensor | None = None):
+    def __init__(self, state: RecurrentState, feed: torch.Tensor | None = None, keys: torch.Tensor | None = None):
         self.state = state
         self.feed = feed  # a sequence-to-sequence decoder's last attentional state `[batch, hidden]` (input feeding)
+        self.keys = keys  # and its attention keys over the source, `[batch, source, hidden]`, computed once
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         """Keep, for every row, the state of the beam it continues (`beam_idx[row]`)."""
         self.state = tuple(tuple(t.index_select(1, beam_idx.to(t.device)) for t in layer) for layer in self.state)
         if self.feed is not None:
             self.feed = self.feed.index_select(0, beam_idx.to(self.feed.device))
+        if self.keys is not None:
+            self.keys = self.keys.index_select(0, beam_idx.to(self.keys.device))
 
 
 @dataclass
@@ -121,6 +124,7 @@ class RNNSeq2SeqLMOutput(Seq2SeqLMOutput):
 
     recurrent_state: RecurrentState | None = None
     decoder_feed: torch.FloatTensor | None = None
+    attention_keys: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -1308,6 +1312,8 @@ class RNNForSeq2SeqLM(RNNPreTrainedModel, GenerationMixin):
         if not config.is_token_input:
             raise ValueError("RNNForSeq2SeqLM reads tokens (RNNConfig.vocab_size) on both sides.")
         config.is_encoder_decoder = True
+        task = {"impl": "pipeline_rnn.RNNText2TextPipeline", "pt": ["AutoModelForSeq2SeqLM"], "type": "text"}
+        config.custom_pipelines = {"translation": task, "text2text-generation": task}  # see save_pretrained
         if config.decoder_start_token_id is None:
             config.decoder_start_token_id = config.bos_token_id
         super().__init__(config)
@@ -1347,8 +1353,6 @@ class RNNForSeq2SeqLM(RNNPreTrainedModel, GenerationMixin):
     def save_pretrained(self, save_directory, *args, **kwargs):
         """As every head, plus `pipeline_rnn.py` (named in `config.custom_pipelines` for `translation` and
         `text2text-generation`, which transformers 5 no longer ships) so the checkpoint works in a pipeline."""
-        task = {"impl": "pipeline_rnn.RNNText2TextPipeline", "pt": ["AutoModelForSeq2SeqLM"], "type": "text"}
-        self.config.custom_pipelines = {"translation": task, "text2text-generation": task}
         super().save_pretrained(save_directory, *args, **kwargs)
         pipeline_file = Path(__file__).with_name(PIPELINE_FILE)
         if pipeline_file.exists() and not (Path(save_directory) / PIPELINE_FILE).exists():
@@ -1424,6 +1428,7 @@ class RNNForSeq2SeqLM(RNNPreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         recurrent_state: RecurrentState | None = None,
         decoder_feed: torch.FloatTensor | None = None,
+        attention_keys: torch.FloatTensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
@@ -1438,7 +1443,8 @@ class RNNForSeq2SeqLM(RNNPreTrainedModel, GenerationMixin):
                 unidirectional decoder never reads positions after a real one), and padded labels are -100.
             encoder_outputs: the encoder's output for these sources (as `generate()` passes it).
             labels (`[batch, target]`): target token ids, -100 where ignored; the loss is their mean cross-entropy.
-            recurrent_state, decoder_feed: continue decoding from a previous call's final state (`use_cache=True`).
+            recurrent_state, decoder_feed, attention_keys: continue decoding from a previous call's final state and
+                its projection of the source (`use_cache=True`), so a generation step does not project it again.
             output_attentions: return the attention weights over the source (`cross_attentions`).
             loss_kwargs: `num_items_in_batch` from the Trainer (the mean over every target token of accumulated
                 batches).
@@ -1464,8 +1470,8 @@ class RNNForSeq2SeqLM(RNNPreTrainedModel, GenerationMixin):
         if attention_mask is not None:
             attention_mask = attention_mask.to(memory.device)
         state = recurrent_state if recurrent_state is not None else self.initial_state(memory, attention_mask)
-        hidden_states, state, feed, weights = self._decode(
-            decoder_input_ids, memory, attention_mask, state, decoder_feed
+        hidden_states, state, feed, keys, weights = self._decode(
+            decoder_input_ids, memory, attention_mask, state, decoder_feed, attention_keys
         )
         features = self.dropout(hidden_states)
         if self.projection is not None:
@@ -1489,20 +1495,22 @@ class RNNForSeq2SeqLM(RNNPreTrainedModel, GenerationMixin):
             encoder_last_hidden_state=memory,
             recurrent_state=state if keep else None,
             decoder_feed=feed if keep else None,
+            attention_keys=keys if keep else None,
         )
         if not (self.config.return_dict if return_dict is None else return_dict):
             return tuple(v for v in output.values() if v is not None)
         return output
 
-    def _decode(self, decoder_input_ids, memory, mask, state, feed):
+    def _decode(self, decoder_input_ids, memory, mask, state, feed, keys=None):
         """The decoder over `decoder_input_ids`: attentional states `[batch, target, hidden]`, the final recurrent
-        state, the last attentional state (input feeding) and the attention weights `[batch, target, source]`."""
-        keys = self.attention.keys(memory)
+        state, the last attentional state (input feeding), the attention keys and the weights `[batch, target,
+        source]`."""
+        keys = self.attention.keys(memory) if keys is None else keys
         embedded = self.embedding_dropout(self.decoder_embeddings(decoder_input_ids.to(memory.device)))
         if not self.config.input_feeding:  # every target position at once
             hidden, state = self._layers(embedded, state)
             attended, weights = self.attention(hidden, memory, keys, mask)
-            return attended, state, attended[:, -1], weights
+            return attended, state, attended[:, -1], keys, weights
         if feed is None:
             feed = memory.new_zeros(memory.shape[0], self.decoder_layers[0].hidden_size)
         outputs, all_weights = [], []
@@ -1512,7 +1520,7 @@ class RNNForSeq2SeqLM(RNNPreTrainedModel, GenerationMixin):
             feed = attended[:, 0]
             outputs.append(attended)
             all_weights.append(weights)
-        return torch.cat(outputs, dim=1), state, feed, torch.cat(all_weights, dim=1)
+        return torch.cat(outputs, dim=1), state, feed, keys, torch.cat(all_weights, dim=1)
 
     def _layers(self, hidden, state):
         new_state = []
@@ -1533,6 +1541,7 @@ class RNNForSeq2SeqLM(RNNPreTrainedModel, GenerationMixin):
                 "decoder_input_ids": decoder_input_ids[:, -1:],
                 "recurrent_state": cache.state,
                 "decoder_feed": cache.feed,
+                "attention_keys": cache.keys,
             }
         return {**inputs, "decoder_input_ids": decoder_input_ids}
 
@@ -1540,7 +1549,9 @@ class RNNForSeq2SeqLM(RNNPreTrainedModel, GenerationMixin):
         model_kwargs = super()._update_model_kwargs_for_generation(
             outputs, model_kwargs, is_encoder_decoder=is_encoder_decoder, num_new_tokens=num_new_tokens
         )
-        model_kwargs["cache"] = RecurrentStateCache(outputs.recurrent_state, outputs.decoder_feed)
+        model_kwargs["cache"] = RecurrentStateCache(
+            outputs.recurrent_state, outputs.decoder_feed, outputs.attention_keys
+        )
         return model_kwargs
 
 

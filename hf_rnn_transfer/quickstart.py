@@ -16,7 +16,7 @@ from transformers import (
 )
 
 from .configuration_rnn import CELL_TYPES, POOLING_TYPES, RNNConfig
-from .data import AMAZON_DOMAINS, load_amazon_reviews, train_tokenizer
+from .data import AMAZON_DOMAINS, load_amazon_reviews, token_fields, train_tokenizer
 from .evaluation import classification_metrics
 from .hub import CardContent, Metric, build_model_card, push_model, resolve_hub
 from .modeling_rnn import RNNForSequenceClassification
@@ -79,10 +79,7 @@ def run_quickstart(args: QuickstartArguments) -> dict:
     label_names = reviews.features["label"].names
     config = RNNConfig(
         cell_type=args.cell_type,
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        **token_fields(tokenizer),
         embedding_size=64,
         hidden_size=args.hidden_size,
         num_layers=args.num_layers,

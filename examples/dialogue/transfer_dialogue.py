@@ -26,7 +26,7 @@ from datasets import Dataset, load_dataset
 from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, HfArgumentParser, set_seed
 
 from hf_rnn_transfer import RNNConfig, RNNForSeq2SeqLM, RNNForSequenceClassification
-from hf_rnn_transfer.data import prepare_dialogue, prepare_text_classification, train_tokenizer
+from hf_rnn_transfer.data import prepare_dialogue, prepare_text_classification, token_fields, train_tokenizer
 from hf_rnn_transfer.evaluation import compare, evaluate_generation, scratch_arguments
 from hf_rnn_transfer.trainer import TransferTrainer, TransferTrainingArguments
 from hf_rnn_transfer.transfer import transfer
@@ -112,7 +112,6 @@ def main():
     test_pairs = prepare_dialogue(test.select_columns(keep), tokenizer, **encode)
     collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
     config = RNNConfig(
-        vocab_size=len(tokenizer),
         embedding_size=args.hidden_size,
         hidden_size=args.hidden_size,
         num_layers=1,
@@ -124,9 +123,7 @@ def main():
         layer_dropout=0.2,
         classifier_dropout=0.2,
         pooling="concat",
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        **token_fields(tokenizer),
     )
     out = Path(args.output_dir)
 

@@ -22,7 +22,7 @@ from datasets import load_dataset
 from transformers import AutoTokenizer, DataCollatorForSeq2Seq, HfArgumentParser, set_seed
 
 from hf_rnn_transfer import RNNConfig, RNNForSeq2SeqLM
-from hf_rnn_transfer.data import prepare_translation, train_tokenizer
+from hf_rnn_transfer.data import prepare_translation, token_fields, train_tokenizer
 from hf_rnn_transfer.evaluation import evaluate_generation
 from hf_rnn_transfer.trainer import TransferTrainer, TransferTrainingArguments
 from hf_rnn_transfer.transfer import transfer
@@ -103,7 +103,6 @@ def main():
     test_data = prepare_translation(test, tokenizer, **encode)
     collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
     config = RNNConfig(
-        vocab_size=len(tokenizer),
         embedding_size=args.embedding_size,
         hidden_size=args.hidden_size,
         num_layers=1,
@@ -114,9 +113,7 @@ def main():
         embedding_dropout=0.2,
         layer_dropout=0.2,
         classifier_dropout=0.2,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        **token_fields(tokenizer),
     )
     out = Path(args.output_dir)
 

@@ -167,19 +167,14 @@ def _series_source(train, args: PretrainArguments, data_args: TargetDataArgument
 def _text_source(train, args: PretrainArguments, data_args: TargetDataArguments, training_args, token) -> _Source:
     from transformers import DataCollatorWithPadding
 
-    from ..data import LanguageModelStream, prepare_text_classification, train_tokenizer
+    from ..data import LanguageModelStream, prepare_text_classification, token_fields, train_tokenizer
     from ..modeling_rnn import RNNForCausalLM
 
     texts = _texts(train, data_args)
     tokenizer = train_tokenizer(
         texts + _vocabulary_texts(args, data_args), vocab_size=args.vocab_size, model_max_length=data_args.max_length
     )
-    tokens = dict(
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    tokens = token_fields(tokenizer)
     remap = {"target_tokenizer": tokenizer, "corpus": texts}
     if args.objective == "causal_lm":
         if training_args.max_steps <= 0:

@@ -10,7 +10,7 @@ from .reviews import AMAZON_DOMAINS, amazon_reviews_path, load_amazon_reviews
 from .seq2seq import dialogue_pairs, prepare_dialogue, prepare_translation
 from .text import prepare_text_classification, prepare_token_classification
 from .timeseries import forecasting_windows, load_ucr, prepare_series, series_statistics
-from .tokenization import SPECIAL_TOKENS, TOKENIZER_KINDS, train_tokenizer
+from .tokenization import SPECIAL_TOKENS, TOKENIZER_KINDS, token_fields, train_tokenizer
 
 __all__ = [
     "AMAZON_DOMAINS",
@@ -35,5 +35,6 @@ __all__ = [
     "read_wav",
     "resample",
     "series_statistics",
+    "token_fields",
     "train_tokenizer",
 ]

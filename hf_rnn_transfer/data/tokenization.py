@@ -76,6 +76,23 @@ def train_tokenizer(
     )
 
 
+def token_fields(tokenizer) -> dict:
+    """The `RNNConfig` fields a tokenizer fixes: `vocab_size` and the pad, bos and eos token ids.
+
+    Example:
+
+    ```python
+    >>> config = RNNConfig(**token_fields(tokenizer), hidden_size=256, num_labels=2)
+    ```
+    """
+    return {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+
+
 def _non_empty(texts: Iterable[str]) -> Iterator[str]:
     seen = False
     for text in texts:
