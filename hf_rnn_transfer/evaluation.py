@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from .budget_selection import fit_within_budget
 from .trainer import TransferTrainer, TransferTrainingArguments
 
 NEGATIVE_TRANSFER_TEST = (
@@ -98,6 +99,8 @@ class ComparisonResult:
     train_size: int = 0
     # scores that need no target labels: {"majority class": .., "source zero-shot": ..}
     references: dict = field(default_factory=dict)
+    # what fit_within_budget chose per run, when the recipe selects inside the budget: {method: {budget: [dict]}}
+    selections: dict = field(default_factory=dict)
 
     def mean(self, method: str, budget) -> float:
         return float(np.mean(self.scores[method][budget]))
@@ -192,12 +195,29 @@ class ComparisonResult:
         text = (
             f"{self.metric} on the test set, mean ± std over seeds {self.seeds}. "
             + (f"With no target labels: {references[:-2]}. " if references else "")
+            + self.selection_summary()
             + catching
             + NEGATIVE_TRANSFER_TEST[0].upper()
             + NEGATIVE_TRANSFER_TEST[1:]
             + "."
         )
         return text
+
+    def selection_summary(self) -> str:
+        """What the selection inside each budget chose for transfer (mean stopping epoch and mix), if it ran."""
+        chosen = {b: runs for b, runs in self.selections.get("transfer", {}).items() if runs}
+        if not chosen:
+            return ""
+        parts = [
+            f"{self.label(b)}: epoch {np.mean([r['epochs'] for r in runs]):.1f}, mix "
+            f"{np.mean([r['mix'] for r in runs]):.2f}"
+            for b, runs in chosen.items()
+        ]
+        folds = next(iter(chosen.values()))[0]["folds"]
+        return (
+            f"Transfer's stopping epoch and mix with the source weights (0 = the source as it is) were chosen by "
+            f"{folds}-fold cross-validation inside each budget (means over seeds: {'; '.join(parts)}). "
+        )
 
     def to_markdown(self) -> str:
         lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
@@ -402,6 +422,7 @@ def scratch_arguments(args: TransferTrainingArguments, **changes) -> TransferTra
         discriminative_lr_factor=2.6,
         l2sp_alpha=0.0,
         l2sp_beta=0.0,
+        select_mixes=[1.0],  # a mix with random weights means nothing; the stopping epoch is still chosen
     )
     return replace(args, **{**resets, **changes})
 
@@ -422,6 +443,7 @@ def compare(
     zero_shot: torch.nn.Module | None = None,
     score: Callable | None = None,
     metric: str = "accuracy",
+    select_score: Callable | None = None,
 ) -> ComparisonResult:
     """
     Train the transferred model and the same architecture from scratch on identical subsets, budgets and seeds.
@@ -439,6 +461,8 @@ def compare(
             BLEU for sequence to sequence: `score=lambda m, d: evaluate_generation(m, d, tok, collator)["bleu"],
             metric="BLEU"`. Labels that are sequences get nested random subsets instead of class-balanced ones, and
             no majority-class line.
+        select_score: what selection inside the budget maximises on held-out rows, when `args.select_folds` is set
+            (default: `score`; for generation a cheaper one, e.g. minus the loss).
 
     Returns:
         A `ComparisonResult`: `to_markdown()`, `plot(path)`, `to_card()`, `negative_transfer(budget)`.
@@ -463,6 +487,7 @@ def compare(
         result.references["source zero-shot"] = score(zero_shot, test_dataset)
     methods = ["transfer", "scratch"] + (["tfidf_lr"] if texts is not None else [])
     result.scores = {m: {b: [] for b in budgets} for m in methods}
+    result.selections = {m: {b: [] for b in budgets} for m in ("transfer", "scratch")}
     runs = tqdm(total=len(seeds) * len(budgets), desc="transfer vs scratch", disable=not progress)
     for seed in seeds:
         subsets = (
@@ -476,7 +501,6 @@ def compare(
                 ("transfer", make_transfer, args),
                 ("scratch", make_scratch, scratch_args),
             ):
-                model = make(seed)
                 run_args = replace(
                     method_args,
                     output_dir=tempfile.mkdtemp(prefix="compare-"),
@@ -485,7 +509,21 @@ def compare(
                     report_to="none",
                     disable_tqdm=True,
                 )
-                TransferTrainer(model=model, args=run_args, train_dataset=subset, data_collator=collator).train()
+                if run_args.select_folds:
+                    model, chosen = fit_within_budget(
+                        lambda: make(seed),  # noqa: B023 (called at once)
+                        subset,
+                        run_args,
+                        collator,
+                        select_score or score,
+                        folds=run_args.select_folds,
+                        mixes=run_args.select_mixes,
+                        label_column=label_column,
+                    )
+                    result.selections[method][budget].append(chosen.to_dict())
+                else:
+                    model = make(seed)
+                    TransferTrainer(model=model, args=run_args, train_dataset=subset, data_collator=collator).train()
                 result.scores[method][budget].append(score(model, test_dataset))
             if texts is not None:
                 train_texts = [texts[0][i] for i in subsets[budget]]

@@ -195,6 +195,32 @@ class TransferTrainingArguments(TrainingArguments):
         },
     )
 
+    domain_adversarial_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Domain-adversarial training (DANN, Ganin et al. 2016): a domain classifier tells the pooled "
+            "features of the labelled rows from those of unlabelled target rows (--domain_file; TransferTrainer's "
+            "domain_dataset) and its reversed gradient makes the encoder's features domain-invariant. The largest "
+            "reversal strength (ramped up from 0 as in the paper); 0 = off. Sequence classifiers only."
+        },
+    )
+    select_folds: int = field(
+        default=0,
+        metadata={
+            "help": "Choose the stopping epoch and how far to move from the transferred weights by k-fold "
+            "cross-validation inside the training labels (never the test set): k fine-tunings on k-1 folds, scored "
+            "on the held-out fold at every epoch for each --select_mixes weight, then the final run on all labels. "
+            "0 (off) trains once for num_train_epochs. Used by finetune and compare (fit_within_budget)."
+        },
+    )
+    select_mixes: list[float] = field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0],
+        metadata={
+            "help": "With --select_folds: the weights of the fine-tuned model in its mix with the transferred start "
+            "(WiSE-FT); 0 keeps the source as it is, 1 is the plain fine-tuned model."
+        },
+    )
+
     carry_recurrent_state: bool = field(
         default=False,
         metadata={
@@ -248,6 +274,12 @@ class TransferTrainingArguments(TrainingArguments):
             unused.append("unfreeze_interval/unfreeze_unit (only the gradual and chain_thaw strategies use them)")
         for option in unused:
             warnings.warn(f"TransferTrainingArguments: {option} is ignored.", UserWarning, stacklevel=3)
+        if self.domain_adversarial_weight < 0:
+            raise ValueError(f"domain_adversarial_weight must be >= 0, got {self.domain_adversarial_weight}.")
+        if self.select_folds < 0 or self.select_folds == 1:
+            raise ValueError(f"select_folds must be 0 (off) or at least 2, got {self.select_folds}.")
+        if any(not 0.0 <= m <= 1.0 for m in self.select_mixes) or not self.select_mixes:
+            raise ValueError(f"select_mixes must be weights in [0, 1], got {self.select_mixes}.")
         if self.carry_recurrent_state and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ValueError(
                 "carry_recurrent_state needs the streams in order on one process; with several processes each would "
@@ -304,6 +336,13 @@ class RecommendedTrainingArguments(TransferTrainingArguments):
     discriminative_lr: bool = field(
         default=True, metadata={"help": "Discriminative learning rates (recommended; --discriminative_lr false)."}
     )
+    select_folds: int = field(
+        default=4,
+        metadata={
+            "help": "Stopping epoch and mix with the transferred weights chosen by 4-fold cross-validation inside the "
+            "labels (recommended; 5 trainings instead of 1; --select_folds 0 turns it off)."
+        },
+    )
 
 
 class TransferTrainer(Trainer):
@@ -323,7 +362,7 @@ class TransferTrainer(Trainer):
     ```
     """
 
-    def __init__(self, model=None, args: TransferTrainingArguments = None, **kwargs):
+    def __init__(self, model=None, args: TransferTrainingArguments = None, domain_dataset=None, **kwargs):
         if args is None:
             raise ValueError("TransferTrainer needs TransferTrainingArguments (args=...).")
         if not isinstance(args, TransferTrainingArguments):
@@ -351,7 +390,41 @@ class TransferTrainer(Trainer):
             self._l2sp_reference_weights(model, kwargs.get("processing_class")) if args.uses_l2sp else None
         )
         super().__init__(model=model, args=args, **kwargs)
+        self.adversary = self._domain_adversary(domain_dataset)
         self._apply_schedule()
+
+    def _domain_adversary(self, domain_dataset):
+        """The DANN domain classifier and its target batches, when `domain_adversarial_weight > 0`."""
+        from torch.utils.data import DataLoader
+
+        from .domain_adversarial import DomainAdversary
+
+        weight = self.args.domain_adversarial_weight
+        if weight == 0:
+            if domain_dataset is not None:
+                raise ValueError(
+                    "domain_dataset is read only by domain-adversarial training: set domain_adversarial_weight > 0 "
+                    "(e.g. 0.1), or leave domain_dataset out."
+                )
+            return None
+        if domain_dataset is None or len(domain_dataset) == 0:
+            raise ValueError(
+                "domain_adversarial_weight > 0 needs unlabelled target rows: TransferTrainer(domain_dataset=...) "
+                "(--domain_file in the commands)."
+            )
+        if self.args.world_size > 1:
+            raise ValueError("domain-adversarial training runs on one process; train without torchrun/accelerate.")
+        columns = [c for c in ("input_ids", "attention_mask") if c in domain_dataset.column_names]
+        if "input_ids" not in columns:
+            raise ValueError(f"domain_dataset needs input_ids (tokenised texts); it has {domain_dataset.column_names}.")
+        batches = DataLoader(
+            domain_dataset.select_columns(columns),
+            batch_size=self.args.per_device_train_batch_size,
+            shuffle=True,
+            collate_fn=self.data_collator,
+            generator=torch.Generator().manual_seed(self.args.seed),
+        )
+        return DomainAdversary(self.model, batches, weight).to(self.args.device)
 
     # -- optimizer and schedule ----------------------------------------------------------------------------------
     @property
@@ -383,6 +456,10 @@ class TransferTrainer(Trainer):
                                 "layer_group": group,
                             }
                         )
+            if getattr(self, "adversary", None) is not None:  # trains from the start, at the head's rate
+                groups.append(
+                    {"params": list(self.adversary.parameters()), "lr": self.args.learning_rate, "weight_decay": 0.0}
+                )
             optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
             optimizer_kwargs.pop("lr", None)
             self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
@@ -480,6 +557,8 @@ class TransferTrainer(Trainer):
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         """The Trainer's log, plus every layer group's learning rate (`learning_rate/<group>`); `learning_rate`
         itself is the top group's (the Trainer's default would be the first group's, often a frozen embedding)."""
+        if "loss" in logs and getattr(self, "adversary", None) is not None:
+            logs.update(self.adversary.drain_metrics())
         if "learning_rate" in logs and self._groups_differ:
             rates = self.group_rates()
             if rates:
@@ -521,20 +600,34 @@ class TransferTrainer(Trainer):
             starting = stream_start is not None and bool(stream_start.any())
             if not starting and self._carried_state is not None:
                 inputs["recurrent_state"] = self._carried_state
-        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        adversarial = self.adversary is not None and model.training
+        if adversarial:
+            self.adversary.capturing = True
+        try:
+            loss, outputs = super().compute_loss(
+                model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
+            )
+            if adversarial:
+                progress = self.state.global_step / max(1, self.state.max_steps)
+                loss = loss + self._per_optimizer_step(self.adversary.loss(model, progress), num_items_in_batch)
+        finally:
+            if self.adversary is not None:
+                self.adversary.capturing = False
         if carry:
             state = outputs.get("recurrent_state") if isinstance(outputs, dict) else None
             if state is None:
                 raise ValueError("carry_recurrent_state needs a model that returns recurrent_state (a language model).")
             self._carried_state = tuple(tuple(t.detach() for t in layer) for layer in state)
         if self._l2sp_reference is not None and model.training:
-            penalty = self.l2sp_penalty()
-            if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
-                # the Trainer will not divide this loss by the accumulation steps (the model normalised it by the
-                # tokens of all of them): the penalty, once per optimizer step, is shared out here instead
-                penalty = penalty / self.current_gradient_accumulation_steps
-            loss = loss + penalty
+            loss = loss + self._per_optimizer_step(self.l2sp_penalty(), num_items_in_batch)
         return (loss, outputs) if return_outputs else loss
+
+    def _per_optimizer_step(self, term: torch.Tensor, num_items_in_batch) -> torch.Tensor:
+        """A loss term meant once per optimizer step. When the model normalised its loss by the tokens of all the
+        accumulated batches, the Trainer does not divide by the accumulation steps: the term is shared out here."""
+        if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+            return term / self.current_gradient_accumulation_steps
+        return term
 
     def _save(self, output_dir: str | None = None, state_dict=None):
         """The Trainer's save, with the training arguments as JSON (`training_args.json`, tokens masked) instead of
@@ -603,6 +696,14 @@ class TransferTrainer(Trainer):
             "batch size": args.per_device_train_batch_size * max(1, args.world_size) * args.gradient_accumulation_steps,
             "dropout on frozen groups": "kept" if args.frozen_dropout else "off",
         }
+        if self.adversary is not None:
+            recipe["domain adaptation"] = (
+                f"domain-adversarial (DANN): reversal strength up to {args.domain_adversarial_weight:g}, "
+                f"{len(self.adversary.batches.dataset):,} unlabelled target rows"
+            )
+        chosen = getattr(self.model, "budget_selection", None)
+        if chosen is not None:
+            recipe["selection inside the budget"] = chosen.summary()
         return recipe
 
     def create_model_card(

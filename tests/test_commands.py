@@ -517,6 +517,7 @@ def test_finetune_from_an_arguments_file_with_validation_and_resume(tmp_path, ca
         "num_train_epochs": 2,
         "per_device_train_batch_size": 8,
         "report_to": "none",
+        "select_folds": 0,  # one run, so that it can be resumed
     }
     (tmp_path / "args.json").write_text(json.dumps(arguments))
     assert main(["finetune", str(tmp_path / "args.json")]) == 0
@@ -565,3 +566,63 @@ def test_finetune_without_hyper_parameters_runs_the_recommended_recipe(tmp_path,
     assert "gradual unfreezing" in recipe["freezing"] and recipe["schedule"].startswith("slanted triangular")
     assert recipe["learning rates"].endswith("head 4.00e-03") and recipe["epochs"] == 8.0
     assert recipe["batch size"] == 16
+    assert recipe["selection inside the budget"].startswith("chosen by 4-fold cross-validation inside the budget")
+    selection = json.loads(out[out.index("{\n") :])["selection"]
+    assert selection["folds"] == 4 and len(selection["scores"]) == 8 and selection["trainings"] in (4, 5)
+
+
+def _reversal_pairs(count: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    words = "alpha beta gamma delta omega sigma kappa zeta".split()
+    rows = []
+    for _ in range(count):
+        picked = list(rng.choice(words, size=int(rng.integers(2, 5))))
+        rows.append({"question": " ".join(picked), "answer": " ".join(reversed(picked))})
+    return rows
+
+
+def test_finetune_and_compare_take_sequence_to_sequence_targets(tmp_path, capsys):
+    """A seq2seq source (sentence reversal) fine-tuned and compared on text pairs from the command line: BLEU on the
+    test pairs, selection inside the budget on the held-out loss, the source's own BLEU as the zero-shot line."""
+    from transformers import DataCollatorForSeq2Seq
+
+    from hf_rnn_transfer import RNNForSeq2SeqLM
+    from hf_rnn_transfer.cli import main
+    from hf_rnn_transfer.data import prepare_translation, token_fields
+    from hf_rnn_transfer.trainer import TransferTrainer, TransferTrainingArguments
+
+    tokenizer = train_tokenizer(["alpha beta gamma delta omega sigma kappa zeta"], min_frequency=1)
+    torch.manual_seed(0)
+    config = RNNConfig(**token_fields(tokenizer), embedding_size=16, hidden_size=32, num_layers=1, bidirectional=True)
+    source = RNNForSeq2SeqLM(config)
+    from datasets import Dataset
+
+    pairs = prepare_translation(Dataset.from_list(_reversal_pairs(300, 0)), tokenizer, "question", "answer")
+    args = TransferTrainingArguments.for_experiment(
+        str(tmp_path / "run"), num_train_epochs=3, learning_rate=1e-2, per_device_train_batch_size=32
+    )
+    collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
+    TransferTrainer(source, args, train_dataset=pairs.remove_columns("length"), data_collator=collator).train()
+    source.save_pretrained(tmp_path / "source")
+    tokenizer.save_pretrained(tmp_path / "source")
+    for name, rows in (("train", _reversal_pairs(40, 1)), ("test", _reversal_pairs(30, 2))):
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    data = ["--source", str(tmp_path / "source"), "--train_file", str(tmp_path / "train.jsonl")]
+    data += ["--test_file", str(tmp_path / "test.jsonl"), "--text_column", "question", "--report_to", "none"]
+    quick = ["--num_train_epochs", "2", "--select_folds", "2", "--learning_rate", "5e-3"]
+    argv = ["finetune", *data, *quick, "--output_dir", str(tmp_path / "ft")]
+    assert main([*argv, "--target_text_column", "answer"]) == 0
+    out = capsys.readouterr().out
+    results = json.loads(out[out.index("{\n") :])
+    assert 0 <= results["test_bleu"] <= 100 and results["test_perplexity"] > 1 and results["selection"]["folds"] == 2
+    assert isinstance(RNNForSeq2SeqLM.from_pretrained(tmp_path / "ft"), RNNForSeq2SeqLM)
+
+    report = tmp_path / "cmp" / "report.md"
+    compare = ["compare", *data, *quick, "--target_text_column", "answer", "--output_dir", str(tmp_path / "cmp")]
+    assert main([*compare, "--budgets", "16", "--seeds", "0", "1", "--report", str(report)]) == 0
+    text = report.read_text()
+    assert "BLEU on the test set" in text and "source zero-shot" in text and "majority" not in text
+    assert (tmp_path / "cmp" / "report.png").exists()
+
+    assert main(argv) == 2  # a seq2seq source needs to know which column holds the output
+    assert "name the output text's column with --target_text_column" in capsys.readouterr().err

@@ -4,7 +4,7 @@ logistic regression for texts) over label budgets and seeds, with the negative-t
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .finetune import SourceArguments, transferred_classifier
+from .finetune import SourceArguments, selection_score, target_score, transferred_model
 from .target_data import TargetDataArguments, encode_target, load_source_config, read_target
 
 
@@ -57,7 +57,6 @@ def compare_transfer(
 
     from ..configuration_rnn import RNNConfig
     from ..evaluation import compare, scratch_arguments
-    from ..modeling_rnn import RNNForSequenceClassification
 
     budgets = parse_budgets(compare_args.budgets)
     seeds = compare_args.seeds
@@ -75,15 +74,15 @@ def compare_transfer(
         raise ValueError("compare needs a test split: pass --test_file (or a dataset with a test split).")
     source_config, tokenizer = load_source_config(source_args.source, source_args.revision, token)
     target = encode_target(raw, source_config, tokenizer, data_args)
-    template = transferred_classifier(source_args, target, token)
+    template = transferred_model(source_args, target, token)
 
     def make_transfer(seed):
         set_seed(seed)
-        return transferred_classifier(source_args, target, token)
+        return transferred_model(source_args, target, token)
 
     def make_scratch(seed):
         set_seed(seed)
-        return RNNForSequenceClassification(RNNConfig.from_dict(template.config.to_dict()))
+        return type(template)(RNNConfig.from_dict(template.config.to_dict()))
 
     scratch_args = scratch_arguments(
         training_args,
@@ -104,16 +103,22 @@ def compare_transfer(
         scratch_args=scratch_args,
         texts=target.texts,
         zero_shot=_zero_shot_source(source_args, target, token),
+        score=target_score(target),
+        metric="BLEU" if target.is_seq2seq else "accuracy",
+        select_score=selection_score(target),
     )
     return result
 
 
 def _zero_shot_source(source_args: SourceArguments, target, token):
-    """The source itself, when it is a classifier of exactly the target's labels (its answers then mean the same)."""
-    from ..modeling_rnn import RNNForSequenceClassification
+    """The source itself, when it is a classifier of exactly the target's labels (its answers then mean the same),
+    or a sequence-to-sequence model for output texts (its generations with no target pairs)."""
+    from ..modeling_rnn import RNNForSeq2SeqLM, RNNForSequenceClassification
     from ..transfer import load_source
 
     model, _, _ = load_source(source_args.source, source_args.revision, token)
+    if target.is_seq2seq:
+        return model if isinstance(model, RNNForSeq2SeqLM) else None
     same_labels = {int(k): v for k, v in model.config.id2label.items()} == target.labels.id2label
     return model if isinstance(model, RNNForSequenceClassification) and same_labels else None
 

@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 from ..configuration_rnn import POOLING_TYPES
 from ..hub.repo_id import is_hub_id
 from ..transfer_config import TransferArguments, TransferConfig, transfer_config_from_arguments
-from .target_data import TargetDataArguments, encode_target, load_source_config, read_target
+from .target_data import (
+    TargetDataArguments,
+    encode_domain_texts,
+    encode_target,
+    load_source_config,
+    read_target,
+)
 
 
 @dataclass
@@ -35,10 +41,15 @@ class SourceArguments(TransferArguments):
         return transfer_config_from_arguments(self)
 
 
-def transferred_classifier(source_args: SourceArguments, target, token):
-    """The target classifier built from the source's config and data, with the source's weights transferred."""
-    from ..modeling_rnn import RNNForSequenceClassification
+def transferred_model(source_args: SourceArguments, target, token):
+    """The target model built from the source's config and data, with the source's weights transferred: a
+    classifier, or for output texts an `RNNForSeq2SeqLM` (a causal LM or encoder source fills its matching part)."""
+    from ..modeling_rnn import RNNForSeq2SeqLM, RNNForSequenceClassification
 
+    if target.is_seq2seq:
+        return RNNForSeq2SeqLM.from_pretrained(
+            source_args.source, transfer=source_args.transfer_config().replace(source=None), token=token
+        )
     return RNNForSequenceClassification.from_pretrained(
         source_args.source,
         transfer=source_args.transfer_config().replace(source=None),
@@ -46,6 +57,25 @@ def transferred_classifier(source_args: SourceArguments, target, token):
         **({"pooling": source_args.pooling} if source_args.pooling else {}),
         **target.config,
     )
+
+
+def target_score(target):
+    """How a target's models are scored: accuracy, or BLEU of greedy generation for output texts."""
+    from ..evaluation import accuracy_of, evaluate_generation
+
+    if target.is_seq2seq:
+        return lambda model, rows: evaluate_generation(model, rows, target.tokenizer, target.collator)["bleu"]
+    return lambda model, rows: accuracy_of(model, rows, target.collator)
+
+
+def selection_score(target):
+    """What selection inside the budget maximises: accuracy, or for output texts minus the held-out loss (generating
+    at every epoch for every mix would cost more than the training)."""
+    from ..evaluation import evaluate_classifier
+
+    if target.is_seq2seq:
+        return lambda model, rows: -evaluate_classifier(model, rows, target.collator, loss_only=True)["test_loss"]
+    return target_score(target)
 
 
 @dataclass
@@ -73,7 +103,7 @@ def finetune(
     """
     from transformers import set_seed
 
-    from ..evaluation import classification_metrics, snapshot
+    from ..evaluation import classification_metrics, evaluate_generation, snapshot
     from ..trainer import TransferTrainer, checkpoint_to_resume
 
     raw = read_target(data_args)
@@ -86,21 +116,29 @@ def finetune(
             "validation data: pass --validation_file, --validation_split_percentage, or a dataset with a validation "
             "split."
         )
-    set_seed(training_args.seed)  # the new head is drawn before the Trainer seeds itself
-    model = transferred_classifier(source_args, target, token)
+
+    def make_model():
+        set_seed(training_args.seed)  # the new head is drawn before the Trainer seeds itself
+        return transferred_model(source_args, target, token)
+
+    model = make_model()
     if training_args.process_index == 0:
         print(model.transfer_report)
     start = snapshot(model) if keep_start else None
-    trainer = TransferTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=target.splits["train"],
-        eval_dataset=validation,
-        data_collator=target.collator,
-        processing_class=tokenizer,
-        compute_metrics=classification_metrics,
-    )
-    trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args))
+    trainer_kwargs = dict(
+        eval_dataset=validation, data_collator=target.collator, processing_class=tokenizer,
+        compute_metrics=None if target.is_seq2seq else classification_metrics,
+        domain_dataset=encode_domain_texts(data_args, tokenizer, training_args),
+    )  # fmt: skip
+    if training_args.select_folds:
+        model, chosen = _select_within_budget(make_model, target, training_args, trainer_kwargs)
+        trainer = chosen.trainer  # None when the transferred model was kept as it is
+    else:
+        trainer = None
+    if trainer is None:
+        trainer = TransferTrainer(model, training_args, train_dataset=target.splits["train"], **trainer_kwargs)
+    if not training_args.select_folds:
+        trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args))
     trainer.save_model(training_args.output_dir)
     results = {
         "transfer": model.transfer_report.summary,
@@ -108,11 +146,41 @@ def finetune(
         "optimizer_steps": trainer.state.global_step,
         "processes": training_args.world_size,
     }
-    if "test" in target.splits:
+    if training_args.select_folds:
+        results["selection"] = model.budget_selection.to_dict()
+    if "test" in target.splits and target.is_seq2seq:
+        metrics = evaluate_generation(model, target.splits["test"], tokenizer, target.collator)
+        results.update({f"test_{name}": value for name, value in metrics.items()})
+    elif "test" in target.splits:
         metrics = trainer.evaluate(target.splits["test"], metric_key_prefix="test")
         results["test_accuracy"] = metrics["test_accuracy"]
         results["test_macro_f1"] = metrics["test_macro_f1"]
     return FinetuneRun(model, trainer, target, tokenizer, results, start)
+
+
+def _select_within_budget(make_model, target, training_args, trainer_kwargs: dict):
+    """`fit_within_budget` on the training split (the stopping epoch and the mix chosen by cross-validation); the
+    final run gets `trainer_kwargs` (its validation data and metrics)."""
+    from ..budget_selection import fit_within_budget
+
+    if training_args.resume_from_checkpoint:
+        raise ValueError("--select_folds trains several fresh models: --resume_from_checkpoint does not apply.")
+    kwargs = {k: v for k, v in trainer_kwargs.items() if k not in ("data_collator", "domain_dataset")}
+    model, chosen = fit_within_budget(
+        make_model,
+        target.splits["train"],
+        training_args,
+        target.collator,
+        score=selection_score(target),
+        folds=training_args.select_folds,
+        mixes=training_args.select_mixes,
+        progress=not training_args.disable_tqdm,
+        domain_dataset=trainer_kwargs["domain_dataset"],
+        **kwargs,
+    )
+    if training_args.process_index == 0:
+        print(chosen.summary())
+    return model, chosen
 
 
 def finetuned_card(run: FinetuneRun, repo_id: str, data_description: str, **card):
@@ -123,12 +191,17 @@ def finetuned_card(run: FinetuneRun, repo_id: str, data_description: str, **card
     metrics = card.pop("metrics", None)
     if metrics is None and "test_accuracy" in run.results:
         metrics = [Metric("accuracy", run.results["test_accuracy"])]
+    if metrics is None and "test_bleu" in run.results:
+        metrics = [Metric("bleu", run.results["test_bleu"]), Metric("chrf", run.results["test_chrf"])]
     lineage = run.model.transfer_config
+    task = (
+        "sequence to sequence (text2text generation)"
+        if run.target.is_seq2seq
+        else f"classification ({', '.join(run.target.labels.names)})"
+    )
     return CardContent(
         repo_id=repo_id,
-        objective=card.pop(
-            "objective", f"classification ({', '.join(run.target.labels.names)}), fine-tuned with hf-rnn-transfer"
-        ),
+        objective=card.pop("objective", f"{task}, fine-tuned with hf-rnn-transfer"),
         data_description=data_description,
         base_model=lineage.source if lineage.source and is_hub_id(lineage.source) else None,
         metrics=metrics or [],
@@ -158,6 +231,8 @@ def run_finetune(source_args: SourceArguments, data_args: TargetDataArguments, t
         results = dict(run.results)
         if "test_accuracy" in results:
             print(f"test accuracy: {results['test_accuracy']:.4f}")
+        if "test_bleu" in results:
+            print(f"test BLEU: {results['test_bleu']:.2f}, chrF: {results['test_chrf']:.2f}")
         if source_args.push_to:
             commit = push_finetuned(run, source_args.push_to, token, data_args.dataset or "local files")
             results["pushed"] = f"{source_args.push_to}@{commit.oid}"

@@ -3,7 +3,7 @@ or on labelled texts or series (classification), from scratch or continued from 
 
 from dataclasses import dataclass, field, replace
 
-from .target_data import TargetDataArguments, read_target
+from .target_data import TargetDataArguments, encode_domain_texts, read_target
 
 PRETRAIN_OBJECTIVES = ("causal_lm", "forecasting", "classification")
 
@@ -236,6 +236,9 @@ def pretrain(args: PretrainArguments, data_args: TargetDataArguments, training_a
     if args.objective == "causal_lm":
         training_args = replace(training_args, carry_recurrent_state=True)
     objective = source.objective + (f", continued from {args.init_from}" if args.init_from else "")
+    domain = encode_domain_texts(data_args, source.tokenizer, training_args)
+    if domain is not None and args.objective != "classification":
+        raise ValueError("--domain_file adapts a classifier: use it with --objective classification.")
     trainer = TransferTrainer(
         model=source.model,
         args=training_args,
@@ -243,6 +246,7 @@ def pretrain(args: PretrainArguments, data_args: TargetDataArguments, training_a
         data_collator=source.collator,
         processing_class=source.tokenizer,
         compute_metrics=classification_metrics,
+        domain_dataset=domain,
     )
     trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args))
     trainer.save_model(training_args.output_dir)

@@ -43,6 +43,21 @@ class TargetDataArguments:
         default="values", metadata={"help": "Column with the series, [time] or [time, channels] (series models)."}
     )
     label_column: str = field(default="label", metadata={"help": "Column with the labels."})
+    target_text_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "Sequence to sequence (translation, dialogue responses): the column with the output text; "
+            "--text_column holds the input. Set, or a sequence-to-sequence source, makes the target a "
+            "RNNForSeq2SeqLM scored by BLEU/chrF (sacrebleu)."
+        },
+    )
+    domain_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Unlabelled target-domain texts (json/jsonl/csv/parquet/txt, the --text_column) for "
+            "domain-adversarial training (--domain_adversarial_weight); never the test data."
+        },
+    )
     max_length: int = field(default=256, metadata={"help": "Texts are cut to this many tokens."})
     max_train_examples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
     impute: str | None = field(
@@ -119,14 +134,23 @@ class EncodedTarget:
     """
 
     splits: DatasetDict
-    labels: LabelMap
+    labels: LabelMap | None
     collator: object
     config: dict
     texts: tuple[list[str], list[str]] | None = None
+    tokenizer: object = None
+
+    @property
+    def is_seq2seq(self) -> bool:
+        """Output texts (labels are token sequences) instead of classes."""
+        return self.labels is None
 
 
 def encode_target(raw: DatasetDict, source_config, tokenizer, args: TargetDataArguments) -> EncodedTarget:
-    """Encode labelled target data the way the source reads input: tokens (with `tokenizer`) or series."""
+    """Encode labelled target data the way the source reads input: tokens (with `tokenizer`) or series; input/output
+    text pairs for a sequence-to-sequence target (`--target_text_column`, or a sequence-to-sequence source)."""
+    if args.target_text_column or is_seq2seq_config(source_config):
+        return _encode_pairs(raw, source_config, tokenizer, args)
     if source_config.is_token_input:
         from transformers import DataCollatorWithPadding
 
@@ -148,6 +172,58 @@ def encode_target(raw: DatasetDict, source_config, tokenizer, args: TargetDataAr
     mean, std = series_statistics(encoded["train"])
     config = {"id2label": labels.id2label, "label2id": labels.label2id, "input_mean": mean, "input_std": std}
     return EncodedTarget(encoded, labels, DataCollatorForSeries(), config)
+
+
+def is_seq2seq_config(config) -> bool:
+    return "RNNForSeq2SeqLM" in (config.architectures or [])
+
+
+def _encode_pairs(raw: DatasetDict, source_config, tokenizer, args: TargetDataArguments) -> EncodedTarget:
+    from transformers import DataCollatorForSeq2Seq
+
+    from ..data import prepare_translation
+
+    if not source_config.is_token_input or tokenizer is None:
+        raise ValueError("a sequence-to-sequence target needs a source that reads tokens and has a tokenizer.")
+    if not args.target_text_column:
+        raise ValueError(
+            "the source is a sequence-to-sequence model: name the output text's column with --target_text_column "
+            f"(the input's is --text_column, {args.text_column!r})."
+        )
+    encoded = prepare_translation(
+        raw,
+        tokenizer,
+        args.text_column,
+        args.target_text_column,
+        max_source_length=args.max_length,
+        max_target_length=args.max_length,
+        truncation=True,
+    ).remove_columns("length")
+    collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
+    return EncodedTarget(encoded, None, collator, {}, None, tokenizer)
+
+
+def encode_domain_texts(args: TargetDataArguments, tokenizer, training_args):
+    """The `--domain_file` texts tokenised for domain-adversarial training (`None` without one); refuses the file
+    without the weight that reads it, and the weight without the file."""
+    weight = getattr(training_args, "domain_adversarial_weight", 0.0)
+    if args.domain_file is None:
+        if weight > 0:
+            raise ValueError("--domain_adversarial_weight needs unlabelled target texts: pass --domain_file.")
+        return None
+    if weight == 0:
+        raise ValueError("--domain_file is read only by domain-adversarial training: set --domain_adversarial_weight.")
+    if tokenizer is None:
+        raise ValueError("--domain_file holds texts, but this source reads series: domain adaptation needs texts.")
+    rows = load_target(None, args.domain_file, None)["train"]
+    if args.text_column not in rows.column_names:
+        raise ValueError(f"--domain_file has no {args.text_column!r} column; it has {rows.column_names}.")
+    texts = [t for t in rows[args.text_column] if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise ValueError(f"--domain_file {args.domain_file} holds no non-empty text.")
+    from datasets import Dataset
+
+    return Dataset.from_dict(dict(tokenizer(texts, truncation=True, max_length=args.max_length)))
 
 
 def check_source(source: str) -> None:

@@ -1,0 +1,239 @@
+"""
+Choosing the fine-tuning's stopping point and strength from the label budget itself, never from the test set.
+
+With a strong source and few target labels, a fixed recipe can leave the model where it started or pull it below the
+source: the few labels are noise as often as signal. `fit_within_budget` runs k-fold cross-validation inside the
+budget: every fold fine-tunes on the other folds with the full recipe and, at the end of each epoch, scores the
+held-out fold for each mix of the fine-tuned weights with the starting (transferred) ones (weight-space ensembling,
+WiSE-FT: Wortsman et al. 2022; mix 0 is the source itself, 1 the fine-tuned model). The (epoch, mix) with the best
+held-out score over all folds wins (ties go to the smaller mix, then the earlier epoch); the final model trains on
+the whole budget with the same recipe, stops at that epoch and takes that mix. When the source's own answers are the
+target's labels, mix 0 is the source zero-shot, so a budget that cannot show an improvement keeps the source.
+"""
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+DEFAULT_MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def mix_weights(start: dict[str, torch.Tensor], model: torch.nn.Module, mix: float) -> None:
+    """Set `model`'s floating-point weights to `start + mix * (current - start)` in place (mix 1 leaves them)."""
+    if mix == 1.0:
+        return
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name in start and tensor.is_floating_point():
+                reference = start[name].to(tensor.device, tensor.dtype)
+                tensor.copy_(reference + mix * (tensor - reference))
+
+
+def starting_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of `model`'s floating-point weights (the point a mix moves away from)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+
+class _MixScorer(TrainerCallback):
+    """At each epoch's end, score the held-out rows for every mix, then put the trained weights back."""
+
+    def __init__(self, model, start, heldout, score, mixes):
+        self.model, self.start, self.heldout, self.score, self.mixes = model, start, heldout, score, mixes
+        self.scores: list[list[float]] = []  # [epoch][mix]
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        trained = starting_weights(self.model)
+        was_training = self.model.training
+        row = []
+        for mix in self.mixes:
+            mix_weights(self.start, self.model, mix)
+            row.append(float(self.score(self.model, self.heldout)))
+            self.model.load_state_dict(trained, strict=False)
+        self.model.train(was_training)
+        self.scores.append(row)
+
+
+class _StopAfterEpochs(TrainerCallback):
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if round(state.epoch) >= self.epochs:
+            control.should_training_stop = True
+
+
+@dataclass
+class BudgetSelection:
+    """What `fit_within_budget` chose, and the cross-validated scores it chose from."""
+
+    epochs: int
+    mix: float
+    folds: int
+    mixes: list[float]
+    scores: list[list[float]] = field(default_factory=list)  # [epoch][mix], mean over folds
+    trainings: int = 0
+    trainer: object = field(default=None, repr=False, compare=False)  # the final run's (None when mix 0 won)
+
+    @property
+    def best_score(self) -> float:
+        return self.scores[self.epochs - 1][self.mixes.index(self.mix)]
+
+    @property
+    def source_score(self) -> float:
+        """The held-out score of mix 0 (the starting model), if it was tried."""
+        return self.scores[0][self.mixes.index(0.0)] if 0.0 in self.mixes else float("nan")
+
+    def summary(self) -> str:
+        return (
+            f"chosen by {self.folds}-fold cross-validation inside the budget: stop after epoch {self.epochs}, mix "
+            f"{self.mix:g} of the fine-tuned weights (held-out score {self.best_score:.3f}; the starting model "
+            f"{self.source_score:.3f})"
+        )
+
+    def to_dict(self) -> dict:
+        """The choice and its scores (JSON-ready)."""
+        return {
+            "epochs": self.epochs,
+            "mix": self.mix,
+            "folds": self.folds,
+            "mixes": list(self.mixes),
+            "scores": self.scores,
+            "trainings": self.trainings,
+        }
+
+
+def fold_indices(labels: Sequence, folds: int, seed: int) -> list[np.ndarray]:
+    """`folds` disjoint index sets covering every row, class-stratified when the labels are class ids."""
+    rng = np.random.default_rng(seed)
+    labels = list(labels)
+    if labels and not isinstance(labels[0], list):
+        assigned = [[] for _ in range(folds)]
+        offset = 0
+        for cls in sorted(set(labels)):
+            members = rng.permutation([i for i, label in enumerate(labels) if label == cls])
+            for j, index in enumerate(members):
+                assigned[(offset + j) % folds].append(index)
+            offset += len(members)
+        return [np.sort(np.asarray(a, dtype=int)) for a in assigned]
+    order = rng.permutation(len(labels))
+    return [np.sort(part) for part in np.array_split(order, folds)]
+
+
+def fit_within_budget(
+    make_model: Callable[[], torch.nn.Module],
+    train_dataset,
+    args,
+    collator,
+    score: Callable[[torch.nn.Module, object], float],
+    folds: int = 4,
+    mixes: Sequence[float] = DEFAULT_MIXES,
+    label_column: str = "labels",
+    trainer_class=None,
+    progress: bool = False,
+    domain_dataset=None,
+    **final_trainer_kwargs,
+) -> tuple[torch.nn.Module, BudgetSelection]:
+    """
+    Fine-tune with the stopping epoch and the mix towards the starting weights chosen by k-fold cross-validation
+    inside `train_dataset` (the budget); see the module docstring.
+
+    Args:
+        make_model: builds the starting model (e.g. the transferred one) afresh; called `folds + 1` times.
+        train_dataset: the budget's encoded rows (with `label_column`).
+        args: the recipe (`TransferTrainingArguments`); its epochs are the longest run considered.
+        collator: the data collator.
+        score: `score(model, dataset) -> float`, higher is better (e.g. accuracy).
+        folds: k of the cross-validation (>= 2; each row is held out once).
+        mixes: weights of the fine-tuned model in the mix with the starting one, each in [0, 1].
+        domain_dataset: unlabelled target rows for domain-adversarial training (every run gets them).
+        final_trainer_kwargs: more arguments of the final run's trainer (e.g. `eval_dataset`, `compute_metrics`,
+            `processing_class`); it runs with `args` as given (its evaluation, saving and logging), the folds quietly.
+
+    Returns:
+        `(model, selection)`: the final model (trained on the whole budget, stopped and mixed as chosen) and a
+        `BudgetSelection` with the choice and the cross-validated score of every (epoch, mix).
+
+    Example:
+
+    ```python
+    >>> model, chosen = fit_within_budget(lambda: transfer(source, RNNForSequenceClassification(cfg)), budget_rows,
+    ...                                   args, collator, score=lambda m, d: accuracy_of(m, d, collator))
+    >>> chosen.summary()
+    ```
+    """
+    from tqdm.auto import tqdm
+
+    from .trainer import TransferTrainer
+
+    trainer_class = trainer_class or TransferTrainer
+    if folds < 2:
+        raise ValueError(f"fit_within_budget needs at least 2 folds, got {folds}.")
+    mixes = sorted({float(m) for m in mixes})
+    if not mixes or any(not 0.0 <= m <= 1.0 for m in mixes):
+        raise ValueError(f"mixes must be numbers in [0, 1] (0 = the starting model, 1 = fine-tuned), got {mixes}.")
+    if len(train_dataset) < 2 * folds:
+        raise ValueError(
+            f"{len(train_dataset)} training rows cannot be split into {folds} folds of at least 2; use fewer folds "
+            "or more labels."
+        )
+    epochs = int(np.ceil(args.num_train_epochs))
+    if epochs < 1 or args.max_steps > 0:
+        raise ValueError("selection inside the budget counts epochs: set num_train_epochs >= 1 and no max_steps.")
+    quiet = dict(save_strategy="no", report_to="none", disable_tqdm=True, logging_strategy="no")
+    parts = fold_indices(train_dataset[label_column], folds, args.seed)
+    totals = np.zeros((epochs, len(mixes)))
+    bar = tqdm(total=folds + 1, desc="selection inside the budget", disable=not progress)
+    for k, heldout in enumerate(parts):
+        train_rows = np.sort(np.concatenate([p for j, p in enumerate(parts) if j != k]))
+        model = make_model()
+        scorer = _MixScorer(model, starting_weights(model), train_dataset.select(heldout), score, mixes)
+        fold_args = replace(args, output_dir=tempfile.mkdtemp(prefix="budget-fold-"), **quiet)
+        trainer = trainer_class(
+            model=model,
+            args=fold_args,
+            train_dataset=train_dataset.select(train_rows),
+            data_collator=collator,
+            **({"domain_dataset": domain_dataset} if domain_dataset is not None else {}),
+        )
+        trainer.add_callback(scorer)
+        trainer.train()
+        scores = np.asarray(scorer.scores[:epochs])
+        totals[: len(scores)] += scores * len(heldout)
+        bar.update(1)
+    means = totals / len(train_dataset)
+    # best score; ties (within float error) to the smaller mix, then the earlier epoch
+    best = max(
+        ((e, m) for e in range(epochs) for m in range(len(mixes))),
+        key=lambda em: (round(float(means[em]), 9), -em[1], -em[0]),
+    )
+    chosen = BudgetSelection(
+        epochs=best[0] + 1,
+        mix=mixes[best[1]],
+        folds=folds,
+        mixes=mixes,
+        scores=means.round(6).tolist(),
+        trainings=folds + 1,
+    )
+    model = make_model()
+    start = starting_weights(model)
+    if chosen.mix > 0.0:
+        if domain_dataset is not None:
+            final_trainer_kwargs["domain_dataset"] = domain_dataset
+        trainer = trainer_class(
+            model=model, args=args, train_dataset=train_dataset, data_collator=collator, **final_trainer_kwargs
+        )
+        trainer.add_callback(_StopAfterEpochs(chosen.epochs))
+        trainer.train()
+        mix_weights(start, model, chosen.mix)
+        chosen.trainer = trainer
+    else:
+        chosen.trainings = folds  # the starting model needs no final training
+    bar.update(1)
+    bar.close()
+    model.eval()
+    model.budget_selection = chosen
+    return model, chosen

@@ -1,0 +1,151 @@
+"""fit_within_budget: the stopping epoch and the mix with the starting weights chosen by cross-validation inside the
+budget; a source the budget cannot improve is kept as it is, one it can is fine-tuned; the commands use it."""
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from transformers import default_data_collator, set_seed
+
+from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
+from hf_rnn_transfer.budget_selection import fit_within_budget, fold_indices, mix_weights, starting_weights
+from hf_rnn_transfer.evaluation import accuracy_of, compare
+from hf_rnn_transfer.trainer import RecommendedTrainingArguments, TransferTrainer, TransferTrainingArguments
+
+SHAPE = dict(vocab_size=12, embedding_size=8, hidden_size=16, num_layers=1, pad_token_id=0, pooling="max")
+
+
+def marker_task(rows: int, seed: int, flip: bool = False) -> Dataset:
+    """Sequences of 8 tokens; the label says whether token 3 occurs (inverted with `flip`)."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(4, 12, size=(rows, 8))
+    positive = rng.random(rows) < 0.5
+    ids[positive, rng.integers(0, 8, size=positive.sum())] = 3
+    labels = (positive != flip).astype(int)
+    return Dataset.from_dict({"input_ids": ids.tolist(), "attention_mask": [[1] * 8] * rows, "labels": labels.tolist()})
+
+
+def score(model, rows):
+    return accuracy_of(model, rows, default_data_collator)
+
+
+def recipe(tmp_path, epochs=4, **extra):
+    return TransferTrainingArguments.for_experiment(
+        str(tmp_path), **{"num_train_epochs": epochs, "learning_rate": 2e-2, "per_device_train_batch_size": 8, **extra}
+    )
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """A classifier that solves the marker task."""
+    set_seed(0)
+    model = RNNForSequenceClassification(RNNConfig(**SHAPE, num_labels=2))
+    args = recipe(tmp_path_factory.mktemp("source"), epochs=6)
+    trainer = TransferTrainer(model, args, train_dataset=marker_task(400, 0), data_collator=default_data_collator)
+    trainer.train()
+    assert score(model, marker_task(200, 9)) > 0.95
+    return model
+
+
+def copy_of(model):
+    clone = RNNForSequenceClassification(model.config)
+    clone.load_state_dict(model.state_dict())
+    return clone
+
+
+def test_mix_interpolates_floating_weights_between_start_and_trained():
+    set_seed(0)
+    model = RNNForSequenceClassification(RNNConfig(**SHAPE, num_labels=2))
+    start = starting_weights(model)
+    trained = {k: v + 1.0 for k, v in start.items()}
+    model.load_state_dict(trained, strict=False)
+    mix_weights(start, model, 0.25)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, start[name] + 0.25)
+    mix_weights(start, model, 0.0)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, start[name])
+
+
+def test_folds_cover_every_row_once_and_keep_the_class_balance():
+    labels = [0] * 30 + [1] * 10
+    parts = fold_indices(labels, 4, seed=0)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(40))
+    assert [sum(labels[i] for i in p) for p in parts] == [3, 3, 2, 2] or all(
+        2 <= sum(labels[i] for i in p) <= 3 for p in parts
+    )
+    assert [len(p) for p in parts] == [10, 10, 10, 10]
+
+
+def test_a_source_the_budget_cannot_improve_is_kept_as_it_is(source, tmp_path):
+    budget = marker_task(24, 1)
+    model, chosen = fit_within_budget(
+        lambda: copy_of(source), budget, recipe(tmp_path), default_data_collator, score, folds=3
+    )
+    assert chosen.mix == 0.0 and chosen.source_score == 1.0 and chosen.trainings == 3  # no final training
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, source.state_dict()[name])
+    assert "3-fold cross-validation" in chosen.summary() and "mix 0 " in chosen.summary()
+
+
+def test_a_source_with_the_wrong_answers_is_fine_tuned_and_beats_its_zero_shot(source, tmp_path):
+    """The target's labels are the source's, inverted: the source scores about 0 and fine-tuning must win."""
+    budget, test = marker_task(48, 2, flip=True), marker_task(200, 3, flip=True)
+    zero_shot = score(source, test)
+    model, chosen = fit_within_budget(
+        lambda: copy_of(source),
+        budget,
+        recipe(tmp_path, epochs=8, learning_rate=5e-2, per_device_train_batch_size=4),
+        default_data_collator,
+        score,
+        folds=2,
+    )
+    assert zero_shot < 0.1 and chosen.mix > 0.0 and chosen.best_score > chosen.source_score + 0.5
+    assert score(model, test) > 0.9
+    assert len(chosen.scores) == 8 and len(chosen.scores[0]) == len(chosen.mixes)
+
+
+def test_bad_selection_settings_are_refused(source, tmp_path):
+    budget = marker_task(8, 1)
+    with pytest.raises(ValueError, match="at least 2 folds, got 1"):
+        fit_within_budget(lambda: source, budget, recipe(tmp_path), default_data_collator, score, folds=1)
+    with pytest.raises(ValueError, match=r"mixes must be numbers in \[0, 1\]"):
+        fit_within_budget(lambda: source, budget, recipe(tmp_path), default_data_collator, score, mixes=[0, 1.5])
+    with pytest.raises(ValueError, match="8 training rows cannot be split into 5 folds"):
+        fit_within_budget(lambda: source, budget, recipe(tmp_path), default_data_collator, score, folds=5)
+    with pytest.raises(ValueError, match="select_folds must be 0 .off. or at least 2, got 1"):
+        TransferTrainingArguments(str(tmp_path), select_folds=1)
+    with pytest.raises(ValueError, match=r"select_mixes must be weights in \[0, 1\]"):
+        TransferTrainingArguments(str(tmp_path), select_mixes=[-0.5])
+
+
+def test_the_recommended_recipe_selects_inside_the_budget(tmp_path):
+    assert RecommendedTrainingArguments(str(tmp_path)).select_folds == 4
+
+
+def test_compare_selects_inside_each_budget_and_says_what_it_chose(source, tmp_path):
+    train, test = marker_task(64, 4), marker_task(100, 5)
+
+    def make_transfer(seed):
+        return copy_of(source)
+
+    def make_scratch(seed):
+        set_seed(seed)
+        return RNNForSequenceClassification(RNNConfig(**SHAPE, num_labels=2))
+
+    result = compare(
+        make_transfer,
+        make_scratch,
+        train,
+        test,
+        recipe(tmp_path, epochs=2, select_folds=2),
+        default_data_collator,
+        budgets=[16],
+        seeds=[0, 1],
+        zero_shot=source,
+        progress=False,
+    )
+    assert result.scores["transfer"][16] == [result.references["source zero-shot"]] * 2  # kept the source
+    assert [r["mix"] for r in result.selections["transfer"][16]] == [0.0, 0.0]
+    assert all(r["mixes"] == [1.0] for r in result.selections["scratch"][16])  # scratch: only its stopping epoch
+    assert "2-fold cross-validation inside each budget" in result.summary()
