@@ -5,10 +5,12 @@ With a strong source and few target labels, a fixed recipe can leave the model w
 source: the few labels are noise as often as signal. `fit_within_budget` runs k-fold cross-validation inside the
 budget: every fold fine-tunes on the other folds with the full recipe and, at the end of each epoch, scores the
 held-out fold for each mix of the fine-tuned weights with the starting (transferred) ones (weight-space ensembling,
-WiSE-FT: Wortsman et al. 2022; mix 0 is the source itself, 1 the fine-tuned model). The (epoch, mix) with the best
-held-out score over all folds wins (ties go to the smaller mix, then the earlier epoch); the final model trains on
-the whole budget with the same recipe, stops at that epoch and takes that mix. When the source's own answers are the
-target's labels, mix 0 is the source zero-shot, so a budget that cannot show an improvement keeps the source.
+WiSE-FT: Wortsman et al. 2022; mix 0 is the source itself, 1 the fine-tuned model). Among the (epoch, mix) pairs
+whose held-out score over all folds is within one standard error of the best, the one closest to the source wins
+(the smallest mix, then the earliest epoch: Breiman's one-standard-error rule, so noise does not move the model);
+the final model trains on the whole budget with the same recipe, stops at that epoch and takes that mix. When the
+source's own answers are the target's labels, mix 0 is the source zero-shot, so a budget that cannot show an
+improvement keeps the source.
 """
 
 import tempfile
@@ -76,6 +78,7 @@ class BudgetSelection:
     mixes: list[float]
     scores: list[list[float]] = field(default_factory=list)  # [epoch][mix], mean over folds
     trainings: int = 0
+    rule: str = "one_standard_error"
     trainer: object = field(default=None, repr=False, compare=False)  # the final run's (None when mix 0 won)
 
     @property
@@ -103,7 +106,29 @@ class BudgetSelection:
             "mixes": list(self.mixes),
             "scores": self.scores,
             "trainings": self.trainings,
+            "rule": self.rule,
         }
+
+
+SELECTION_RULES = ("one_standard_error", "best")
+
+
+def _choose(means: np.ndarray, rows: int, rule: str) -> tuple[int, int]:
+    """The (epoch, mix) index pair to keep from the cross-validated scores `[epoch, mix]`.
+
+    `best`: the highest score (ties, within float error, to the smaller mix, then the earlier epoch).
+    `one_standard_error` (Breiman et al.'s rule): among the candidates scoring within one standard error of the best,
+    the one closest to the source (smallest mix), then the earliest epoch. For scores in [0, 1] (accuracy) the error is
+    the binomial one over the held-out rows, sqrt(p (1 - p) / n); otherwise it is 0 and the rule is `best`. A budget
+    whose held-out rows cannot tell a change from noise so keeps the source.
+    """
+    order = lambda em: (-em[1], -em[0])  # noqa: E731
+    candidates = [(e, m) for e in range(means.shape[0]) for m in range(means.shape[1])]
+    top = float(means.max())
+    margin = 1e-9
+    if rule == "one_standard_error" and 0.0 <= float(means.min()) and top <= 1.0:
+        margin += float(np.sqrt(top * (1.0 - top) / rows))
+    return max((em for em in candidates if means[em] >= top - margin), key=order)
 
 
 def fold_indices(labels: Sequence, folds: int, seed: int) -> list[np.ndarray]:
@@ -132,6 +157,7 @@ def fit_within_budget(
     folds: int = 4,
     mixes: Sequence[float] = DEFAULT_MIXES,
     label_column: str = "labels",
+    rule: str = "one_standard_error",
     trainer_class=None,
     progress: bool = False,
     domain_dataset=None,
@@ -149,6 +175,8 @@ def fit_within_budget(
         score: `score(model, dataset) -> float`, higher is better (e.g. accuracy).
         folds: k of the cross-validation (>= 2; each row is held out once).
         mixes: weights of the fine-tuned model in the mix with the starting one, each in [0, 1].
+        rule: `one_standard_error` (default: the candidate closest to the source within one standard error of the
+            best held-out score) or `best` (the highest score).
         domain_dataset: unlabelled target rows for domain-adversarial training (every run gets them).
         final_trainer_kwargs: more arguments of the final run's trainer (e.g. `eval_dataset`, `compute_metrics`,
             `processing_class`); it runs with `args` as given (its evaluation, saving and logging), the folds quietly.
@@ -172,6 +200,8 @@ def fit_within_budget(
     trainer_class = trainer_class or TransferTrainer
     if folds < 2:
         raise ValueError(f"fit_within_budget needs at least 2 folds, got {folds}.")
+    if rule not in SELECTION_RULES:
+        raise ValueError(f"rule must be one of {SELECTION_RULES}, got {rule!r}.")
     mixes = sorted({float(m) for m in mixes})
     if not mixes or any(not 0.0 <= m <= 1.0 for m in mixes):
         raise ValueError(f"mixes must be numbers in [0, 1] (0 = the starting model, 1 = fine-tuned), got {mixes}.")
@@ -205,11 +235,7 @@ def fit_within_budget(
         totals[: len(scores)] += scores * len(heldout)
         bar.update(1)
     means = totals / len(train_dataset)
-    # best score; ties (within float error) to the smaller mix, then the earlier epoch
-    best = max(
-        ((e, m) for e in range(epochs) for m in range(len(mixes))),
-        key=lambda em: (round(float(means[em]), 9), -em[1], -em[0]),
-    )
+    best = _choose(means, len(train_dataset), rule)
     chosen = BudgetSelection(
         epochs=best[0] + 1,
         mix=mixes[best[1]],
@@ -218,6 +244,7 @@ def fit_within_budget(
         scores=means.round(6).tolist(),
         trainings=folds + 1,
     )
+    chosen.rule = rule
     model = make_model()
     start = starting_weights(model)
     if chosen.mix > 0.0:

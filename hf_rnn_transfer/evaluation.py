@@ -519,6 +519,7 @@ def compare(
                         folds=run_args.select_folds,
                         mixes=run_args.select_mixes,
                         label_column=label_column,
+                        rule=run_args.select_rule,
                     )
                     result.selections[method][budget].append(chosen.to_dict())
                 else:

@@ -221,6 +221,16 @@ class TransferTrainingArguments(TrainingArguments):
         },
     )
 
+    select_rule: str = field(
+        default="one_standard_error",
+        metadata={
+            "help": "With --select_folds: one_standard_error keeps the candidate closest to the source among those "
+            "within one standard error of the best held-out score (noise does not move the model); best takes the "
+            "highest score.",
+            "choices": ["one_standard_error", "best"],
+        },
+    )
+
     carry_recurrent_state: bool = field(
         default=False,
         metadata={
@@ -278,6 +288,8 @@ class TransferTrainingArguments(TrainingArguments):
             raise ValueError(f"domain_adversarial_weight must be >= 0, got {self.domain_adversarial_weight}.")
         if self.select_folds < 0 or self.select_folds == 1:
             raise ValueError(f"select_folds must be 0 (off) or at least 2, got {self.select_folds}.")
+        if self.select_rule not in ("one_standard_error", "best"):
+            raise ValueError(f"select_rule must be one_standard_error or best, got {self.select_rule!r}.")
         if any(not 0.0 <= m <= 1.0 for m in self.select_mixes) or not self.select_mixes:
             raise ValueError(f"select_mixes must be weights in [0, 1], got {self.select_mixes}.")
         if self.carry_recurrent_state and int(os.environ.get("WORLD_SIZE", "1")) > 1:

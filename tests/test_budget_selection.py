@@ -149,3 +149,18 @@ def test_compare_selects_inside_each_budget_and_says_what_it_chose(source, tmp_p
     assert [r["mix"] for r in result.selections["transfer"][16]] == [0.0, 0.0]
     assert all(r["mixes"] == [1.0] for r in result.selections["scratch"][16])  # scratch: only its stopping epoch
     assert "2-fold cross-validation inside each budget" in result.summary()
+
+
+def test_the_one_standard_error_rule_keeps_the_source_unless_the_gain_beats_the_noise():
+    from hf_rnn_transfer.budget_selection import _choose
+
+    # [epoch, mix] with mixes (0, 0.5, 1): fine-tuning 2 points better on 100 held-out rows (SE ~0.03): noise
+    small = np.array([[0.88, 0.89, 0.90], [0.88, 0.89, 0.90]])
+    assert _choose(small, 100, "one_standard_error") == (0, 0) and _choose(small, 100, "best") == (0, 2)
+    # the same gain over 2,000 rows (SE ~0.007) is real: the smallest mix within one error of the best, earliest epoch
+    assert _choose(small, 2000, "one_standard_error") == (0, 2)
+    large = np.array([[0.60, 0.85, 0.87], [0.60, 0.86, 0.88]])
+    assert _choose(large, 100, "one_standard_error") == (0, 1)  # 0.85 is within one SE (0.032) of 0.88
+    assert _choose(-np.array([[2.0, 1.5]]), 50, "one_standard_error") == (0, 1)  # not a rate: plain best
+    with pytest.raises(ValueError, match="rule must be one of"):
+        fit_within_budget(None, marker_task(8, 0), None, None, None, rule="median")

@@ -469,6 +469,8 @@ def test_accelerate_launch_of_several_cpu_processes_that_starts_one_fails_loudly
         ("finetune", ["--source", "./m", "--max_train_examples", "0"], "--max_train_examples must be at least 1"),
         ("pretrain", ["--objective", "causal_lm", "--train_file", "{empty_file}"], "is empty"),
         ("compare", ["--source", "./m", "--seeds", "-1"], r"--seeds takes distinct non-negative integers"),
+        ("compare", ["--source", "./m", "--scratch_select_folds", "1"], r"must be 0 \(off\) or at least 2, got 1"),
+        ("finetune", ["--source", "./m", "--select_folds", "1"], r"select_folds must be 0 \(off\) or at least 2"),
         ("compare", ["--source", "./m", "--seeds", "0", "0", "0"], r"got \[0, 0, 0\]"),
         ("finetune", ["--source", "./m", "--train_file", "{tmp}/nope.jsonl"], "--train_file .* does not exist"),
     ],

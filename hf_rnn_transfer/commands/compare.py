@@ -22,6 +22,13 @@ class CompareArguments:
     scratch_warmup: float = field(
         default=0.1, metadata={"help": "Warm-up of the scratch model: a share of its steps (< 1) or a step count."}
     )
+    scratch_select_folds: int | None = field(
+        default=None,
+        metadata={
+            "help": "Selection of scratch's stopping epoch inside each budget: folds (default: the same as "
+            "--select_folds, so both get the same chance); 0 trains scratch once for --scratch_epochs (cheaper)."
+        },
+    )
     report: str = field(default="comparison.md", metadata={"help": "Markdown report (a PNG curve goes beside it)."})
 
 
@@ -62,6 +69,9 @@ def compare_transfer(
     seeds = compare_args.seeds
     if not seeds or len(set(seeds)) != len(seeds) or any(seed < 0 for seed in seeds):
         raise ValueError(f"--seeds takes distinct non-negative integers (e.g. --seeds 0 1 2), got {seeds}.")
+    folds = compare_args.scratch_select_folds
+    if folds is not None and (folds < 0 or folds == 1):
+        raise ValueError(f"--scratch_select_folds must be 0 (off) or at least 2, got {folds}.")
     if training_args.resume_from_checkpoint:
         raise ValueError("compare trains a fresh model per budget and seed: --resume_from_checkpoint does not apply.")
     if training_args.eval_strategy != "no":
@@ -90,6 +100,7 @@ def compare_transfer(
         learning_rate=compare_args.scratch_learning_rate,
         lr_scheduler_type="linear",
         warmup_steps=compare_args.scratch_warmup,
+        **({} if compare_args.scratch_select_folds is None else {"select_folds": compare_args.scratch_select_folds}),
     )
     result = compare(
         make_transfer,

@@ -174,6 +174,7 @@ def _select_within_budget(make_model, target, training_args, trainer_kwargs: dic
         score=selection_score(target),
         folds=training_args.select_folds,
         mixes=training_args.select_mixes,
+        rule=training_args.select_rule,
         progress=not training_args.disable_tqdm,
         domain_dataset=trainer_kwargs["domain_dataset"],
         **kwargs,
