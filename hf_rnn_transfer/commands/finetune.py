@@ -43,7 +43,8 @@ class SourceArguments(TransferArguments):
 
 def transferred_model(source_args: SourceArguments, target, token):
     """The target model built from the source's config and data, with the source's weights transferred: a
-    classifier, or for output texts an `RNNForSeq2SeqLM` (a causal LM or encoder source fills its matching part)."""
+    classifier, or for output texts an `RNNForSeq2SeqLM` (a seq2seq source whole; another source fills the encoder,
+    or the decoder with `target_part="decoder"`)."""
     from ..modeling_rnn import RNNForSeq2SeqLM, RNNForSequenceClassification
 
     if target.is_seq2seq:
