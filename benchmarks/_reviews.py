@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from datasets import ClassLabel, Dataset, concatenate_datasets
+from datasets import ClassLabel, Dataset
 
 from hf_rnn_transfer.data import AMAZON_DOMAINS, load_amazon_reviews
 
@@ -97,22 +97,12 @@ def unlabelled_reviews(target: str, include_target: bool = True) -> list[str]:
     """Unlabelled review text for language-model or domain-adversarial training: every FDU-MTL domain's unlabeled
     split but the target twin's, plus, with `include_target`, the target pool's texts (used without labels) and the
     twin's unlabeled split; never a text of the target's test set."""
-    banned = {text_key(t) for t in target_splits(target)["test"]["text"]}
+    splits = target_splits(target)
+    banned = {text_key(t) for t in splits["test"]["text"]}
     rows = []
     for domain in FDU_DOMAINS:
         if domain != FDU_TWIN[target] or include_target:
             rows += [r for r in read_fdu(domain) if r["split"] == "unlabeled"]
     if include_target:
-        rows += [{"text": t} for t in target_splits(target)["pool"]["text"]]
+        rows += [{"text": t} for t in splits["pool"]["text"]]
     return [r["text"] for r in _deduplicated(rows, banned)]
-
-
-def as_dataset(texts, labels=None) -> Dataset:
-    columns = {"text": list(texts)}
-    if labels is not None:
-        columns["label"] = list(labels)
-        return Dataset.from_dict(columns).cast_column("label", SENTIMENT)
-    return Dataset.from_dict(columns)
-
-
-__all__ = ["FDU_DOMAINS", "as_dataset", "concatenate_datasets", "source_reviews", "target_splits", "unlabelled_reviews"]

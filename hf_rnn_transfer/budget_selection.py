@@ -158,7 +158,6 @@ def fit_within_budget(
     mixes: Sequence[float] = DEFAULT_MIXES,
     label_column: str = "labels",
     rule: str = "one_standard_error",
-    trainer_class=None,
     progress: bool = False,
     domain_dataset=None,
     **final_trainer_kwargs,
@@ -197,7 +196,6 @@ def fit_within_budget(
 
     from .trainer import TransferTrainer
 
-    trainer_class = trainer_class or TransferTrainer
     if folds < 2:
         raise ValueError(f"fit_within_budget needs at least 2 folds, got {folds}.")
     if rule not in SELECTION_RULES:
@@ -222,12 +220,12 @@ def fit_within_budget(
         model = make_model()
         scorer = _MixScorer(model, starting_weights(model), train_dataset.select(heldout), score, mixes)
         fold_args = replace(args, output_dir=tempfile.mkdtemp(prefix="budget-fold-"), **quiet)
-        trainer = trainer_class(
+        trainer = TransferTrainer(
             model=model,
             args=fold_args,
             train_dataset=train_dataset.select(train_rows),
             data_collator=collator,
-            **({"domain_dataset": domain_dataset} if domain_dataset is not None else {}),
+            domain_dataset=domain_dataset,
         )
         trainer.add_callback(scorer)
         trainer.train()
@@ -243,15 +241,18 @@ def fit_within_budget(
         mixes=mixes,
         scores=means.round(6).tolist(),
         trainings=folds + 1,
+        rule=rule,
     )
-    chosen.rule = rule
     model = make_model()
     start = starting_weights(model)
     if chosen.mix > 0.0:
-        if domain_dataset is not None:
-            final_trainer_kwargs["domain_dataset"] = domain_dataset
-        trainer = trainer_class(
-            model=model, args=args, train_dataset=train_dataset, data_collator=collator, **final_trainer_kwargs
+        trainer = TransferTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            data_collator=collator,
+            domain_dataset=domain_dataset,
+            **final_trainer_kwargs,
         )
         trainer.add_callback(_StopAfterEpochs(chosen.epochs))
         trainer.train()

@@ -23,6 +23,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from transformers import SchedulerType, Trainer, TrainingArguments
 from transformers.utils import logging
 
+from .budget_selection import DEFAULT_MIXES, SELECTION_RULES
 from .freezing import (
     FREEZING_STRATEGIES,
     UNFREEZE_UNITS,
@@ -214,7 +215,7 @@ class TransferTrainingArguments(TrainingArguments):
         },
     )
     select_mixes: list[float] = field(
-        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0],
+        default_factory=lambda: list(DEFAULT_MIXES),
         metadata={
             "help": "With --select_folds: the weights of the fine-tuned model in its mix with the transferred start "
             "(WiSE-FT); 0 keeps the source as it is, 1 is the plain fine-tuned model."
@@ -227,7 +228,7 @@ class TransferTrainingArguments(TrainingArguments):
             "help": "With --select_folds: one_standard_error keeps the candidate closest to the source among those "
             "within one standard error of the best held-out score (noise does not move the model); best takes the "
             "highest score.",
-            "choices": ["one_standard_error", "best"],
+            "choices": list(SELECTION_RULES),
         },
     )
 
@@ -288,8 +289,8 @@ class TransferTrainingArguments(TrainingArguments):
             raise ValueError(f"domain_adversarial_weight must be >= 0, got {self.domain_adversarial_weight}.")
         if self.select_folds < 0 or self.select_folds == 1:
             raise ValueError(f"select_folds must be 0 (off) or at least 2, got {self.select_folds}.")
-        if self.select_rule not in ("one_standard_error", "best"):
-            raise ValueError(f"select_rule must be one_standard_error or best, got {self.select_rule!r}.")
+        if self.select_rule not in SELECTION_RULES:
+            raise ValueError(f"select_rule must be one of {', '.join(SELECTION_RULES)}, got {self.select_rule!r}.")
         if any(not 0.0 <= m <= 1.0 for m in self.select_mixes) or not self.select_mixes:
             raise ValueError(f"select_mixes must be weights in [0, 1], got {self.select_mixes}.")
         if self.carry_recurrent_state and int(os.environ.get("WORLD_SIZE", "1")) > 1:

@@ -133,12 +133,12 @@ def finetune(
     )  # fmt: skip
     if training_args.select_folds:
         model, chosen = _select_within_budget(make_model, target, training_args, trainer_kwargs)
-        trainer = chosen.trainer  # None when the transferred model was kept as it is
+        # no final run when the transferred model was kept as it is: a trainer only to save and evaluate it
+        trainer = chosen.trainer or TransferTrainer(
+            model, training_args, train_dataset=target.splits["train"], **trainer_kwargs
+        )
     else:
-        trainer = None
-    if trainer is None:
         trainer = TransferTrainer(model, training_args, train_dataset=target.splits["train"], **trainer_kwargs)
-    if not training_args.select_folds:
         trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args))
     trainer.save_model(training_args.output_dir)
     results = {
@@ -166,7 +166,7 @@ def _select_within_budget(make_model, target, training_args, trainer_kwargs: dic
 
     if training_args.resume_from_checkpoint:
         raise ValueError("--select_folds trains several fresh models: --resume_from_checkpoint does not apply.")
-    kwargs = {k: v for k, v in trainer_kwargs.items() if k not in ("data_collator", "domain_dataset")}
+    kwargs = {k: v for k, v in trainer_kwargs.items() if k != "data_collator"}
     model, chosen = fit_within_budget(
         make_model,
         target.splits["train"],
@@ -177,7 +177,6 @@ def _select_within_budget(make_model, target, training_args, trainer_kwargs: dic
         mixes=training_args.select_mixes,
         rule=training_args.select_rule,
         progress=not training_args.disable_tqdm,
-        domain_dataset=trainer_kwargs["domain_dataset"],
         **kwargs,
     )
     if training_args.process_index == 0:

@@ -3,7 +3,7 @@ or on labelled texts or series (classification), from scratch or continued from 
 
 from dataclasses import dataclass, field, replace
 
-from .target_data import TargetDataArguments, encode_domain_texts, read_target
+from .target_data import TargetDataArguments, column_texts, encode_domain_texts, read_target, read_texts
 
 PRETRAIN_OBJECTIVES = ("causal_lm", "forecasting", "classification")
 
@@ -73,20 +73,8 @@ def _training_split(raw, args: PretrainArguments):
     return concatenate_datasets([raw[s] for s in args.splits])
 
 
-def _texts(train, data_args: TargetDataArguments) -> list[str]:
-    if data_args.text_column not in train.column_names:
-        raise ValueError(f"missing text column {data_args.text_column!r}; the dataset has {train.column_names}.")
-    return [t for t in train[data_args.text_column] if isinstance(t, str) and t.strip()]
-
-
 def _vocabulary_texts(args: PretrainArguments, data_args: TargetDataArguments) -> list[str]:
-    from .target_data import load_target
-
-    texts = []
-    for path in args.vocabulary_files:
-        rows = load_target(None, path, None)["train"]
-        texts += _texts(rows, data_args)
-    return texts
+    return [text for path in args.vocabulary_files for text in read_texts(path, data_args)]
 
 
 def _build(model_class, args: PretrainArguments, token, transfer_options: dict | None = None, **config):
@@ -170,7 +158,7 @@ def _text_source(train, args: PretrainArguments, data_args: TargetDataArguments,
     from ..data import LanguageModelStream, prepare_text_classification, token_fields, train_tokenizer
     from ..modeling_rnn import RNNForCausalLM
 
-    texts = _texts(train, data_args)
+    texts = column_texts(train, data_args)
     tokenizer = train_tokenizer(
         texts + _vocabulary_texts(args, data_args), vocab_size=args.vocab_size, model_max_length=data_args.max_length
     )

@@ -149,7 +149,7 @@ class EncodedTarget:
 def encode_target(raw: DatasetDict, source_config, tokenizer, args: TargetDataArguments) -> EncodedTarget:
     """Encode labelled target data the way the source reads input: tokens (with `tokenizer`) or series; input/output
     text pairs for a sequence-to-sequence target (`--target_text_column`, or a sequence-to-sequence source)."""
-    if args.target_text_column or is_seq2seq_config(source_config):
+    if args.target_text_column or _is_seq2seq_source(source_config):
         return _encode_pairs(raw, source_config, tokenizer, args)
     if source_config.is_token_input:
         from transformers import DataCollatorWithPadding
@@ -174,8 +174,20 @@ def encode_target(raw: DatasetDict, source_config, tokenizer, args: TargetDataAr
     return EncodedTarget(encoded, labels, DataCollatorForSeries(), config)
 
 
-def is_seq2seq_config(config) -> bool:
+def _is_seq2seq_source(config) -> bool:
     return "RNNForSeq2SeqLM" in (config.architectures or [])
+
+
+def column_texts(rows, args: TargetDataArguments) -> list[str]:
+    """The non-empty texts of the `--text_column` of `rows`."""
+    if args.text_column not in rows.column_names:
+        raise ValueError(f"missing text column {args.text_column!r}; the dataset has {rows.column_names}.")
+    return [t for t in rows[args.text_column] if isinstance(t, str) and t.strip()]
+
+
+def read_texts(path: str, args: TargetDataArguments) -> list[str]:
+    """The non-empty `--text_column` texts of a file (json/jsonl/csv/parquet/txt), read without labels."""
+    return column_texts(load_target(None, path, None)["train"], args)
 
 
 def _encode_pairs(raw: DatasetDict, source_config, tokenizer, args: TargetDataArguments) -> EncodedTarget:
@@ -206,7 +218,7 @@ def _encode_pairs(raw: DatasetDict, source_config, tokenizer, args: TargetDataAr
 def encode_domain_texts(args: TargetDataArguments, tokenizer, training_args):
     """The `--domain_file` texts tokenised for domain-adversarial training (`None` without one); refuses the file
     without the weight that reads it, and the weight without the file."""
-    weight = getattr(training_args, "domain_adversarial_weight", 0.0)
+    weight = training_args.domain_adversarial_weight
     if args.domain_file is None:
         if weight > 0:
             raise ValueError("--domain_adversarial_weight needs unlabelled target texts: pass --domain_file.")
@@ -215,10 +227,7 @@ def encode_domain_texts(args: TargetDataArguments, tokenizer, training_args):
         raise ValueError("--domain_file is read only by domain-adversarial training: set --domain_adversarial_weight.")
     if tokenizer is None:
         raise ValueError("--domain_file holds texts, but this source reads series: domain adaptation needs texts.")
-    rows = load_target(None, args.domain_file, None)["train"]
-    if args.text_column not in rows.column_names:
-        raise ValueError(f"--domain_file has no {args.text_column!r} column; it has {rows.column_names}.")
-    texts = [t for t in rows[args.text_column] if isinstance(t, str) and t.strip()]
+    texts = read_texts(args.domain_file, args)
     if not texts:
         raise ValueError(f"--domain_file {args.domain_file} holds no non-empty text.")
     from datasets import Dataset
