@@ -1,148 +1,447 @@
-"""Source ranking on Amazon reviews: for each target domain, sources trained on each of the other three domains are
-scored (LogME, LEEP, H-score) on the target's labelled pool, then actually fine-tuned; Kendall's tau compares each
-score's ranking with the fine-tuned accuracies, and the ranking time is set against the fine-tuning time.
+"""Source ranking at scale: does a transferability score, computed on a target's 100 labels, predict which of many
+sources fine-tunes best?
 
-    python benchmarks/source_ranking.py [--budget 100] [--source_epochs 2]
+The pool: one supervised LSTM per review domain (the 15 FDU-MTL domains and the 4 shipped Amazon ones, each on its
+own labelled reviews with its own tokenizer) and two language models (review text: the unlabelled FDU-MTL reviews;
+general text: WikiText-2). Targets: FDU-MTL domains, leave one domain out (the target's own sources, FDU-MTL's and
+its Amazon twin's, are never candidates), 100 labels from the target's train split, its test split (duplicates of
+train rows removed) to score. Every target test review is removed from every source's training data by the
+letters-and-digits key of `_reviews.py` (dvd and video share reviews; the Amazon files share some with FDU-MTL's).
+
+For each target, each score ranks the candidates on the 100 labels of seed 0; each candidate is then fine-tuned
+with the recommended recipe (gradual unfreezing, discriminative rates, slanted triangular, 8 epochs; the head moves
+when the source's labels are the target's) on 100 labels for every seed, and scored on the test split. Reported:
+Kendall tau and weighted tau (top ranks weigh more) between each score and the mean fine-tuned accuracy, the top-1
+hit rate (the first-ranked source within noise of the best: 2 standard errors of their paired difference over the
+seeds), and the ranking cost against fine-tuning every candidate once.
+
+    HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/source_ranking.py [--targets ...] [--seeds 0 1 2]
+
+Results are cached per target in `--output_dir/results.json` (sources in `--output_dir/sources`), so a run can be
+cut and resumed.
 """
 
 import argparse
+import json
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from _report import table, write_section
-from scipy.stats import kendalltau
-from transformers import DataCollatorWithPadding, set_seed
+from _reviews import FDU_DOMAINS, FDU_TWIN, SENTIMENT, data_root, read_fdu, text_key
+from scipy.stats import kendalltau, weightedtau
+from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
-from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
-from hf_rnn_transfer.data import AMAZON_DOMAINS, load_amazon_reviews, prepare_text_classification, train_tokenizer
-from hf_rnn_transfer.evaluation import accuracy_of, balanced_budget_indices
-from hf_rnn_transfer.selection import rank_sources
-from hf_rnn_transfer.trainer import TransferTrainer, TransferTrainingArguments
-from hf_rnn_transfer.transfer import transfer
+from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification, TransferConfig
+from hf_rnn_transfer.data import (
+    AMAZON_DOMAINS,
+    LabelMap,
+    load_amazon_reviews,
+    prepare_text_classification,
+    train_tokenizer,
+)
+from hf_rnn_transfer.evaluation import accuracy_of, balanced_budget_indices, scratch_arguments
+from hf_rnn_transfer.selection import SCORE_NAMES, SCORES, degenerate_warnings, fine_tuning_proxy, rank_sources
+from hf_rnn_transfer.trainer import RecommendedTrainingArguments, TransferTrainer, TransferTrainingArguments
+
+DEFAULT_TARGETS = ("kitchen_housewares", "electronics", "books", "imdb", "baby", "magazines")
+SHAPE = dict(embedding_size=64, hidden_size=128, num_layers=1, pooling="concat", classifier_dropout=0.3)
+PROXY = "proxy"  # the short fine-tuning proxy, beside the feature scores
 
 
-def train_source(domain: str, epochs: float):
-    reviews = load_amazon_reviews(domain).shuffle(seed=0)
-    tokenizer = train_tokenizer(reviews["text"], vocab_size=20000, model_max_length=256)
-    encoded, labels = prepare_text_classification(reviews, tokenizer)
+def dataset_of(rows):
+    from datasets import Dataset
+
+    return Dataset.from_list([{"text": r["text"], "label": r["label"]} for r in rows]).cast_column("label", SENTIMENT)
+
+
+def unique(rows, banned=frozenset()):
+    kept, seen = [], set(banned)
+    for row in rows:
+        key = text_key(row["text"])
+        if key and key not in seen:
+            seen.add(key)
+            kept.append(row)
+    return kept
+
+
+def target_data(domain: str):
+    """The target's labelled train split (deduplicated) and its test split without any train text."""
+    rows = read_fdu(domain)
+    train = unique([r for r in rows if r["split"] == "train"])
+    train_keys = {text_key(r["text"]) for r in train}
+    test = unique([r for r in rows if r["split"] == "test"], train_keys)
+    return dataset_of(train), dataset_of(test)
+
+
+def source_domains() -> dict[str, tuple[str, str]]:
+    """Source name -> (dataset, domain)."""
+    out = {f"fdu-{d}": ("fdu", d) for d in FDU_DOMAINS}
+    out.update({f"amazon-{d}": ("amazon", d) for d in AMAZON_DOMAINS})
+    return out
+
+
+def excluded_for(target: str) -> set[str]:
+    """The target's own domain in both datasets: never a candidate."""
+    twins = {a for a, f in FDU_TWIN.items() if f == target}
+    return {f"fdu-{target}", *(f"amazon-{a}" for a in twins)}
+
+
+def train_supervised_source(name, dataset, domain, banned, folder: Path, epochs: float):
+    if dataset == "fdu":
+        rows = [r for r in read_fdu(domain) if r["label"] is not None]
+    else:
+        reviews = load_amazon_reviews(domain)
+        rows = [{"text": t, "label": lab} for t, lab in zip(reviews["text"], reviews["label"])]
+    data = dataset_of(unique(rows, banned)).shuffle(seed=0)
+    tokenizer = train_tokenizer(data["text"], vocab_size=10000, model_max_length=256)
+    encoded, labels = prepare_text_classification(data, tokenizer, max_length=256)
     set_seed(0)
     model = RNNForSequenceClassification(
-        RNNConfig(
-            vocab_size=len(tokenizer),
-            pad_token_id=0,
-            embedding_size=64,
-            hidden_size=128,
-            num_layers=1,
-            pooling="concat",
-            classifier_dropout=0.3,
-            id2label=labels.id2label,
-            label2id=labels.label2id,
-        )
-    )
-    model.config.name_or_path = f"source-{domain}"
+        RNNConfig(vocab_size=len(tokenizer), pad_token_id=0, id2label=labels.id2label, label2id=labels.label2id,
+                  **SHAPE)
+    )  # fmt: skip
     args = TransferTrainingArguments.for_experiment(
-        f"/tmp/ranking-{domain}",
+        tempfile.mkdtemp(prefix="pool-source-"),
         num_train_epochs=epochs,
         learning_rate=3e-3,
         per_device_train_batch_size=32,
         train_sampling_strategy="group_by_length",
         lr_scheduler_type="slanted_triangular",
     )
-    TransferTrainer(
-        model=model, args=args, train_dataset=encoded, data_collator=DataCollatorWithPadding(tokenizer)
-    ).train()
-    return model, tokenizer
-
-
-def fine_tune(source, tokenizer, pool, test, budget: int) -> tuple[float, float]:
-    start = time.perf_counter()
-    encoded_pool, _ = prepare_text_classification(pool, tokenizer)
-    encoded_test, _ = prepare_text_classification(test, tokenizer)
-    subset = encoded_pool.select(balanced_budget_indices(encoded_pool["labels"], [budget], 0)[budget])
-    set_seed(0)
-    model, _ = transfer(source, RNNForSequenceClassification(source.config), transfer_head=True)
-    args = TransferTrainingArguments.for_experiment(
-        "/tmp/ranking-ft",
-        num_train_epochs=8,
-        learning_rate=4e-3,
-        per_device_train_batch_size=16,
-        freezing_strategy="gradual",
-        discriminative_lr=True,
-        lr_scheduler_type="slanted_triangular",
-    )
     collator = DataCollatorWithPadding(tokenizer)
-    TransferTrainer(model=model, args=args, train_dataset=subset, data_collator=collator).train()
-    seconds = time.perf_counter() - start
-    return accuracy_of(model, encoded_test, collator), seconds
+    TransferTrainer(model=model, args=args, train_dataset=encoded, data_collator=collator).train()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return len(data)
 
 
-def ordered(values: dict[str, float]) -> str:
-    return " > ".join(sorted(values, key=lambda d: -values[d]))
+def train_language_model(texts: list[str], folder: Path, steps: int):
+    from hf_rnn_transfer.cli import main as cli
+
+    corpus = Path(tempfile.mkdtemp(prefix="pool-lm-")) / "corpus.txt"
+    corpus.write_text("\n".join(t.replace("\n", " ") for t in texts if t.strip()) + "\n")
+    code = cli(
+        ["pretrain", "--objective", "causal_lm", "--train_file", str(corpus), "--output_dir", str(folder),
+         "--embedding_size", "64", "--hidden_size", "128", "--num_layers", "1", "--vocab_size", "10000",
+         "--max_steps", str(steps), "--learning_rate", "3e-3", "--per_device_train_batch_size", "32",
+         "--disable_tqdm", "true", "--report_to", "none", "--save_strategy", "no"]
+    )  # fmt: skip
+    if code != 0:
+        raise SystemExit(f"pretraining the language model in {folder} failed ({code}).")
+
+
+def build_pool(root: Path, banned: set[str], epochs: float, lm_steps: int) -> dict[str, str]:
+    """Train (or reuse) every source; returns name -> folder."""
+    root.mkdir(parents=True, exist_ok=True)
+    pool = {}
+    for name, (dataset, domain) in source_domains().items():
+        folder = root / name
+        if not (folder / "config.json").is_file():
+            start = time.perf_counter()
+            rows = train_supervised_source(name, dataset, domain, banned, folder, epochs)
+            print(f"source {name}: {rows} reviews, {time.perf_counter() - start:.0f}s", flush=True)
+        pool[name] = str(folder)
+    unlabelled = unique([r for d in FDU_DOMAINS for r in read_fdu(d) if r["split"] == "unlabeled"], banned)
+    wiki = (data_root() / "wikitext2" / "valid.txt").read_text() + (data_root() / "wikitext2" / "test.txt").read_text()
+    for name, texts in (("lm-reviews", [r["text"] for r in unlabelled]), ("lm-wikitext", wiki.splitlines())):
+        folder = root / name
+        if not (folder / "config.json").is_file():
+            start = time.perf_counter()
+            train_language_model(texts, folder, lm_steps)
+            print(f"source {name}: {len(texts)} texts, {time.perf_counter() - start:.0f}s", flush=True)
+        pool[name] = str(folder)
+    return pool
+
+
+def recipe(output_dir: str, seed: int, epochs: float = 8.0) -> RecommendedTrainingArguments:
+    return RecommendedTrainingArguments(
+        output_dir=output_dir, seed=seed, num_train_epochs=epochs, select_folds=0, save_strategy="no",
+        report_to="none", disable_tqdm=True, logging_strategy="no",
+    )  # fmt: skip
+
+
+class Candidate:
+    """One source read for one target: its tokenizer's encoding of the target, and fresh transferred classifiers."""
+
+    def __init__(self, folder: str, train, test, labels):
+        self.folder = folder
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.train, _ = prepare_text_classification(train, self.tokenizer, max_length=256)
+        self.test, _ = prepare_text_classification(test, self.tokenizer, max_length=256)
+        self.collator = DataCollatorWithPadding(self.tokenizer)
+        config = RNNConfig.from_pretrained(folder)
+        same_labels = {int(k): v for k, v in config.id2label.items()} == labels.id2label
+        self.head = "RNNForSequenceClassification" in (config.architectures or []) and same_labels
+        self.id2label, self.label2id = labels.id2label, labels.label2id
+
+    def model(self, seed: int):
+        set_seed(seed)
+        return RNNForSequenceClassification.from_pretrained(
+            self.folder, transfer=TransferConfig(transfer_head=self.head), id2label=self.id2label,
+            label2id=self.label2id,
+        )  # fmt: skip
+
+    def score(self, model, rows) -> float:
+        return accuracy_of(model, rows, self.collator)
+
+
+def run_target(target: str, pool: dict[str, str], seeds, budget: int) -> dict:
+    train, test = target_data(target)
+    candidates = {n: f for n, f in pool.items() if n not in excluded_for(target)}
+    budgets = {s: balanced_budget_indices(train["label"], [budget], s)[budget] for s in seeds}
+    labelled = train.select(budgets[seeds[0]])
+    start = time.perf_counter()
+    ranking = rank_sources(list(candidates.values()), labelled, max_examples=None, progress=True)
+    rank_seconds = time.perf_counter() - start
+    names = {f: n for n, f in candidates.items()}
+    scores = {names[s.source]: s.scores for s in ranking.scores}
+    warnings = {names[s.source]: s.warnings for s in ranking.scores if s.warnings}
+    untrained = {names[s.source]: s.untrained for s in ranking.scores}
+    result = {"candidates": list(candidates), "rank_seconds": rank_seconds, "scores": scores, "warnings": warnings,
+              "untrained": untrained}  # fmt: skip
+    result.update(accuracy={}, finetune_seconds={}, proxy_seconds={})
+    label_map = LabelMap(SENTIMENT.names)
+    for name, folder in candidates.items():
+        candidate = Candidate(folder, train, test, label_map)
+        start = time.perf_counter()
+        proxy_rows = candidate.train.select(budgets[seeds[0]])
+        scores[name][PROXY] = fine_tuning_proxy(
+            lambda c=candidate: c.model(seeds[0]), proxy_rows, recipe(tempfile.mkdtemp(), seeds[0], epochs=3),
+            candidate.collator, candidate.score,
+        )  # fmt: skip
+        result["proxy_seconds"][name] = time.perf_counter() - start
+        accuracies, seconds = [], []
+        for seed in seeds:
+            start = time.perf_counter()
+            model = candidate.model(seed)
+            args = recipe(tempfile.mkdtemp(), seed)
+            rows = candidate.train.select(budgets[seed])
+            TransferTrainer(model=model, args=args, train_dataset=rows, data_collator=candidate.collator).train()
+            accuracies.append(candidate.score(model, candidate.test))
+            seconds.append(time.perf_counter() - start)
+        result["accuracy"][name] = accuracies
+        result["finetune_seconds"][name] = seconds
+        print(f"{target} <- {name}: {np.mean(accuracies):.3f} (proxy {scores[name][PROXY]:.3f})", flush=True)
+    result["scratch"] = scratch_accuracies(Candidate(next(iter(candidates.values())), train, test, label_map),
+                                           budgets, seeds)  # fmt: skip
+    return result
+
+
+def scratch_accuracies(candidate: Candidate, budgets: dict, seeds) -> list[float]:
+    """The same architecture from random weights (10 epochs at 3e-3, linear schedule), per seed."""
+    out = []
+    for seed in seeds:
+        set_seed(seed)
+        model = RNNForSequenceClassification(RNNConfig.from_dict(candidate.model(seed).config.to_dict()))
+        args = scratch_arguments(recipe(tempfile.mkdtemp(), seed), num_train_epochs=10, learning_rate=3e-3,
+                                 lr_scheduler_type="linear", warmup_steps=0.1)  # fmt: skip
+        rows = candidate.train.select(budgets[seed])
+        TransferTrainer(model=model, args=args, train_dataset=rows, data_collator=candidate.collator).train()
+        out.append(candidate.score(model, candidate.test))
+    return out
+
+
+def top1_hit(accuracy: dict, chosen: str) -> bool:
+    """The chosen source within noise of the best: its mean gap to the best is under 2 standard errors of the paired
+    differences over the seeds (or zero)."""
+    best = max(accuracy, key=lambda n: np.mean(accuracy[n]))
+    gaps = np.asarray(accuracy[best]) - np.asarray(accuracy[chosen])
+    if len(gaps) < 2:
+        return bool(gaps.mean() <= 0)
+    return bool(gaps.mean() <= max(2 * gaps.std(ddof=1) / np.sqrt(len(gaps)), 1e-9))
+
+
+def untrained_ties(r: dict) -> int:
+    """How many candidates have a feature score no better than their untrained architecture's."""
+    count = 0
+    for name, untrained in r.get("untrained", {}).items():
+        values = {k: v for k, v in r["scores"][name].items() if k in SCORES}
+        count += any("untrained" in w for w in degenerate_warnings(values, untrained, 2, 1, 1))
+    return count
+
+
+def summarise(results: dict, note: str) -> str:
+    """The ranking-quality table over targets, the per-target table, and `note` (how it was measured)."""
+    names = [*SCORES, PROXY]
+    rows, per_target = [], []
+    for score in names:
+        taus, weighted, hits, costs = [], [], [], []
+        for r in results.values():
+            usable = [n for n in r["candidates"] if r["scores"][n].get(score) is not None]
+            values = [r["scores"][n][score] for n in usable]
+            truth = [float(np.mean(r["accuracy"][n])) for n in usable]
+            if len(usable) < 3:
+                continue
+            taus.append(kendalltau(values, truth).statistic)
+            weighted.append(weightedtau(values, truth).statistic)
+            hits.append(top1_hit({n: r["accuracy"][n] for n in usable}, usable[int(np.argmax(values))]))
+            finetune_once = sum(s[0] for s in r["finetune_seconds"].values())
+            cost = sum(r["proxy_seconds"].values()) if score == PROXY else r["rank_seconds"]
+            costs.append(cost / finetune_once)
+        label = "fine-tuning proxy (2 folds x 3 epochs)" if score == PROXY else SCORE_NAMES[score]
+        cost_text = f"{np.mean(costs):.1%}" + (" (all feature scores together)" if score != PROXY else "")
+        rows.append([label, f"{np.mean(taus):+.2f}", f"{np.mean(weighted):+.2f}", f"{sum(hits)}/{len(hits)}",
+                     cost_text, len(hits)])  # fmt: skip
+    for target, r in results.items():
+        mean = {n: float(np.mean(a)) for n, a in r["accuracy"].items()}
+        order = sorted(mean, key=lambda n: -mean[n])
+        top = {s: max((n for n in r["candidates"] if r["scores"][n].get(s) is not None),
+                      key=lambda n: r["scores"][n][s]) for s in ("logme", "shrinkage_hscore", PROXY)}  # fmt: skip
+        per_target.append([
+            target, len(r["candidates"]), f"{order[0]} {mean[order[0]]:.3f}", f"{order[-1]} {mean[order[-1]]:.3f}",
+            f"{np.mean(r['scratch']):.3f}" if r.get("scratch") else "",
+            *(f"{top[s]} {mean[top[s]]:.3f}" for s in ("logme", "shrinkage_hscore", PROXY)),
+            untrained_ties(r),
+        ])  # fmt: skip
+    body = table(["score", "mean Kendall tau", "mean weighted tau", "top-1 within noise", "cost vs fine-tuning all",
+                  "targets"], rows)  # fmt: skip
+    body += "\n\n" + table(
+        ["target", "candidates", "best source (mean acc.)", "worst source", "scratch", "LogME's first",
+         "shrinkage H-score's first", "proxy's first", "sources with an untrained-encoder warning"], per_target,
+    )  # fmt: skip
+    return body + "\n\n" + note
+
+
+def command_line_ranking(target: str, pool: dict[str, str], seed: int, budget: int) -> float:
+    """Wall seconds of `hf-rnn-transfer rank-sources` as a fresh process (interpreter and imports included)."""
+    import subprocess
+    import sys
+
+    train, _ = target_data(target)
+    folder = Path(tempfile.mkdtemp())
+    rows = train.select(balanced_budget_indices(train["label"], [budget], seed)[budget])
+    rows.to_json(folder / "train.jsonl")
+    candidates = [f for n, f in pool.items() if n not in excluded_for(target)]
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "hf_rnn_transfer", "rank-sources", "--candidates", *candidates,
+                    "--train_file", str(folder / "train.jsonl")], check=True, capture_output=True)  # fmt: skip
+    return time.perf_counter() - start
+
+
+def text_note(budget: int, seeds, epochs: float) -> str:
+    return (
+        f"Accuracy: mean over seeds {list(seeds)} of the fine-tuned model on the target's FDU-MTL test split, "
+        f"{budget} class-balanced labels per seed (the recommended recipe, no selection inside the budget). Scores on "
+        f"seed {seeds[0]}'s {budget} labels. Cost: seconds of ranking (all feature scores and the untrained-encoder "
+        "check, or the proxy's trainings) over the seconds of fine-tuning every candidate once. Sources: 1-layer "
+        f"LSTM classifiers (embedding 64, hidden 128, {epochs:g} epochs on their domain's labelled reviews, own 10k "
+        "tokenizer) and two LSTM language models of the same size."
+    )
+
+
+def run_auto(target: str, pool: dict[str, str], seeds, budget: int) -> dict:
+    """`auto_transfer` over the target's candidates, per seed (its own budget rows), scored on the test split."""
+    from datasets import DatasetDict
+
+    from hf_rnn_transfer.commands import AutoArguments, TargetDataArguments, auto_transfer
+
+    train, test = target_data(target)
+    names = {f: n for n, f in pool.items() if n not in excluded_for(target)}
+    out = {"accuracy": [], "seconds": [], "chosen": []}
+    for seed in seeds:
+        rows = train.select(balanced_budget_indices(train["label"], [budget], seed)[budget])
+        args = RecommendedTrainingArguments(
+            output_dir=tempfile.mkdtemp(), seed=seed, save_strategy="no", report_to="none", logging_strategy="no",
+        )  # fmt: skip
+        start = time.perf_counter()
+        result = auto_transfer(list(names), DatasetDict(train=rows, test=test), TargetDataArguments(), AutoArguments(),
+                               args)  # fmt: skip
+        out["seconds"].append(time.perf_counter() - start)
+        out["accuracy"].append(result.test_score)
+        chosen = result.chosen
+        label = (
+            "scratch" if chosen.source == "scratch" else f"{names[chosen.source]} ({chosen.layers}, {chosen.strategy})"
+        )
+        out["chosen"].append(label)
+        print(f"auto {target} seed {seed}: {result.test_score:.3f} with {label}", flush=True)
+    return out
+
+
+def summarise_auto(autos: dict, results: dict, budget: int, seeds) -> str:
+    rows, gaps_oracle, gaps_fixed, gaps_scratch = [], [], [], []
+    for target, auto in autos.items():
+        r = results[target]
+        mean = {n: float(np.mean(a)) for n, a in r["accuracy"].items()}
+        oracle = max(mean, key=mean.get)
+        fixed = max((n for n in r["candidates"]), key=lambda n: r["scores"][n]["logme"])
+        finetune_once = sum(s[0] for s in r["finetune_seconds"].values())
+        auto_mean = float(np.mean(auto["accuracy"]))
+        gaps_oracle.append(auto_mean - mean[oracle])
+        gaps_fixed.append(auto_mean - mean[fixed])
+        gaps_scratch.append(auto_mean - float(np.mean(r["scratch"])))
+        rows.append([
+            target, f"{auto_mean:.3f} ± {np.std(auto['accuracy']):.3f}", f"{mean[fixed]:.3f} ({fixed})",
+            f"{mean[oracle]:.3f} ({oracle})", f"{np.mean(r['scratch']):.3f}", "; ".join(auto["chosen"]),
+            f"{np.mean(auto['seconds']):.0f} s ({np.mean(auto['seconds']) / finetune_once:.1f}x)",
+        ])  # fmt: skip
+    body = table(["target", "auto", "fixed: LogME's first source, recommended recipe", "oracle source (chosen on test)",
+                  "scratch", "auto chose (per seed)", "auto wall time (x fine-tuning every candidate once)"],
+                 rows)  # fmt: skip
+    body += (
+        f"\n\nMean over targets: auto minus oracle {np.mean(gaps_oracle):+.3f}, minus the fixed recipe "
+        f"{np.mean(gaps_fixed):+.3f}, minus scratch {np.mean(gaps_scratch):+.3f}. Same {budget} labels per seed "
+        f"(seeds {list(seeds)}) and test split as the ranking table above. auto: LogME ranks every candidate, the top "
+        "3 are validated by 3-fold cross-validation inside the budget with the recommended recipe, then the other "
+        "strategies (full, L2-SP, frozen encoder) and embedding-only transfer on the best, and scratch as the floor; "
+        "the oracle is the best source with the recommended recipe chosen on the test set (an upper bound over "
+        "sources, not over strategies)."
+    )
+    return body
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--targets", nargs="+", default=list(DEFAULT_TARGETS), choices=FDU_DOMAINS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--budget", type=int, default=100)
-    parser.add_argument("--source_epochs", type=float, default=2)
+    parser.add_argument("--source_epochs", type=float, default=8)
+    parser.add_argument("--lm_steps", type=int, default=600)
+    parser.add_argument("--output_dir", default=str(Path(tempfile.gettempdir()) / "hf-rnn-transfer-source-pool"))
+    parser.add_argument("--no_auto", action="store_true", help="Skip the auto-transfer section.")
     cli = parser.parse_args()
-    sources = {d: train_source(d, cli.source_epochs) for d in AMAZON_DOMAINS}
-    rows, taus = [], {"logme": [], "leep": [], "hscore": []}
-    rank_seconds = finetune_seconds = 0.0
-    for target in AMAZON_DOMAINS:
-        split = load_amazon_reviews(target).train_test_split(test_size=1000, seed=0, stratify_by_column="label")
-        pool, test = split["train"], split["test"]
-        candidates = [d for d in AMAZON_DOMAINS if d != target]
-        start = time.perf_counter()
-        # score on exactly the labelled rows fine-tuning will get: what a user with this budget has
-        labelled = pool.select(balanced_budget_indices(pool["label"], [cli.budget], 0)[cli.budget])
-        ranking = rank_sources(
-            [sources[d][0] for d in candidates],
-            labelled,
-            max_examples=None,
-            tokenizers={f"source-{d}": sources[d][1] for d in candidates},
-        )
-        rank_seconds += time.perf_counter() - start
-        accuracies = {}
-        for d in candidates:
-            accuracies[d], seconds = fine_tune(*sources[d], pool, test, cli.budget)
-            finetune_seconds += seconds
-        scores = {s.source.removeprefix("source-"): s for s in ranking.scores}
-        actual = [accuracies[d] for d in candidates]
-        for metric in taus:
-            taus[metric].append(kendalltau([getattr(scores[d], metric) for d in candidates], actual).statistic)
-        rows.append(
-            [
-                target,
-                ordered({d: scores[d].logme for d in candidates}),
-                ordered({d: scores[d].leep for d in candidates}),
-                ordered({d: scores[d].hscore for d in candidates}),
-                " > ".join(f"{d} {accuracies[d]:.3f}" for d in sorted(candidates, key=lambda d: -accuracies[d])),
-                f"{taus['logme'][-1]:+.2f} / {taus['leep'][-1]:+.2f} / {taus['hscore'][-1]:+.2f}",
-            ]
-        )
-    body = table(
-        [
-            "target",
-            "ranking by LogME",
-            "by LEEP",
-            "by H-score",
-            f"fine-tuned accuracy ({cli.budget} labels)",
-            "Kendall tau (LogME / LEEP / H-score)",
-        ],
-        rows,
-    )
-    body += "\n\n" + table(
-        ["score", "mean Kendall tau over the 4 targets"], [[m, f"{np.mean(v):+.2f}"] for m, v in taus.items()]
-    )
-    body += (
-        f"\n\nRanking 3 candidates cost {rank_seconds / 4:.1f}s per target against {finetune_seconds / 4:.1f}s to "
-        f"fine-tune them ({rank_seconds / finetune_seconds:.1%} of it); both see the same {cli.budget} labelled "
-        "target reviews (the scores need no training). Sources: one 1-layer LSTM classifier per "
-        f"domain ({cli.source_epochs:g} epochs on its 2,000 labelled reviews, its own tokenizer); fine-tuning: "
-        "gradual unfreezing, discriminative rates, slanted triangular, seed 0."
+    data_root()
+    output = Path(cli.output_dir)
+    banned = set()
+    for target in cli.targets:
+        banned |= {text_key(t) for t in target_data(target)[1]["text"]}
+    pool = build_pool(output / "sources", banned, cli.source_epochs, cli.lm_steps)
+    cache = output / "results.json"
+    results = json.loads(cache.read_text()) if cache.exists() else {}
+    for target in cli.targets:
+        key = f"{target} budget={cli.budget} seeds={cli.seeds}"
+        if key not in results:
+            results[key] = run_target(target, pool, cli.seeds, cli.budget)
+            cache.write_text(json.dumps(results, indent=1))
+    chosen = {t: results[f"{t} budget={cli.budget} seeds={cli.seeds}"] for t in cli.targets}
+    if "cli" not in results:
+        results["cli"] = command_line_ranking(cli.targets[0], pool, cli.seeds[0], cli.budget)
+        cache.write_text(json.dumps(results, indent=1))
+    first = chosen[cli.targets[0]]
+    share = results["cli"] / sum(s[0] for s in first["finetune_seconds"].values())
+    note = text_note(cli.budget, cli.seeds, cli.source_epochs) + (
+        f" Start-up included: `hf-rnn-transfer rank-sources` over the {len(first['candidates'])} candidates of "
+        f"{cli.targets[0]} took {results['cli']:.1f} s of wall time as a fresh process, against "
+        f"{first['rank_seconds']:.1f} s inside this one ({share:.1%} of fine-tuning them all once)."
     )
     write_section(
-        "source-ranking", "Source ranking on Amazon reviews (LogME, LEEP, H-score vs fine-tuned accuracy)", body
+        "source-ranking",
+        f"Source ranking at scale: {len(pool)} text sources, leave-one-domain-out targets",
+        summarise(chosen, note),
+    )
+    if cli.no_auto:
+        return
+    for target in cli.targets:
+        key = f"auto {target} budget={cli.budget} seeds={cli.seeds}"
+        if key not in results:
+            results[key] = run_auto(target, pool, cli.seeds, cli.budget)
+            cache.write_text(json.dumps(results, indent=1))
+    autos = {t: results[f"auto {t} budget={cli.budget} seeds={cli.seeds}"] for t in cli.targets}
+    write_section(
+        "auto-transfer",
+        f"auto on the same pool: choosing source, layers and recipe inside {cli.budget} labels",
+        summarise_auto(autos, chosen, cli.budget, cli.seeds),
     )
 
 

@@ -53,6 +53,9 @@ _LAZY = {
     "transfer": "transfer",
     "TransferTrainer": "trainer",
     "TransferTrainingArguments": "trainer",
+    "auto_transfer": "commands.auto",
+    "fit_within_budget": "budget_selection",
+    "rank_sources": "selection",
 }
 
 

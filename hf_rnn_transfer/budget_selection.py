@@ -194,6 +194,34 @@ def fit_within_budget(
     """
     from tqdm.auto import tqdm
 
+    bar = tqdm(total=folds + 1, desc="selection inside the budget", disable=not progress)
+    chosen = cross_validate(
+        make_model, train_dataset, args, collator, score, folds, mixes, label_column, rule, domain_dataset,
+        on_fold=lambda: bar.update(1),
+    )  # fmt: skip
+    model = fit_selected(make_model, train_dataset, args, collator, chosen, domain_dataset, **final_trainer_kwargs)
+    bar.update(1)
+    bar.close()
+    return model, chosen
+
+
+def cross_validate(
+    make_model: Callable[[], torch.nn.Module],
+    train_dataset,
+    args,
+    collator,
+    score: Callable[[torch.nn.Module, object], float],
+    folds: int = 4,
+    mixes: Sequence[float] = DEFAULT_MIXES,
+    label_column: str = "labels",
+    rule: str = "one_standard_error",
+    domain_dataset=None,
+    on_fold: Callable[[], None] | None = None,
+) -> BudgetSelection:
+    """
+    The cross-validation half of `fit_within_budget` (same arguments): the held-out score of every (epoch, mix) and
+    the choice among them, without the final training (`fit_selected` does it). `on_fold` is called after each fold.
+    """
     from .trainer import TransferTrainer
 
     if folds < 2:
@@ -214,7 +242,6 @@ def fit_within_budget(
     quiet = dict(save_strategy="no", report_to="none", disable_tqdm=True, logging_strategy="no")
     parts = fold_indices(train_dataset[label_column], folds, args.seed)
     totals = np.zeros((epochs, len(mixes)))
-    bar = tqdm(total=folds + 1, desc="selection inside the budget", disable=not progress)
     for k, heldout in enumerate(parts):
         train_rows = np.sort(np.concatenate([p for j, p in enumerate(parts) if j != k]))
         model = make_model()
@@ -231,18 +258,28 @@ def fit_within_budget(
         trainer.train()
         scores = np.asarray(scorer.scores[:epochs])
         totals[: len(scores)] += scores * len(heldout)
-        bar.update(1)
+        if on_fold is not None:
+            on_fold()
     means = totals / len(train_dataset)
     best = _choose(means, len(train_dataset), rule)
-    chosen = BudgetSelection(
+    return BudgetSelection(
         epochs=best[0] + 1,
         mix=mixes[best[1]],
         folds=folds,
         mixes=mixes,
         scores=means.round(6).tolist(),
-        trainings=folds + 1,
+        trainings=folds,
         rule=rule,
     )
+
+
+def fit_selected(
+    make_model, train_dataset, args, collator, chosen: BudgetSelection, domain_dataset=None, **final_trainer_kwargs
+) -> torch.nn.Module:
+    """The final half of `fit_within_budget`: train `make_model()` on the whole budget, stop at `chosen.epochs` and
+    take `chosen.mix` (mix 0 keeps the starting model untrained). Sets `chosen.trainer` and `model.budget_selection`."""
+    from .trainer import TransferTrainer
+
     model = make_model()
     start = starting_weights(model)
     if chosen.mix > 0.0:
@@ -258,10 +295,9 @@ def fit_within_budget(
         trainer.train()
         mix_weights(start, model, chosen.mix)
         chosen.trainer = trainer
+        chosen.trainings = chosen.folds + 1
     else:
-        chosen.trainings = folds  # the starting model needs no final training
-    bar.update(1)
-    bar.close()
+        chosen.trainings = chosen.folds  # the starting model needs no final training
     model.eval()
     model.budget_selection = chosen
-    return model, chosen
+    return model

@@ -12,6 +12,7 @@ from transformers import HfArgumentParser
 
 from . import __version__
 from .commands import (
+    AutoArguments,
     CompareArguments,
     PretrainArguments,
     RankSourcesArguments,
@@ -36,6 +37,8 @@ EPILOG = """examples:
   hf-rnn-transfer compare --source local/lstm-reviews --train_file pool.jsonl --test_file test.jsonl \\
       --output_dir runs/cmp --freezing_strategy gradual --budgets 50 100 200 --report runs/cmp/report.md
   hf-rnn-transfer rank-sources --candidates local/a local/b --train_file train.jsonl
+  hf-rnn-transfer auto --candidates runs/books runs/dvd local/reviews-lm --train_file train.jsonl \
+      --test_file test.jsonl --budget 100 --output_dir runs/auto
   hf-rnn-transfer finetune finetune-args.json
   hf-rnn-transfer push --model_dir runs/quickstart --repo_id local/kitchen-lstm
   hf-rnn-transfer hub serve --root hub-data --port 8088 --tokens_file tokens.json
@@ -166,6 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dataclass_arguments(rank, (RankSourcesArguments, TargetDataArguments), _rank_sources)
 
+    auto = sub.add_parser(
+        "auto",
+        help="Choose the source, the layers and the fine-tuning strategy by validation inside the label budget, "
+        "then fine-tune the winner.",
+        description="Automated transfer: rank the candidates (LogME by default) on the target's labels, shortlist "
+        "the top ones, validate them, the fine-tuning strategies and the layers to move by k-fold cross-validation "
+        "inside the budget (never the test split), with scratch as the floor; fine-tune the winner, score it on "
+        "the test split, and write auto_report.md/.json, the model, its tokenizer and card to --output_dir.",
+    )
+    _add_dataclass_arguments(auto, (AutoArguments, TargetDataArguments, RecommendedTrainingArguments), _auto)
+
     push = sub.add_parser(
         "push",
         help="Push a saved model with its tokenizer and model card to a Hub.",
@@ -240,6 +254,13 @@ def _rank_sources(args, data_args) -> int:
     from .commands import run_rank_sources
 
     run_rank_sources(args, data_args)
+    return 0
+
+
+def _auto(auto_args, data_args, training_args) -> int:
+    from .commands import run_auto
+
+    run_auto(auto_args, data_args, training_args)
     return 0
 
 

@@ -27,7 +27,15 @@ from . import modeling_rnn
 from .data.collators import DataCollatorForSeries
 from .modeling_rnn import RNNPreTrainedModel
 
-SCORES = ("logme", "leep", "hscore")
+SCORES = ("logme", "leep", "nleep", "hscore", "shrinkage_hscore", "gbc")
+SCORE_NAMES = {
+    "logme": "LogME",
+    "leep": "LEEP",
+    "nleep": "N-LEEP",
+    "hscore": "H-score",
+    "shrinkage_hscore": "shrinkage H-score",
+    "gbc": "GBC",
+}
 
 
 def logme(features: np.ndarray, labels: np.ndarray, max_iterations: int = 100) -> float:
@@ -87,26 +95,114 @@ def leep(source_probabilities: np.ndarray, labels: np.ndarray) -> float:
 
 def hscore(features: np.ndarray, labels: np.ndarray, shrinkage: float = 1e-3) -> float:
     """H-score: tr(cov(f)^-1 cov(E[f|y])), with a little shrinkage so that the covariance inverts."""
-    f = np.asarray(features, dtype=np.float64)
-    f = f - f.mean(axis=0)
-    labels = np.asarray(labels)
+    f = _centred(features)
     covariance = f.T @ f / len(f)
     covariance += shrinkage * np.trace(covariance) / len(covariance) * np.eye(len(covariance))
-    class_means = np.zeros_like(f)
+    return float(np.trace(np.linalg.solve(covariance, _between_class(f, labels))))
+
+
+def shrinkage_hscore(features: np.ndarray, labels: np.ndarray) -> float:
+    """
+    H-score with a Ledoit-Wolf shrunk covariance (Ibrahim et al. 2022): with few rows and many feature dimensions
+    the sample covariance is near-singular and the plain H-score saturates at its ceiling (C - 1) for any features,
+    noise included; the shrinkage intensity is estimated from the data, and the between-class covariance is shrunk
+    by the same factor.
+    """
+    from sklearn.covariance import ledoit_wolf
+
+    f = _centred(features)
+    covariance, alpha = ledoit_wolf(f, assume_centered=True)
+    return float(np.trace(np.linalg.solve(covariance, (1.0 - alpha) * _between_class(f, labels))))
+
+
+def gbc(features: np.ndarray, labels: np.ndarray, dimensions: int = 64) -> float:
+    """
+    Gaussian Bhattacharyya coefficient (Pandy et al. 2022): minus the summed overlap of every pair of classes, each a
+    diagonal Gaussian in the first `dimensions` whitened principal components of the features. 0 is perfect separation.
+    """
+    f = _principal_components(features, dimensions, whiten=True)
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    means = [f[labels == c].mean(axis=0) for c in classes]
+    variances = [f[labels == c].var(axis=0) + 1e-6 for c in classes]
+    total = 0.0
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if i == j:
+                continue
+            pooled = (variances[i] + variances[j]) / 2
+            distance = ((means[i] - means[j]) ** 2 / pooled).sum() / 8 + 0.5 * (
+                np.log(pooled).sum() - 0.5 * (np.log(variances[i]).sum() + np.log(variances[j]).sum())
+            )
+            total += np.exp(-distance)
+    return float(-total)
+
+
+def nleep(features: np.ndarray, labels: np.ndarray, components_per_class: int = 5, seed: int = 0) -> float:
+    """
+    N-LEEP (Li et al. 2021): LEEP with the source head replaced by a Gaussian mixture fitted on the features (reduced
+    by PCA to the components keeping 80% of the variance), so any source is scorable: a language model, a forecaster
+    or an encoder without a classification head as well as a classifier.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    f = _principal_components(features, None, whiten=False, keep_variance=0.8)
+    classes = len(np.unique(labels))
+    components = max(2, min(components_per_class * classes, len(f) // 2))
+    mixture = GaussianMixture(components, covariance_type="diag", reg_covar=1e-4, random_state=seed, max_iter=200)
+    return leep(mixture.fit(f).predict_proba(f), labels)
+
+
+def _centred(features) -> np.ndarray:
+    f = np.asarray(features, dtype=np.float64)
+    return f - f.mean(axis=0)
+
+
+def _between_class(centred: np.ndarray, labels) -> np.ndarray:
+    labels = np.asarray(labels)
+    class_means = np.zeros_like(centred)
     for c in np.unique(labels):
-        class_means[labels == c] = f[labels == c].mean(axis=0)
-    between = class_means.T @ class_means / len(f)
-    return float(np.trace(np.linalg.solve(covariance, between)))
+        class_means[labels == c] = centred[labels == c].mean(axis=0)
+    return class_means.T @ class_means / len(centred)
+
+
+def _principal_components(features, dimensions, whiten: bool, keep_variance: float | None = None) -> np.ndarray:
+    """The features projected on their leading principal components: `dimensions` of them, or as many as keep
+    `keep_variance` of the variance (at least one)."""
+    f = _centred(features)
+    _, singular, vt = np.linalg.svd(f, full_matrices=False)
+    variance = singular**2
+    if keep_variance is not None:
+        dimensions = int(np.searchsorted(np.cumsum(variance) / max(variance.sum(), 1e-30), keep_variance) + 1)
+    dimensions = max(1, min(dimensions, int((variance > 1e-10 * max(variance.max(initial=0), 1e-30)).sum()) or 1))
+    projected = f @ vt[:dimensions].T
+    if whiten:
+        projected /= np.sqrt(variance[:dimensions] / len(f)) + 1e-12
+    return projected
+
+
+SCORE_FUNCTIONS = {
+    "logme": logme,
+    "nleep": nleep,
+    "hscore": hscore,
+    "shrinkage_hscore": shrinkage_hscore,
+    "gbc": gbc,
+}
 
 
 @torch.no_grad()
-def extract_features(model: RNNPreTrainedModel, batches) -> tuple[np.ndarray, np.ndarray | None]:
+def extract_features(
+    model: RNNPreTrainedModel, batches, layer: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """
-    Sequence features `[last, max, mean]` of the encoder's top layer over `batches`, and the source head's class
-    probabilities when the model is a sequence classifier (else `None`).
+    Sequence features `[last, max, mean]` of one encoder layer over `batches` (`layer`: its index, default the top
+    one), and the source head's class probabilities when the model is a sequence classifier (else `None`).
     """
     model.eval()
     encoder = model.base_model
+    layers = encoder.config.num_layers
+    if layer is not None and not 0 <= layer < layers:
+        raise ValueError(f"feature layer {layer} does not exist: the source has layers 0..{layers - 1}.")
     pooler = modeling_rnn.RNNSequencePooler(_with_pooling(encoder.config, "concat"))
     features, probabilities = [], []
     classifier = isinstance(model, modeling_rnn.RNNForSequenceClassification) and model.config.problem_type in (
@@ -117,9 +213,11 @@ def extract_features(model: RNNPreTrainedModel, batches) -> tuple[np.ndarray, np
         inputs = {
             k: v.to(encoder.device) for k, v in batch.items() if k in ("input_ids", "input_values", "attention_mask")
         }
-        hidden = encoder(**inputs, use_cache=False).last_hidden_state
+        output = encoder(**inputs, use_cache=False, output_hidden_states=layer is not None)
+        hidden = output.last_hidden_state
+        chosen = hidden if layer is None else output.hidden_states[layer + 1]  # [0] is the embedding
         mask = inputs.get("attention_mask")
-        features.append(pooler(hidden, mask).float().cpu().numpy())
+        features.append(pooler(chosen, mask).float().cpu().numpy())
         if classifier:  # the source head's own prediction, from the same forward pass
             logits = model.classifier(model.pooler(hidden, mask))
             probabilities.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
@@ -132,34 +230,102 @@ def _with_pooling(config, pooling):
     return clone
 
 
+def feature_scores(
+    features: np.ndarray, labels: np.ndarray, probabilities: np.ndarray | None, scores=SCORES
+) -> dict[str, float | None]:
+    """Every score in `scores` of one candidate's features (LEEP is `None` without a source head)."""
+    out = {}
+    for name in scores:
+        if name == "leep":
+            out[name] = leep(probabilities, labels) if probabilities is not None else None
+        else:
+            out[name] = SCORE_FUNCTIONS[name](features, labels)
+    return out
+
+
+def degenerate_warnings(values: dict, untrained: dict | None, classes: int, rows: int, dimensions: int) -> list[str]:
+    """
+    Why a candidate's scores may say nothing: the plain H-score at its ceiling (C - 1: too few rows for the feature
+    dimensions, so any features fill it), or a score no better than the same architecture's untrained encoder.
+    """
+    warnings = []
+    ceiling = classes - 1
+    if values.get("hscore") is not None and values["hscore"] >= 0.9 * ceiling:
+        warnings.append(
+            f"H-score {values['hscore']:.3f} is at its ceiling {ceiling} ({rows} rows for {dimensions} feature "
+            "dimensions): it cannot rank; use shrinkage_hscore"
+        )
+    for name, value in values.items():
+        reference = (untrained or {}).get(name)
+        if value is None or reference is None:
+            continue
+        tolerance = 0.02 * max(abs(reference), 0.05)  # untrained encoders of other seeds differ by about this
+        if value <= reference + tolerance:
+            warnings.append(f"{name} {value:.4f} is no better than an untrained encoder's ({reference:.4f})")
+    return warnings
+
+
 @dataclass
 class SourceScore:
+    """One candidate's transferability scores, what an untrained encoder of its architecture scores, and warnings."""
+
     source: str
-    logme: float
-    leep: float | None
-    hscore: float
+    scores: dict[str, float | None]
     seconds: float
+    untrained: dict[str, float | None] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def __getattr__(self, name):
+        # `score.logme` etc.: the scores by name
+        if name in SCORES:
+            return self.__dict__["scores"].get(name)
+        raise AttributeError(name)
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "scores": self.scores,
+            "seconds": self.seconds,
+            "untrained": self.untrained,
+            "warnings": self.warnings,
+        }
 
 
 @dataclass
 class SourceRanking:
-    """Scores per candidate, best LogME first; `to_markdown()` for a report."""
+    """Scores per candidate, best first by `by` (LogME unless told); `to_markdown()` for a report."""
 
     scores: list[SourceScore] = field(default_factory=list)
+    by: str = "logme"
 
-    def ranked(self, by: str = "logme") -> list[str]:
+    def ranked(self, by: str | None = None) -> list[str]:
+        """Candidate names, best first (ties keep the order the candidates were given); those without the score
+        (LEEP of a source without a classification head) are left out."""
+        by = by or self.by
         if by not in SCORES:
             raise ValueError(f"rank by one of {SCORES}, got {by!r}.")
-        usable = [s for s in self.scores if getattr(s, by) is not None]
-        return [s.source for s in sorted(usable, key=lambda s: getattr(s, by), reverse=True)]
+        usable = [s for s in self.scores if s.scores.get(by) is not None]
+        return [s.source for s in sorted(usable, key=lambda s: -s.scores[by])]
+
+    def score_of(self, source: str) -> SourceScore:
+        return next(s for s in self.scores if s.source == source)
 
     def to_markdown(self) -> str:
-        rows = ["| rank | source | LogME | LEEP | H-score | seconds |", "|---|---|---|---|---|---|"]
-        for i, name in enumerate(self.ranked(), 1):
-            s = next(x for x in self.scores if x.source == name)
-            leep_text = f"{s.leep:.4f}" if s.leep is not None else "n/a (no classification head)"
-            rows.append(f"| {i} | {s.source} | {s.logme:.4f} | {leep_text} | {s.hscore:.4f} | {s.seconds:.2f} |")
+        names = [n for n in SCORES if any(n in s.scores for s in self.scores)]
+        header = ["rank", "source", *(SCORE_NAMES[n] for n in names), "seconds", "warnings"]
+        rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        ranked = self.ranked()
+        order = ranked + [s.source for s in self.scores if s.source not in ranked]
+        for i, name in enumerate(order, 1):
+            s = self.score_of(name)
+            cells = ["n/a (no classification head)" if s.scores.get(n) is None else f"{s.scores[n]:.4f}" for n in names]
+            rows.append(
+                f"| {i} | {s.source} | " + " | ".join(cells) + f" | {s.seconds:.2f} | {'; '.join(s.warnings)} |"
+            )
         return "\n".join(rows)
+
+    def to_dict(self) -> dict:
+        return {"by": self.by, "ranked": self.ranked(), "candidates": [s.to_dict() for s in self.scores]}
 
     def write(self, path) -> None:
         with open(path, "w") as handle:
@@ -178,9 +344,14 @@ def rank_sources(
     max_length: int = 256,
     revision: str | None = None,
     token: str | None = None,
+    scores=SCORES,
+    by: str = "logme",
+    feature_layer: int | None = None,
+    compare_untrained: bool = True,
+    progress: bool = False,
 ) -> SourceRanking:
     """
-    Score each candidate source on the target `dataset` with LogME, LEEP and H-score.
+    Score each candidate source on the target `dataset` (LogME, LEEP, N-LEEP, H-score, shrinkage H-score, GBC).
 
     Args:
         candidates: models, local directories or Hub repo ids (with `revision`/`token`).
@@ -188,52 +359,107 @@ def rank_sources(
             tokenizer) or series in `values_column`, and labels in `label_column`.
         tokenizers: `{candidate name: tokenizer}` for in-memory models; paths and repo ids load their own.
         max_examples: score on a fixed subset this large (the first rows; shuffle beforehand).
+        scores: which scores to compute; `by`: the one the ranking sorts on.
+        feature_layer: the encoder layer whose outputs are scored (default the top one); score the layer that will
+            be transferred when not every layer moves.
+        compare_untrained: also score the same architecture with untrained weights and warn where a candidate is no
+            better (the score cannot tell it from chance features).
 
     Returns:
-        A `SourceRanking` (best LogME first), with the seconds each candidate took.
+        A `SourceRanking` (best first by `by`), with the seconds each candidate took and its warnings.
     """
+    from tqdm.auto import tqdm
+
     if not candidates:
         raise ValueError("rank_sources needs at least one candidate.")
+    unknown = [n for n in [*scores, by] if n not in SCORES]
+    if unknown:
+        raise ValueError(f"unknown score(s) {unknown}; choose from {SCORES}.")
+    if by not in scores:
+        scores = (*scores, by)
     from .transfer import load_source
 
     rows = dataset.select(range(min(len(dataset), max_examples))) if max_examples else dataset
     if label_column not in rows.column_names:
         raise ValueError(f"missing label column {label_column!r}; the dataset has {rows.column_names}.")
     labels = np.asarray(rows[label_column])
-    ranking = SourceRanking()
-    for candidate in candidates:
+    classes = len(np.unique(labels))
+    if classes < 2:
+        raise ValueError(f"the target rows hold {classes} class: ranking needs at least two labels.")
+    ranking = SourceRanking(by=by)
+    for candidate in tqdm(candidates, desc="scoring sources", disable=not progress):
         start = time.perf_counter()
         model, name, _ = load_source(candidate, revision, token)
         name = str(candidate) if isinstance(candidate, (str, Path)) else name  # as the user named it
-        if model.config.is_token_input:
-            if text_column not in rows.column_names:
-                raise ValueError(f"missing text column {text_column!r}; the dataset has {rows.column_names}.")
-            tokenizer = (tokenizers or {}).get(name) or (tokenizers or {}).get(str(candidate))
-            if tokenizer is None:
-                if isinstance(candidate, RNNPreTrainedModel):
-                    raise ValueError(f"pass tokenizers={{{name!r}: tokenizer}} for the in-memory candidate {name}.")
-                tokenizer = AutoTokenizer.from_pretrained(str(candidate), revision=revision, token=token)
-            collate = DataCollatorWithPadding(tokenizer)
-            texts = rows[text_column]
-            batches = (
-                collate([dict(tokenizer(t, truncation=True, max_length=max_length)) for t in texts[i : i + batch_size]])
-                for i in range(0, len(texts), batch_size)
-            )
-        else:
-            collate = DataCollatorForSeries()
-            values = rows[values_column]
-            batches = (
-                collate([{"input_values": v} for v in values[i : i + batch_size]])
-                for i in range(0, len(values), batch_size)
-            )
-        features, probabilities = extract_features(model, batches)
-        ranking.scores.append(
-            SourceScore(
-                source=name,
-                logme=logme(features, labels),
-                leep=leep(probabilities, labels) if probabilities is not None else None,
-                hscore=hscore(features, labels),
-                seconds=time.perf_counter() - start,
-            )
-        )
+        batches = list(
+            _batches(model, candidate, name, rows, text_column, values_column, tokenizers, batch_size, max_length,
+                     revision, token)
+        )  # fmt: skip
+        features, probabilities = extract_features(model, batches, feature_layer)
+        values = feature_scores(features, labels, probabilities, scores)
+        untrained = {}
+        if compare_untrained:
+            with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
+                torch.manual_seed(0)
+                fresh = type(model)(model.config).to(model.device)
+            fresh_features, _ = extract_features(fresh, batches, feature_layer)
+            untrained = feature_scores(fresh_features, labels, None, [n for n in scores if n != "leep"])
+        warnings = degenerate_warnings(values, untrained, classes, len(rows), features.shape[1])
+        ranking.scores.append(SourceScore(name, values, time.perf_counter() - start, untrained, warnings))
     return ranking
+
+
+def _batches(model, candidate, name, rows, text_column, values_column, tokenizers, batch_size, max_length, revision,
+             token):  # fmt: skip
+    """The target rows in batches as this candidate reads them: its own tokenizer's ids, or series values."""
+    if model.config.is_token_input:
+        if text_column not in rows.column_names:
+            raise ValueError(f"missing text column {text_column!r}; the dataset has {rows.column_names}.")
+        tokenizer = (tokenizers or {}).get(name) or (tokenizers or {}).get(str(candidate))
+        if tokenizer is None:
+            if isinstance(candidate, RNNPreTrainedModel):
+                raise ValueError(f"pass tokenizers={{{name!r}: tokenizer}} for the in-memory candidate {name}.")
+            tokenizer = AutoTokenizer.from_pretrained(str(candidate), revision=revision, token=token)
+        collate = DataCollatorWithPadding(tokenizer)
+        texts = rows[text_column]
+        return (
+            collate([dict(tokenizer(t, truncation=True, max_length=max_length)) for t in texts[i : i + batch_size]])
+            for i in range(0, len(texts), batch_size)
+        )
+    if values_column not in rows.column_names:
+        raise ValueError(
+            f"{name} reads series, but the target has no {values_column!r} column (it has {rows.column_names}): a "
+            "text target needs a source that reads tokens."
+        )
+    collate = DataCollatorForSeries()
+    values = rows[values_column]
+    return (
+        collate([{"input_values": v} for v in values[i : i + batch_size]]) for i in range(0, len(values), batch_size)
+    )
+
+
+def fine_tuning_proxy(make_model, rows, args, collator, score, folds: int = 2, label_column: str = "labels") -> float:
+    """
+    A short fine-tuning as a transferability score: for each of `folds` folds of the budget `rows` (encoded), fine-tune
+    `make_model()` with `args` (a few epochs) on the others and score the held-out fold; the mean over rows. It costs
+    `folds` short trainings per candidate, far more than a feature score, and predicts what a feature score cannot:
+    how the source moves under fine-tuning.
+    """
+    import tempfile
+    from dataclasses import replace
+
+    from .budget_selection import fold_indices
+    from .trainer import TransferTrainer
+
+    parts = fold_indices(rows[label_column], folds, args.seed)
+    total = 0.0
+    quiet = dict(save_strategy="no", report_to="none", disable_tqdm=True, logging_strategy="no", select_folds=0)
+    for k, heldout in enumerate(parts):
+        train_rows = np.sort(np.concatenate([p for j, p in enumerate(parts) if j != k]))
+        model = make_model()
+        fold_args = replace(args, output_dir=tempfile.mkdtemp(prefix="proxy-fold-"), **quiet)
+        TransferTrainer(
+            model=model, args=fold_args, train_dataset=rows.select(train_rows), data_collator=collator
+        ).train()
+        total += float(score(model, rows.select(heldout))) * len(heldout)
+    return total / len(rows)

@@ -355,3 +355,26 @@ def http(method: str, url: str, headers: dict | None = None):
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as err:
         return err.code, err.headers, err.read()
+
+
+def test_list_models_by_tag_author_and_search_hides_private_repos(hub):
+    api = HfApi(endpoint=hub.endpoint, token=ALICE)
+    card = "---\ntags:\n- hf-rnn-transfer\n- lstm\nlibrary_name: transformers\n---\n# card\n"
+    for repo_id, private, tags in (("alice/list-a", False, True), ("alice/list-secret", True, True),
+                                   ("alice/list-plain", False, False)):  # fmt: skip
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        api.upload_file(path_or_fileobj=(card if tags else "# no metadata\n").encode(), path_in_repo="README.md",
+                        repo_id=repo_id)  # fmt: skip
+    public = HfApi(endpoint=hub.endpoint, token=False)
+    tagged = [m.id for m in public.list_models(filter="hf-rnn-transfer", search="list-")]
+    assert tagged == ["alice/list-a"]  # the private one is invisible without its owner's token
+    assert [m.id for m in api.list_models(filter=["hf-rnn-transfer", "lstm"], search="list-")] == [
+        "alice/list-a",
+        "alice/list-secret",
+    ]
+    assert [m.id for m in api.list_models(filter="transformers", author="alice", search="list-a")] == ["alice/list-a"]
+    assert {m.id for m in public.list_models(author="alice", search="list-")} == {"alice/list-a", "alice/list-plain"}
+    assert list(public.list_models(filter="no-such-tag")) == []
+    assert len(list(public.list_models(search="list-", limit=1))) == 1
+    info = next(iter(public.list_models(filter="lstm", search="list-a")))
+    assert "lstm" in info.tags and info.library_name == "transformers"

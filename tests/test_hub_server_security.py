@@ -527,3 +527,37 @@ def test_partial_uploads_are_removed_when_the_client_goes_away_and_at_the_next_s
     (root / "tmp" / f"{oid}.1.2.3.part").write_bytes(b"left by a server killed mid-upload")
     with LocalHub(root, tokens=HUB_TOKENS):
         assert not list((root / "tmp").glob("*.part"))
+
+
+# the model listing (`HfApi.list_models`): every query value validated, the answer bounded, private repos unseen
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("filter=" + quote("../../etc"), b"Invalid filter"),
+        ("filter=" + quote("tag\r\nX-Injected: 1"), b"Invalid filter"),
+        ("search=" + "a" * 200, b"Invalid search"),
+        ("author=" + quote("alice/../bob"), b"Invalid author"),
+        ("author=alice&author=bob", b"Give author once"),
+        ("&".join(f"filter=t{i}" for i in range(11)), b"At most 10 filter values"),
+        ("limit=0", b"limit must be an integer from 1 to 1000"),
+        ("limit=99999999999999999999", b"limit must be an integer from 1 to 1000"),
+        ("limit=-1", b"limit must be an integer from 1 to 1000"),
+        ("expand=secrets", b"Unsupported model listing parameters"),
+    ],
+)
+def test_model_listing_refuses_hostile_queries(hub, query, message):
+    status, _, body = request(hub, "GET", f"/api/models?{query}")
+    assert status == 400 and message in body
+
+
+def test_model_listing_never_shows_another_users_private_repo_and_is_bounded(hub):
+    api = HfApi(endpoint=hub.endpoint, token=ALICE)
+    api.create_repo("alice/listing-private", private=True, exist_ok=True)
+    status, _, body = request(hub, "GET", "/api/models?search=listing-private", token=BOB)
+    assert status == 200 and json.loads(body) == []
+    status, _, body = request(hub, "GET", "/api/models?search=listing-private", token=ALICE)
+    assert [m["id"] for m in json.loads(body)] == ["alice/listing-private"]
+    status, _, body = request(hub, "GET", "/api/models?search=listing-private", token="hf_not_a_token")
+    assert status == 401
+    status, _, body = request(hub, "GET", "/api/models?limit=1")
+    assert status == 200 and len(json.loads(body)) <= 1

@@ -2,10 +2,20 @@
 
 import numpy as np
 import pytest
+import torch
 
 from hf_rnn_transfer import RNNConfig, RNNForCausalLM, RNNForSequenceClassification
 from hf_rnn_transfer.data import load_amazon_reviews, train_tokenizer
-from hf_rnn_transfer.selection import hscore, leep, logme, rank_sources
+from hf_rnn_transfer.selection import (
+    degenerate_warnings,
+    gbc,
+    hscore,
+    leep,
+    logme,
+    nleep,
+    rank_sources,
+    shrinkage_hscore,
+)
 
 from .conftest import ALICE
 
@@ -22,6 +32,32 @@ def test_features_that_separate_the_labels_score_higher(separable):
     labels, informative, noise = separable
     assert logme(informative, labels) > logme(noise, labels) + 0.1
     assert hscore(informative, labels) > 10 * hscore(noise, labels)
+
+
+def test_newer_scores_order_informative_above_noise(separable):
+    labels, informative, noise = separable
+    assert shrinkage_hscore(informative, labels) > 10 * shrinkage_hscore(noise, labels)
+    assert gbc(informative, labels) > gbc(noise, labels) + 1.0 and gbc(informative, labels) <= 0
+    assert nleep(informative, labels) > nleep(noise, labels) + 0.3  # no source head needed
+
+
+def test_shrinkage_keeps_h_score_from_saturating_with_few_rows_and_many_dimensions():
+    # 50 rows, 192 feature dimensions (the case): the plain H-score gives noise its ceiling (C - 1 = 1)
+    rng = np.random.default_rng(3)
+    labels = np.repeat([0, 1], 25)
+    noise = rng.normal(size=(50, 192))
+    signal = rng.normal(size=(50, 192))
+    signal[:, :4] += 3.0 * labels[:, None]
+    assert hscore(noise, labels) > 0.95 and hscore(signal, labels) > 0.95  # saturated: cannot tell them apart
+    assert shrinkage_hscore(signal, labels) > 2 * shrinkage_hscore(noise, labels)
+    warnings = degenerate_warnings({"hscore": hscore(noise, labels)}, None, classes=2, rows=50, dimensions=192)
+    assert warnings and "at its ceiling 1" in warnings[0] and "shrinkage_hscore" in warnings[0]
+
+
+def test_a_score_no_better_than_an_untrained_encoder_is_flagged():
+    flagged = degenerate_warnings({"logme": -0.70, "gbc": -0.2}, {"logme": -0.69, "gbc": -0.9}, 2, 500, 48)
+    assert flagged == ["logme -0.7000 is no better than an untrained encoder's (-0.6900)"]
+    assert degenerate_warnings({"logme": -0.50}, {"logme": -0.69}, 2, 500, 48) == []
 
 
 def test_logme_is_the_maximised_evidence():
@@ -70,6 +106,7 @@ def test_rank_sources_over_models_paths_and_hub_repos(hub, tmp_path):
     shape = dict(vocab_size=len(tokenizer), pad_token_id=0, embedding_size=16, hidden_size=16, num_layers=1)
     classifier = RNNForSequenceClassification(RNNConfig(num_labels=2, **shape))
     classifier.config.name_or_path = "in-memory-classifier"
+    torch.manual_seed(0)  # the untrained reference's initialisation: this LM is exactly an untrained encoder
     lm = RNNForCausalLM(RNNConfig(**shape))
     lm.save_pretrained(tmp_path / "lm")
     tokenizer.save_pretrained(tmp_path / "lm")
@@ -87,8 +124,18 @@ def test_rank_sources_over_models_paths_and_hub_repos(hub, tmp_path):
     assert scores[str(tmp_path / "lm")].logme == pytest.approx(scores["alice/rank-lm"].logme)  # same weights
     assert all(np.isfinite(s.logme) and s.seconds > 0 for s in ranking.scores)
     table = ranking.to_markdown()
-    assert table.startswith("| rank | source | LogME | LEEP | H-score | seconds |") and "n/a" in table
+    assert table.startswith("| rank | source | LogME | LEEP | N-LEEP | H-score | shrinkage H-score | GBC | seconds |")
+    assert "n/a" in table
     assert ranking.ranked("logme")[0] in scores
+    lm_score = scores["alice/rank-lm"]
+    assert lm_score.nleep is not None and lm_score.untrained["logme"] is not None  # every source kind is scorable
+    assert any("untrained encoder" in w for w in lm_score.warnings)  # an untrained LM ties with an untrained encoder
+    layer0 = rank_sources([str(tmp_path / "lm")], reviews, max_examples=60, feature_layer=0, compare_untrained=False)
+    assert layer0.scores[0].untrained == {} and np.isfinite(layer0.scores[0].logme)
+    with pytest.raises(ValueError, match="feature layer 3 does not exist"):
+        rank_sources([str(tmp_path / "lm")], reviews, max_examples=60, feature_layer=3)
+    with pytest.raises(ValueError, match="unknown score"):
+        rank_sources([str(tmp_path / "lm")], reviews, scores=("logme", "fancy"))
     with pytest.raises(ValueError, match="pass tokenizers="):
         rank_sources([RNNForCausalLM(RNNConfig(**shape))], reviews)
     with pytest.raises(ValueError, match="missing label column 'stars'"):

@@ -1,4 +1,4 @@
-"""The commands behind `hf-rnn-transfer pretrain`, `finetune`, `compare` and `rank-sources`: each takes the same
+"""The commands behind `hf-rnn-transfer pretrain`, `finetune`, `compare`, `rank-sources` and `auto`: each takes the same
 dataclasses the command line parses, so they run from Python too.
 
 Each command is a core that does the work inside a Hub session it is given (`pretrain`, `finetune`,
@@ -6,6 +6,7 @@ Each command is a core that does the work inside a Hub session it is given (`pre
 wrapper that opens the session (`resolve_hub`) and prints; the demo composes the cores in one session.
 """
 
+from .auto import AutoArguments, AutoTransferResult, auto_transfer, run_auto, write_auto_report
 from .compare import CompareArguments, compare_transfer, parse_budgets, run_compare, write_comparison
 from .finetune import FinetuneRun, SourceArguments, finetune, finetuned_card, push_finetuned, run_finetune
 from .pretrain import PRETRAIN_OBJECTIVES, PretrainArguments, PretrainRun, pretrain, push_source, run_pretrain
@@ -14,6 +15,11 @@ from .target_data import EncodedTarget, TargetDataArguments, encode_target, load
 
 __all__ = [
     "PRETRAIN_OBJECTIVES",
+    "AutoArguments",
+    "AutoTransferResult",
+    "auto_transfer",
+    "run_auto",
+    "write_auto_report",
     "CompareArguments",
     "EncodedTarget",
     "FinetuneRun",

@@ -1,7 +1,9 @@
-"""`hf-rnn-transfer rank-sources`: LogME, LEEP and H-score of candidate sources on the target's training rows."""
+"""`hf-rnn-transfer rank-sources`: transferability scores (LogME, LEEP, N-LEEP, H-score, shrinkage H-score, GBC) of
+candidate sources on the target's training rows."""
 
 from dataclasses import dataclass, field
 
+from ..selection import SCORES
 from .target_data import TargetDataArguments, read_target
 
 
@@ -12,6 +14,15 @@ class RankSourcesArguments:
     candidates: list[str] = field(metadata={"help": "Candidate sources: Hub repo ids or local directories."})
     output: str | None = field(default=None, metadata={"help": "Write the ranking table (markdown) here."})
     max_examples: int = field(default=1000, metadata={"help": "Score on this many target rows."})
+    rank_by: str = field(default="logme", metadata={"help": "Score that orders the table.", "choices": list(SCORES)})
+    feature_layer: int | None = field(
+        default=None,
+        metadata={"help": "Score this encoder layer's outputs (default: the top one); the layer that will move."},
+    )
+    compare_untrained: bool = field(
+        default=True,
+        metadata={"help": "Also score each architecture untrained and warn where a source is no better (2x cost)."},
+    )
     endpoint: str | None = field(default=None, metadata={"help": "Hub URL (default: $HF_ENDPOINT or offline Hub)."})
     hub_root: str | None = field(default=None, metadata={"help": "Offline Hub directory."})
 
@@ -37,6 +48,9 @@ def run_rank_sources(args: RankSourcesArguments, data_args: TargetDataArguments)
             max_examples=args.max_examples,
             token=token,
             max_length=data_args.max_length,
+            by=args.rank_by,
+            feature_layer=args.feature_layer,
+            compare_untrained=args.compare_untrained,
         )
     table = ranking.to_markdown()
     print(table)

@@ -82,6 +82,7 @@ def _route(method, pattern, handler, body="none", access="read") -> _Route:
 _ROUTES = [
     _route("GET", r"^/api/whoami-v2$", "whoami", access="user"),
     _route("GET", r"^/api/agent-harnesses$", "agent_harnesses"),
+    _route("GET", r"^/api/models$", "list_models"),
     _route("POST", r"^/api/validate-yaml$", "validate_yaml", body="json"),
     _route("POST", r"^/api/repos/create$", "create_repo", body="json", access="user"),
     _route("DELETE", r"^/api/repos/delete$", "delete_repo", body="json", access="user"),
@@ -105,6 +106,10 @@ _ROUTES = [
     _route("GET", _RESOLVE, "resolve"),
 ]
 _FRONT_MATTER_BYTES = 64 * 1024
+_LISTED_MAX = 1000  # models one listing returns at most
+_LIST_PARAMETERS = {"filter", "author", "search", "limit", "full", "config", "cardData", "sort", "direction"}
+_LIST_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+-]{0,95}$")  # a tag, author or search text
+_AUTHOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")  # a namespace
 
 
 @dataclass
@@ -193,6 +198,23 @@ def _load_yaml(text: str):
         return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except RecursionError as err:
         raise yaml.YAMLError("YAML nested too deeply") from err
+
+
+def _card_info(repo: Repository, commit) -> dict:
+    """What a repository's card metadata adds to its info: cardData, tags, library_name, pipeline_tag."""
+    card = commit.files.get("README.md")
+    if card is None:
+        return {}
+    with open(repo.read(card), "rb") as handle:
+        card_data = _front_matter(handle.read(_FRONT_MATTER_BYTES))
+    if not card_data:
+        return {}
+    tags = card_data.get("tags")
+    info = {"cardData": card_data, "tags": [str(t) for t in tags] if isinstance(tags, list) else []}
+    for key in ("library_name", "pipeline_tag"):
+        if isinstance(card_data.get(key), str):
+            info[key] = card_data[key]
+    return info
 
 
 def _front_matter(head: bytes) -> dict:
@@ -582,18 +604,60 @@ class HubApp:
             "downloads": 0,
             "likes": 0,
         }
-        card = commit.files.get("README.md")
-        if card is not None:
-            with open(repo.read(card), "rb") as handle:
-                card_data = _front_matter(handle.read(_FRONT_MATTER_BYTES))
-            if card_data:
-                info["cardData"] = card_data
-                tags = card_data.get("tags")
-                info["tags"] = [str(t) for t in tags] if isinstance(tags, list) else []
-                for key in ("library_name", "pipeline_tag"):
-                    if isinstance(card_data.get(key), str):
-                        info[key] = card_data[key]
+        info.update(_card_info(repo, commit))
         return self._json(info)
+
+    def _h_list_models(self, call: _Call):
+        """`HfApi.list_models`: the visible model repositories whose card tags (or library / pipeline tag) hold every
+        `filter`, of `author`, with `search` in the id; sorted by id, at most `limit` (and `_LISTED_MAX`)."""
+        query = call.request.query_params
+        unknown = sorted(set(query.keys()) - _LIST_PARAMETERS)
+        if unknown:
+            raise HubError(
+                400, None, f"Unsupported model listing parameters {unknown}: use {sorted(_LIST_PARAMETERS)}."
+            )
+        filters = query.getlist("filter")
+        if len(filters) > 10:
+            raise HubError(400, None, f"At most 10 filter values per listing, got {len(filters)}.")
+        for name, values in (
+            ("filter", filters),
+            ("author", query.getlist("author")),
+            ("search", query.getlist("search")),
+        ):
+            if len(values) > 1 and name != "filter":
+                raise HubError(400, None, f"Give {name} once.")
+            for value in values:
+                if not _LIST_VALUE.match(value) or (name == "author" and not _AUTHOR.match(value)):
+                    allowed = "letters, digits and ._-" if name == "author" else "letters, digits and ._:/+-"
+                    raise HubError(400, None, f"Invalid {name} {value[:100]!r}: {allowed} (1-96).")
+        limit = query.get("limit", str(_LISTED_MAX))
+        if not limit.isdigit() or not 1 <= int(limit) <= _LISTED_MAX:
+            raise HubError(400, None, f"limit must be an integer from 1 to {_LISTED_MAX}, got {limit[:20]!r}.")
+        author, search = query.get("author"), (query.get("search") or "").lower()
+        root = self.storage.root / "models"
+        listed = []
+        for namespace in sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+            if author and namespace != author:
+                continue
+            for name in sorted(p.name for p in (root / namespace).iterdir() if p.is_dir()):
+                try:
+                    repo = self._repo("model", namespace, name, call.user)
+                    sha = repo.resolve("main")
+                    commit = repo.commit(sha)
+                except HubError:
+                    continue  # not a repository, or not visible with this token
+                if search and search not in repo.id.lower():
+                    continue
+                info = _card_info(repo, commit)
+                labels = {*info.get("tags", []), info.get("library_name"), info.get("pipeline_tag")}
+                if all(f in labels for f in filters):
+                    summary = {"id": repo.id, "modelId": repo.id, "author": repo.namespace, "sha": sha,
+                               "private": repo.meta["private"], "lastModified": commit.date, "tags": [],
+                               "downloads": 0, "likes": 0}  # fmt: skip
+                    listed.append(summary | {k: v for k, v in info.items() if k != "cardData"})
+                if len(listed) >= int(limit):
+                    return self._json(listed)
+        return self._json(listed)
 
     def _h_tree(self, call: _Call):
         repo = self._read_repo(call)

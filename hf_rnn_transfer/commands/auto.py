@@ -1,0 +1,547 @@
+"""`hf-rnn-transfer auto` / `auto_transfer()`: transfer that configures itself.
+
+Given a labelled target (the label budget), candidate sources (folders, Hub repo ids, or a Hub search by tag) and
+optionally a test split, it:
+
+1. ranks every usable candidate with a transferability score on the budget's rows (LogME by default; a forward pass
+   each, no training) and shortlists the top `shortlist`;
+2. validates inside the budget, by k-fold cross-validation (never the test split), in stages: each shortlisted source
+   with the recommended recipe; then, for the best source, the other fine-tuning strategies; then fewer transferred
+   layers with the best strategy; and the same architecture from scratch as the floor. Every trial also chooses its
+   stopping epoch and its mix with the transferred weights (`cross_validate`);
+3. fine-tunes the winner on the whole budget as chosen, scores it on the test split, and writes a report (markdown
+   and JSON) and a model card that say what was tried, what each step cost and why the winner won.
+
+Bad candidates (a missing folder, a source that reads series for a text target or tokens for series, a config that
+is not an hf-rnn-transfer model) are skipped with the reason in the report; none usable is an error. A budget too
+small to split into the folds is not validated: the top-ranked source is fine-tuned with the recommended recipe, and
+the report says so. Ties keep the earlier trial: the higher-ranked source, then the recommended recipe.
+
+Example:
+
+```python
+>>> from hf_rnn_transfer import auto_transfer
+>>> result = auto_transfer(["runs/books", "runs/dvd", "alice/reviews-lm"], raw_target, budget=100)
+>>> print(result.to_markdown())
+>>> result.model.save_pretrained("runs/auto")
+```
+"""
+
+import json
+import time
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..budget_selection import cross_validate, fit_selected
+from ..selection import SCORES
+from ..transfer_config import TransferConfig
+from .finetune import SourceArguments, selection_score, target_score, transferred_model
+from .target_data import TargetDataArguments, check_source, encode_target, load_source_config
+
+# name -> what it changes in the recommended recipe (`RecommendedTrainingArguments`)
+STRATEGIES = {
+    "gradual": {},  # the recommended recipe: gradual unfreezing, discriminative rates, slanted triangular
+    "full": {"freezing_strategy": "none", "discriminative_lr": False},
+    "l2sp": {"freezing_strategy": "none", "discriminative_lr": False, "l2sp_alpha": 0.01, "l2sp_beta": 0.0},
+    "frozen_encoder": {"freezing_strategy": "encoder", "discriminative_lr": False},
+}
+# name -> which of the source's layers move
+LAYER_CHOICES = {"all": {}, "embedding": {"transfer_layers": 0}}
+SCRATCH = "scratch"
+
+
+@dataclass
+class AutoArguments:
+    """Arguments of `hf-rnn-transfer auto` (the data flags and the recipe's flags come beside them)."""
+
+    candidates: list[str] = field(
+        default_factory=list, metadata={"help": "Candidate sources: folders written by save_pretrained or Hub ids."}
+    )
+    hub_search: str | None = field(
+        default=None,
+        metadata={"help": "Also take every model on the Hub carrying this tag (e.g. hf-rnn-transfer) as a candidate."},
+    )
+    budget: int | None = field(
+        default=None,
+        metadata={"help": "Use this many class-balanced labelled rows of the train split (default: all of them)."},
+    )
+    rank_by: str = field(
+        default="logme", metadata={"help": "Score that ranks the candidates.", "choices": list(SCORES)}
+    )
+    shortlist: int = field(default=3, metadata={"help": "How many top-ranked sources are validated by fine-tuning."})
+    folds: int = field(default=3, metadata={"help": "k of the cross-validation inside the budget (>= 2)."})
+    strategies: list[str] = field(
+        default_factory=lambda: list(STRATEGIES),
+        metadata={"help": f"Fine-tuning strategies to try on the best source, from {list(STRATEGIES)}."},
+    )
+    layer_choices: list[str] = field(
+        default_factory=lambda: list(LAYER_CHOICES),
+        metadata={"help": f"What moves: {list(LAYER_CHOICES)} (embedding: only the embedding, fresh layers)."},
+    )
+    try_scratch: bool = field(
+        default=True, metadata={"help": "Also validate the architecture from scratch; it wins if transfer cannot."}
+    )
+    report: str | None = field(default=None, metadata={"help": "Report path (default: OUTPUT_DIR/auto_report.md)."})
+    endpoint: str | None = field(default=None, metadata={"help": "Hub URL (default: $HF_ENDPOINT or offline Hub)."})
+    hub_root: str | None = field(default=None, metadata={"help": "Offline Hub directory."})
+    push_to: str | None = field(default=None, metadata={"help": "Push the chosen model to this repo id."})
+
+    def __post_init__(self):
+        for name in self.strategies:
+            if name not in STRATEGIES:
+                raise ValueError(f"--strategies: unknown {name!r}; choose from {list(STRATEGIES)}.")
+        for name in self.layer_choices:
+            if name not in LAYER_CHOICES:
+                raise ValueError(f"--layer_choices: unknown {name!r}; choose from {list(LAYER_CHOICES)}.")
+        if not self.strategies or not self.layer_choices:
+            raise ValueError("auto needs at least one strategy and one layer choice.")
+        if self.shortlist < 1:
+            raise ValueError(f"--shortlist must be at least 1, got {self.shortlist}.")
+        if self.folds < 2:
+            raise ValueError(f"--folds must be at least 2 (cross-validation), got {self.folds}.")
+        if self.budget is not None and self.budget < 2:
+            raise ValueError(f"--budget must be at least 2 labelled rows, got {self.budget}.")
+
+
+@dataclass
+class Trial:
+    """One validated configuration: a source (or scratch), what moved, the strategy, and its cross-validated score."""
+
+    stage: str
+    source: str
+    layers: str
+    strategy: str
+    score: float
+    epochs: int
+    mix: float
+    seconds: float
+
+    def describe(self) -> str:
+        if self.source == SCRATCH:
+            return "the same architecture from scratch"
+        return f"{self.source} ({self.layers} layers, {self.strategy})"
+
+
+@dataclass
+class AutoTransferResult:
+    """What `auto_transfer` did: the ranking, the trials, the choice and why, the final model and its test score."""
+
+    model: object
+    tokenizer: object
+    ranking: object
+    skipped: dict[str, str]
+    trials: list[Trial]
+    chosen: Trial
+    reason: str
+    rows: int
+    metric: str
+    test_score: float | None = None
+    seconds: dict = field(default_factory=dict)
+    fallback: str | None = None
+    trainer: object = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "rows": self.rows,
+            "metric": self.metric,
+            "skipped": self.skipped,
+            "ranking": self.ranking.to_dict() if self.ranking is not None else None,
+            "trials": [asdict(t) for t in self.trials],
+            "chosen": asdict(self.chosen),
+            "reason": self.reason,
+            "fallback": self.fallback,
+            "test_score": self.test_score,
+            "seconds": self.seconds,
+        }
+
+    def to_markdown(self) -> str:
+        lines = ["# Automated transfer", ""]
+        lines.append(f"Target: {self.rows} labelled rows (the budget); every choice below was made on them alone.")
+        if self.skipped:
+            lines += ["", "## Skipped candidates", ""]
+            lines += [f"- `{name}`: {why}" for name, why in self.skipped.items()]
+        if self.ranking is not None:
+            lines += ["", f"## 1. Ranking ({self.seconds.get('ranking', 0):.1f} s)", "", self.ranking.to_markdown()]
+        if self.fallback:
+            lines += ["", "## 2. Validation", "", self.fallback]
+        else:
+            lines += ["", f"## 2. Validation inside the budget ({self.seconds.get('validation', 0):.1f} s)", ""]
+            lines.append(f"| stage | source | layers | strategy | held-out {self.metric} | epochs | mix | seconds |")
+            lines.append("|---|---|---|---|---|---|---|---|")
+            for t in self.trials:
+                mark = " **(chosen)**" if t is self.chosen else ""
+                lines.append(
+                    f"| {t.stage} | {t.source}{mark} | {t.layers} | {t.strategy} | {t.score:.4f} | {t.epochs} | "
+                    f"{t.mix:g} | {t.seconds:.1f} |"
+                )
+        lines += ["", "## 3. Choice", "", self.reason]
+        if self.test_score is not None:
+            lines += ["", f"Test {self.metric} of the chosen model: **{self.test_score:.4f}**."]
+        total = sum(self.seconds.values())
+        costs = ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
+        lines += ["", f"Time: {total:.1f} s ({costs})."]
+        return "\n".join(lines) + "\n"
+
+    def comparison(self) -> dict:
+        """The trials as a model card's comparison table."""
+        return {
+            "summary": self.reason,
+            "header": ["stage", "source", "layers", "strategy", f"held-out {self.metric}", "seconds"],
+            "rows": [
+                [t.stage, t.source, t.layers, t.strategy, f"{t.score:.4f}", f"{t.seconds:.1f}"] for t in self.trials
+            ],
+        }
+
+
+def hub_candidates(tag: str, endpoint: str | None, token) -> list[str]:
+    """Repo ids of the Hub's models carrying `tag` (through `HfApi.list_models`)."""
+    from huggingface_hub import HfApi
+
+    return [m.id for m in HfApi(endpoint=endpoint, token=token).list_models(filter=tag)]
+
+
+def usable_candidates(candidates, target_is_text: bool, token) -> tuple[dict, dict[str, str]]:
+    """`{name: (config, tokenizer)}` for the candidates that can serve the target, and `{name: why}` for the rest."""
+    usable, skipped = {}, {}
+    for name in dict.fromkeys(candidates):  # a candidate named twice is scored once
+        try:
+            check_source(name)
+            config, tokenizer = load_source_config(name, None, token)
+        except (OSError, ValueError) as err:
+            skipped[name] = f"cannot be read: {err}"
+            continue
+        if config.is_token_input != target_is_text:
+            reads, has = ("tokens", "series") if config.is_token_input else ("series", "texts")
+            skipped[name] = f"wrong input kind: it reads {reads}, the target holds {has}"
+            continue
+        usable[name] = (config, tokenizer)
+    return usable, skipped
+
+
+def budget_rows(raw, budget: int | None, label_column: str):
+    """The first `budget` rows of a seeded class-balanced order of the train split (all rows without a budget)."""
+    from ..evaluation import balanced_budget_indices
+
+    train = raw["train"]
+    if budget is None or budget >= len(train):
+        return raw
+    if label_column not in train.column_names:
+        raise ValueError(f"missing label column {label_column!r}; the dataset has {train.column_names}.")
+    labels = train[label_column]
+    ids = {v: i for i, v in enumerate(sorted(set(labels), key=str))}
+    indices = balanced_budget_indices([ids[v] for v in labels], [budget], 0)[budget]
+    out = type(raw)(dict(raw))
+    out["train"] = train.select(indices)
+    return out
+
+
+def auto_transfer(
+    candidates: list[str],
+    raw,
+    data_args: TargetDataArguments | None = None,
+    auto_args: AutoArguments | None = None,
+    training_args=None,
+    token=None,
+    budget: int | None = None,
+) -> AutoTransferResult:
+    """
+    Rank the candidates on the target's labels, validate the shortlist and the strategies inside the budget, and
+    fine-tune the winner (see the module docstring).
+
+    Args:
+        candidates: folders or Hub repo ids (`auto_args.hub_search` adds the Hub's models with a tag).
+        raw: the target `DatasetDict`: a `train` split (the labelled budget, texts or series) and optionally `test`.
+        data_args: its columns (`TargetDataArguments`; default text/label).
+        auto_args: the search (`AutoArguments`); `budget` overrides its budget.
+        training_args: the base recipe (`RecommendedTrainingArguments`; default with output_dir `runs/auto`).
+        token: Hub token for private candidates (never stored).
+
+    Returns:
+        An `AutoTransferResult` (`model`, `to_markdown()`, `to_dict()`).
+    """
+    from datasets import DatasetDict
+    from transformers import set_seed
+    from transformers.utils import logging
+
+    from ..selection import rank_sources
+    from ..trainer import RecommendedTrainingArguments, TransferTrainer
+
+    data_args = data_args or TargetDataArguments()
+    auto_args = auto_args or AutoArguments()
+    training_args = training_args or RecommendedTrainingArguments(output_dir="runs/auto")
+    budget = budget if budget is not None else auto_args.budget
+    if not isinstance(raw, DatasetDict) or "train" not in raw:
+        raise ValueError("auto_transfer needs a DatasetDict with a 'train' split (the labelled budget).")
+    if data_args.target_text_column:
+        raise ValueError("auto chooses among sources for classification targets; for text outputs use finetune.")
+    if training_args.select_folds:
+        training_args = replace(training_args, select_folds=0)  # auto does its own selection
+    clock = {}
+    raw = budget_rows(raw, budget, data_args.label_column)
+    train = raw["train"]
+    text = data_args.text_column in train.column_names
+    if not text and data_args.values_column not in train.column_names:
+        raise ValueError(
+            f"the target has neither a {data_args.text_column!r} (texts) nor a {data_args.values_column!r} (series) "
+            f"column; it has {train.column_names}."
+        )
+    names = list(candidates) + (
+        hub_candidates(auto_args.hub_search, auto_args.endpoint, token) if auto_args.hub_search else []
+    )
+    if not names:
+        raise ValueError("auto needs candidate sources: --candidates and/or --hub_search.")
+    usable, skipped = usable_candidates(names, text, token)
+    for name, why in skipped.items():
+        warnings.warn(f"auto: skipping candidate {name}: {why}", stacklevel=2)
+    if not usable:
+        raise ValueError("no usable candidate: " + "; ".join(f"{n}: {w}" for n, w in skipped.items()))
+
+    start = time.perf_counter()
+    progress = not training_args.disable_tqdm
+    rows_for_ranking = train
+    if not text:
+        from ..data import prepare_series
+
+        rows_for_ranking, _ = prepare_series(train, data_args.values_column, data_args.label_column,
+                                             impute=data_args.impute)  # fmt: skip
+    ranking = rank_sources(
+        list(usable), rows_for_ranking, text_column=data_args.text_column,
+        label_column=data_args.label_column if text else "labels", max_examples=None, token=token,
+        max_length=data_args.max_length, by=auto_args.rank_by, progress=progress,
+    )  # fmt: skip
+    clock["ranking"] = time.perf_counter() - start
+    order = ranking.ranked() + [n for n in usable if n not in ranking.ranked()]  # unscorable ones last
+    targets = {}
+
+    def target_for(name):
+        if name not in targets:
+            config, tokenizer = usable[name]
+            targets[name] = (encode_target(raw, config, tokenizer, data_args), tokenizer)
+        return targets[name]
+
+    def builder(name, layers, strategy):
+        target, _ = target_for(name)
+        transfer = TransferConfig(**LAYER_CHOICES[layers], transfer_head=_head_fits(usable[name][0], target))
+        source_args = SourceArguments(source=name, **{k: v for k, v in asdict(transfer).items() if v is not None})
+
+        def make_model():
+            set_seed(training_args.seed)
+            return transferred_model(source_args, target, token)
+
+        return make_model
+
+    def scratch_builder(name):
+        target, _ = target_for(name)
+        template = transferred_model(SourceArguments(source=name), target, token)
+
+        def make_model():
+            from ..configuration_rnn import RNNConfig
+
+            set_seed(training_args.seed)
+            return type(template)(RNNConfig.from_dict(template.config.to_dict()))
+
+        return make_model
+
+    trials: list[Trial] = []
+    folds = auto_args.folds
+    first = order[0]
+    target, tokenizer = target_for(first)
+    can_validate = len(target.splits["train"]) >= 2 * folds
+    fallback = None
+    start = time.perf_counter()
+    if not can_validate:
+        fallback = (
+            f"{len(target.splits['train'])} labelled rows cannot be split into {folds} folds of at least 2 rows: "
+            f"nothing was validated. Fallback: the top-ranked source, {first}, with the recommended recipe "
+            "(all layers, gradual unfreezing) for the recipe's epochs."
+        )
+        warnings.warn("auto: " + fallback, stacklevel=2)
+        chosen = Trial("fallback", first, "all", "gradual", float("nan"), int(np.ceil(training_args.num_train_epochs)),
+                       1.0, 0.0)  # fmt: skip
+        make_final, final_args, final_target = builder(first, "all", "gradual"), training_args, target
+    else:
+        logging.set_verbosity_error()  # the trials train quietly; the bar below shows progress and the ETA
+        plan = _plan_size(auto_args, len(order))
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=plan * folds, desc="auto: validating inside the budget", disable=not progress)
+        selections = {}
+
+        def validate(stage, name, layers, strategy):
+            target, _ = target_for(name)
+            args = _strategy_arguments(training_args, strategy)
+            t0 = time.perf_counter()
+            chosen = cross_validate(builder(name, layers, strategy), target.splits["train"], args, target.collator,
+                                    selection_score(target), folds, training_args.select_mixes,
+                                    rule=training_args.select_rule, on_fold=lambda: bar.update(1))  # fmt: skip
+            trial = Trial(stage, name, layers, strategy, chosen.best_score, chosen.epochs, chosen.mix,
+                          time.perf_counter() - t0)  # fmt: skip
+            trials.append(trial)
+            selections[id(trial)] = chosen
+
+        for name in order[: auto_args.shortlist]:
+            validate("source", name, "all", auto_args.strategies[0])
+        best = _best(trials)
+        for strategy in auto_args.strategies[1:]:
+            validate("strategy", best.source, "all", strategy)
+        best = _best(trials)
+        for layers in auto_args.layer_choices:
+            if layers != "all":
+                validate("layers", best.source, layers, best.strategy)
+        if auto_args.try_scratch:
+            from ..evaluation import scratch_arguments
+
+            t0 = time.perf_counter()
+            scratch_args = scratch_arguments(training_args, num_train_epochs=10, learning_rate=3e-3,
+                                             lr_scheduler_type="linear", warmup_steps=0.1)  # fmt: skip
+            target, _ = target_for(first)
+            chosen_scratch = cross_validate(scratch_builder(first), target.splits["train"], scratch_args,
+                                            target.collator, selection_score(target), folds, [1.0],
+                                            rule=training_args.select_rule, on_fold=lambda: bar.update(1))  # fmt: skip
+            trials.append(Trial("floor", SCRATCH, "none", "scratch", chosen_scratch.best_score, chosen_scratch.epochs,
+                                1.0, time.perf_counter() - t0))  # fmt: skip
+            selections[id(trials[-1])] = chosen_scratch
+        bar.close()
+        logging.set_verbosity_warning()
+        chosen = _best(trials)
+        final_target = target_for(first if chosen.source == SCRATCH else chosen.source)[0]
+        if chosen.source == SCRATCH:
+            make_final, final_args = scratch_builder(first), scratch_args
+        else:
+            make_final = builder(chosen.source, chosen.layers, chosen.strategy)
+            final_args = _strategy_arguments(training_args, chosen.strategy)
+        selection = selections[id(chosen)]
+    clock["validation"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    if fallback:
+        model = make_final()
+        trainer = TransferTrainer(model, final_args, train_dataset=final_target.splits["train"],
+                                  data_collator=final_target.collator)  # fmt: skip
+        trainer.train()
+    else:
+        model = fit_selected(make_final, final_target.splits["train"], final_args, final_target.collator, selection)
+        trainer = selection.trainer or TransferTrainer(model, final_args, data_collator=final_target.collator)
+    clock["final training"] = time.perf_counter() - start
+    metric = "accuracy"
+    test_score = None
+    if "test" in final_target.splits:
+        test_score = float(target_score(final_target)(model, final_target.splits["test"]))
+    tokenizer = target_for(first if chosen.source == SCRATCH else chosen.source)[1]
+    reason = fallback or _reason(chosen, trials, auto_args.folds, metric)
+    model.auto_transfer = True
+    return AutoTransferResult(
+        model=model, tokenizer=tokenizer, ranking=ranking, skipped=skipped, trials=trials, chosen=chosen,
+        reason=reason, rows=len(train), metric=metric, test_score=test_score, seconds=clock, fallback=fallback,
+        trainer=trainer,
+    )  # fmt: skip
+
+
+def _plan_size(args: AutoArguments, candidates: int) -> int:
+    return (
+        min(args.shortlist, candidates)
+        + len(args.strategies)
+        - 1
+        + len([c for c in args.layer_choices if c != "all"])
+        + int(args.try_scratch)
+    )
+
+
+def _strategy_arguments(training_args, strategy: str):
+    return replace(training_args, **STRATEGIES[strategy])
+
+
+def _head_fits(config, target) -> bool:
+    """Move the source's head when it is a classifier of exactly the target's labels (its answers mean the same)."""
+    same = {int(k): v for k, v in (config.id2label or {}).items()} == target.labels.id2label
+    return "RNNForSequenceClassification" in (config.architectures or []) and same
+
+
+def _best(trials: list[Trial]) -> Trial:
+    """The highest held-out score; ties keep the earlier trial (higher-ranked source, then the recommended recipe)."""
+    top = max(t.score for t in trials)
+    return next(t for t in trials if t.score >= top - 1e-9)
+
+
+def _reason(chosen: Trial, trials: list[Trial], folds: int, metric: str) -> str:
+    others = [t for t in trials if t is not chosen]
+    tied = [t for t in others if abs(t.score - chosen.score) <= 1e-9]
+    text = (
+        f"Chosen: {chosen.describe()}, the highest held-out {metric} in {folds}-fold cross-validation inside the "
+        f"budget ({chosen.score:.4f}; stop after epoch {chosen.epochs}, mix {chosen.mix:g} of the fine-tuned weights)."
+    )
+    if others:
+        runner = max(others, key=lambda t: t.score)
+        text += f" Next best: {runner.describe()} at {runner.score:.4f}."
+    if tied:
+        text += (
+            " Tied with " + ", ".join(t.describe() for t in tied) + ": the tie keeps the earlier trial (the "
+            "higher-ranked source, then the recommended recipe)."
+        )
+    floor = next((t for t in trials if t.source == SCRATCH), None)
+    if floor is not None and chosen.source == SCRATCH:
+        text += " No source beat training from scratch inside the budget: transfer would have hurt here."
+    elif floor is not None:
+        text += f" Scratch scored {floor.score:.4f}: transfer gains {chosen.score - floor.score:+.4f} held out."
+    return text
+
+
+def write_auto_report(result: AutoTransferResult, path: str | Path) -> str:
+    """The markdown report at `path` and its JSON beside it (same name, .json); returns the markdown."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = result.to_markdown()
+    path.write_text(text)
+    path.with_suffix(".json").write_text(json.dumps(result.to_dict(), indent=1, default=float))
+    return text
+
+
+def run_auto(auto_args: AutoArguments, data_args: TargetDataArguments, training_args) -> AutoTransferResult:
+    """`hf-rnn-transfer auto`: read the target, `auto_transfer` in a Hub session, save the chosen model with its
+    tokenizer and card, write the report (and push when asked)."""
+    from ..hub import build_model_card, resolve_hub
+    from .target_data import read_target
+
+    raw = read_target(data_args)
+    namespace = (auto_args.push_to or "local/x").split("/")[0]
+    with resolve_hub(auto_args.endpoint, None, auto_args.hub_root, namespace=namespace) as (endpoint, token):
+        if auto_args.hub_search and auto_args.endpoint is None:
+            auto_args = replace(auto_args, endpoint=endpoint)
+        result = auto_transfer(auto_args.candidates, raw, data_args, auto_args, training_args, token)
+        if not result.trainer.is_world_process_zero():
+            return result
+        output = Path(training_args.output_dir)
+        result.model.save_pretrained(output)
+        if result.tokenizer is not None:
+            result.tokenizer.save_pretrained(output)
+        report = auto_args.report or output / "auto_report.md"
+        print(write_auto_report(result, report))
+        card = _card(result, auto_args.push_to or f"local/{output.name}", data_args)
+        (output / "README.md").write_text(str(build_model_card(result.model, card, result.tokenizer is not None)))
+        if auto_args.push_to:
+            from ..hub import push_model
+
+            commit = push_model(result.model, auto_args.push_to, card=card, tokenizer=result.tokenizer, token=token,
+                                extra_files={"auto_report.md": str(report)})  # fmt: skip
+            print(f"pushed {auto_args.push_to}@{commit.oid}")
+    return result
+
+
+def _card(result: AutoTransferResult, repo_id: str, data_args: TargetDataArguments):
+    from ..hub import CardContent, Metric
+
+    transfer = getattr(result.model, "transfer_report", None)
+    return CardContent(
+        repo_id=repo_id,
+        objective="classification, source and recipe chosen by hf-rnn-transfer auto",
+        data_description=f"{data_args.dataset or data_args.train_file or 'target data'} ({result.rows} labelled rows)",
+        metrics=[Metric(result.metric, result.test_score)] if result.test_score is not None else [],
+        training=result.trainer.transfer_recipe() if hasattr(result.trainer, "transfer_recipe") else {},
+        transfer=transfer.to_dict() if transfer is not None else None,
+        comparison=result.comparison() if result.trials else None,
+        summary=result.reason,
+        tags=["auto-transfer"],
+    )

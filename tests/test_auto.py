@@ -1,0 +1,184 @@
+"""`auto` / `auto_transfer`: ranks the candidates, validates inside the budget, fine-tunes the winner and says why;
+bad candidates are skipped with the reason, a budget too small to validate falls back as stated, ties keep the
+higher-ranked source."""
+
+import json
+
+import numpy as np
+import pytest
+from datasets import Dataset, DatasetDict
+from transformers import DataCollatorWithPadding, set_seed
+
+from hf_rnn_transfer import RNNConfig, RNNForCausalLM, RNNForSequenceClassification, RNNForTimeSeriesForecasting
+from hf_rnn_transfer.cli import main
+from hf_rnn_transfer.commands import AutoArguments, TargetDataArguments, auto_transfer
+from hf_rnn_transfer.data import prepare_text_classification, train_tokenizer
+from hf_rnn_transfer.trainer import RecommendedTrainingArguments, TransferTrainer, TransferTrainingArguments
+
+from .conftest import ALICE
+
+WORDS = [f"w{i}" for i in range(30)]
+
+
+def marker_texts(rows: int, seed: int) -> Dataset:
+    """Texts of 12 filler words; `positive` when the word `great` occurs, `negative` when `awful` does."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for i in range(rows):
+        words = list(rng.choice(WORDS, size=12))
+        positive = i % 2 == 0
+        words[int(rng.integers(0, 12))] = "great" if positive else "awful"
+        texts.append(" ".join(words))
+        labels.append("positive" if positive else "negative")
+    return Dataset.from_dict({"text": texts, "label": labels})
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    """A classifier that solves the task, an untrained language model, a forecaster (reads series), a copy of the
+    classifier in a second folder, and a folder that does not exist."""
+    root = tmp_path_factory.mktemp("pool")
+    data = marker_texts(400, 0)
+    tokenizer = train_tokenizer(data["text"], vocab_size=200, min_frequency=1, model_max_length=32)
+    encoded, labels = prepare_text_classification(data, tokenizer)
+    shape = dict(vocab_size=len(tokenizer), pad_token_id=0, embedding_size=16, hidden_size=16, num_layers=1)
+    set_seed(0)
+    good = RNNForSequenceClassification(RNNConfig(**shape, pooling="max", id2label=labels.id2label,
+                                                  label2id=labels.label2id))  # fmt: skip
+    args = TransferTrainingArguments.for_experiment(
+        str(root / "train"), num_train_epochs=6, learning_rate=2e-2, per_device_train_batch_size=16
+    )
+    TransferTrainer(good, args, train_dataset=encoded, data_collator=DataCollatorWithPadding(tokenizer)).train()
+    for name, model in (("good", good), ("copy", good), ("lm", RNNForCausalLM(RNNConfig(**shape)))):
+        model.save_pretrained(root / name)
+        tokenizer.save_pretrained(root / name)
+    RNNForTimeSeriesForecasting(
+        RNNConfig(input_size=1, hidden_size=8, num_layers=1, prediction_length=2)
+    ).save_pretrained(root / "forecaster")
+    return {name: str(root / name) for name in ("good", "copy", "lm", "forecaster", "missing")}
+
+
+def target(rows=80, test=200):
+    return DatasetDict(train=marker_texts(rows, 1), test=marker_texts(test, 2))
+
+
+def quick(tmp_path, **extra):
+    return RecommendedTrainingArguments(
+        output_dir=str(tmp_path / "auto"), num_train_epochs=3, learning_rate=1e-2, report_to="none",
+        disable_tqdm=True, save_strategy="no", **extra,
+    )  # fmt: skip
+
+
+def test_auto_picks_the_useful_source_skips_bad_ones_and_explains(pool, tmp_path):
+    args = AutoArguments(shortlist=2, folds=2, strategies=["gradual", "full"])
+    with pytest.warns(UserWarning, match="skipping candidate"):
+        result = auto_transfer(
+            [pool["lm"], pool["good"], pool["forecaster"], pool["missing"]], target(), TargetDataArguments(), args,
+            quick(tmp_path),
+        )  # fmt: skip
+    assert set(result.skipped) == {pool["forecaster"], pool["missing"]}
+    assert "wrong input kind: it reads series, the target holds texts" in result.skipped[pool["forecaster"]]
+    assert "no such folder" in result.skipped[pool["missing"]]
+    assert result.ranking.ranked()[0] == pool["good"]  # LogME sees the trained features
+    stages = [t.stage for t in result.trials]
+    assert stages == ["source", "source", "strategy", "layers", "floor"]  # 2 sources, 1 more strategy, 1 layer choice
+    assert result.chosen.source == pool["good"]
+    scratch = next(t for t in result.trials if t.source == "scratch")
+    assert result.chosen.score > scratch.score
+    assert result.test_score > 0.9
+    assert set(result.seconds) == {"ranking", "validation", "final training"}
+    text = result.to_markdown()
+    for part in ("## Skipped candidates", "## 1. Ranking", "## 2. Validation inside the budget", "## 3. Choice",
+                 "**(chosen)**", "Scratch scored", "Test accuracy of the chosen model"):  # fmt: skip
+        assert part in text
+    json.dumps(result.to_dict())
+
+
+def test_auto_from_the_command_line_saves_the_model_report_and_card(pool, tmp_path):
+    train, test = target()["train"], target()["test"]
+    train.to_json(tmp_path / "train.jsonl")
+    test.to_json(tmp_path / "test.jsonl")
+    out = tmp_path / "out"
+    code = main(
+        ["auto", "--candidates", pool["good"], pool["lm"], "--train_file", str(tmp_path / "train.jsonl"),
+         "--test_file", str(tmp_path / "test.jsonl"), "--budget", "40", "--folds", "2", "--shortlist", "2",
+         "--strategies", "gradual", "--layer_choices", "all", "--num_train_epochs", "3", "--learning_rate", "1e-2",
+         "--output_dir", str(out), "--disable_tqdm", "true", "--report_to", "none", "--save_strategy", "no"]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads((out / "auto_report.json").read_text())
+    assert report["rows"] == 40 and report["chosen"]["source"] == pool["good"]
+    assert [t["source"] for t in report["trials"]] == [pool["good"], pool["lm"], "scratch"]
+    assert "Automated transfer" in (out / "auto_report.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "auto-transfer" in card and "Chosen:" in card
+    model = RNNForSequenceClassification.from_pretrained(out)
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+    assert (out / "tokenizer.json").is_file()
+
+
+def test_a_budget_too_small_to_validate_falls_back_to_the_top_source_and_says_so(pool, tmp_path):
+    with pytest.warns(UserWarning, match="cannot be split into 3 folds"):
+        result = auto_transfer([pool["good"], pool["lm"]], target(rows=4), TargetDataArguments(),
+                               AutoArguments(folds=3), quick(tmp_path))  # fmt: skip
+    assert result.trials == [] and result.chosen.source == pool["good"]
+    assert "nothing was validated" in result.to_markdown()
+
+
+def test_ties_keep_the_higher_ranked_source_and_are_reported(pool, tmp_path):
+    args = AutoArguments(shortlist=2, folds=2, strategies=["gradual"], layer_choices=["all"], try_scratch=False)
+    result = auto_transfer([pool["good"], pool["copy"]], target(rows=40), TargetDataArguments(), args, quick(tmp_path))
+    first, second = result.trials
+    assert first.score == second.score and result.chosen is first and first.source == pool["good"]
+    assert "Tied with" in result.reason and pool["copy"] in result.reason
+
+
+def test_auto_refuses_bad_settings_with_the_flag_named(pool, tmp_path):
+    with pytest.raises(ValueError, match="--strategies: unknown 'fastest'"):
+        AutoArguments(strategies=["fastest"])
+    with pytest.raises(ValueError, match="--folds must be at least 2"):
+        AutoArguments(folds=1)
+    with pytest.raises(ValueError, match="no usable candidate"), pytest.warns(UserWarning):
+        auto_transfer([pool["forecaster"], pool["missing"]], target(), TargetDataArguments(), AutoArguments(),
+                      quick(tmp_path))  # fmt: skip
+    with pytest.raises(ValueError, match="needs candidate sources"):
+        auto_transfer([], target(), TargetDataArguments(), AutoArguments(), quick(tmp_path))
+
+
+def test_auto_takes_candidates_from_a_hub_search_by_tag(pool, hub, tmp_path):
+    from transformers import AutoTokenizer
+
+    from hf_rnn_transfer.hub import CardContent, push_model
+
+    model = RNNForSequenceClassification.from_pretrained(pool["good"])
+    card = CardContent(repo_id="alice/auto-good", objective="classification", data_description="marker texts")
+    push_model(model, "alice/auto-good", card=card, tokenizer=AutoTokenizer.from_pretrained(pool["good"]), token=ALICE)
+    args = AutoArguments(hub_search="hf-rnn-transfer", shortlist=2, folds=2, strategies=["gradual"],
+                         layer_choices=["all"], try_scratch=False)  # fmt: skip
+    result = auto_transfer([pool["lm"]], target(rows=40), TargetDataArguments(), args, quick(tmp_path), token=ALICE)
+    assert {s.source for s in result.ranking.scores} == {pool["lm"], "alice/auto-good"}
+    assert result.chosen.source == "alice/auto-good"
+
+
+@pytest.mark.slow
+def test_auto_under_torchrun_validates_over_two_processes_and_writes_once(pool, tmp_path):
+    import subprocess
+
+    from .conftest import free_port, torchrun
+
+    target()["train"].select(range(40)).to_json(tmp_path / "train.jsonl")
+    target()["test"].to_json(tmp_path / "test.jsonl")
+    out = tmp_path / "out"
+    launched = subprocess.run(
+        [*torchrun(free_port()), "-m", "hf_rnn_transfer", "auto", "--candidates", pool["good"], pool["lm"],
+         "--train_file", str(tmp_path / "train.jsonl"), "--test_file", str(tmp_path / "test.jsonl"), "--folds", "2",
+         "--strategies", "gradual", "--layer_choices", "all", "--num_train_epochs", "2", "--learning_rate", "1e-2",
+         "--per_device_train_batch_size", "4", "--output_dir", str(out), "--report_to", "none",
+         "--save_strategy", "no", "--disable_tqdm", "true"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert launched.stdout.count("# Automated transfer") == 1  # the first process reports; both trained
+    report = json.loads((out / "auto_report.json").read_text())
+    assert report["chosen"]["source"] == pool["good"] and len(report["trials"]) == 3
+    assert (out / "model.safetensors").is_file()
