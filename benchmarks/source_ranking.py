@@ -253,13 +253,37 @@ def top1_hit(accuracy: dict, chosen: str) -> bool:
     return bool(gaps.mean() <= max(2 * gaps.std(ddof=1) / np.sqrt(len(gaps)), 1e-9))
 
 
-def untrained_ties(r: dict) -> int:
-    """How many candidates have a feature score no better than their untrained architecture's."""
+def untrained_ties(r: dict, score: str = "logme") -> int:
+    """How many candidates' `score` is no better than their untrained architecture's."""
     count = 0
     for name, untrained in r.get("untrained", {}).items():
-        values = {k: v for k, v in r["scores"][name].items() if k in SCORES}
+        values = {score: r["scores"][name][score]}
         count += any("untrained" in w for w in degenerate_warnings(values, untrained, 2, 1, 1))
     return count
+
+
+def saturated(r: dict) -> int:
+    """How many candidates' plain H-score sits at its ceiling."""
+    return sum(any("ceiling" in w for w in warnings) for warnings in r["warnings"].values())
+
+
+def logme_first(target: str, pool: dict[str, str], seed: int, budget: int) -> str:
+    """The candidate LogME ranks first on this seed's labels."""
+    train, _ = target_data(target)
+    rows = train.select(balanced_budget_indices(train["label"], [budget], seed)[budget])
+    names = {f: n for n, f in pool.items() if n not in excluded_for(target)}
+    ranking = rank_sources(list(names), rows, max_examples=None, scores=("logme",), compare_untrained=False)
+    return names[ranking.ranked()[0]]
+
+
+def logme_seconds(target: str, pool: dict[str, str], seed: int, budget: int) -> float:
+    """Seconds of LogME alone (no other score, no untrained-encoder check) over the target's candidates."""
+    train, _ = target_data(target)
+    rows = train.select(balanced_budget_indices(train["label"], [budget], seed)[budget])
+    candidates = [f for n, f in pool.items() if n not in excluded_for(target)]
+    start = time.perf_counter()
+    rank_sources(candidates, rows, max_examples=None, scores=("logme",), compare_untrained=False)
+    return time.perf_counter() - start
 
 
 def summarise(results: dict, note: str) -> str:
@@ -282,8 +306,20 @@ def summarise(results: dict, note: str) -> str:
             costs.append(cost / finetune_once)
         label = "fine-tuning proxy (2 folds x 3 epochs)" if score == PROXY else SCORE_NAMES[score]
         cost_text = f"{np.mean(costs):.1%}" + (" (all feature scores together)" if score != PROXY else "")
+        if score == "logme" and all("logme_seconds" in r for r in results.values()):
+            alone = np.mean([r["logme_seconds"] / sum(s[0] for s in r["finetune_seconds"].values())
+                             for r in results.values()])  # fmt: skip
+            cost_text += f"; {alone:.1%} alone"
         rows.append([label, f"{np.mean(taus):+.2f}", f"{np.mean(weighted):+.2f}", f"{sum(hits)}/{len(hits)}",
                      cost_text, len(hits)])  # fmt: skip
+    ceiling = []
+    for r in results.values():
+        runs = np.asarray([r["accuracy"][n] for n in r["candidates"]])
+        pairs = [(i, j) for i in range(runs.shape[1]) for j in range(i + 1, runs.shape[1])]
+        ceiling += [np.mean([kendalltau(runs[:, i], runs[:, j]).statistic for i, j in pairs])] if pairs else []
+    if ceiling:
+        rows.append(["one seed's accuracies ranking another's (the noise ceiling)", f"{np.mean(ceiling):+.2f}", "",
+                     "", "", len(ceiling)])  # fmt: skip
     for target, r in results.items():
         mean = {n: float(np.mean(a)) for n, a in r["accuracy"].items()}
         order = sorted(mean, key=lambda n: -mean[n])
@@ -293,13 +329,14 @@ def summarise(results: dict, note: str) -> str:
             target, len(r["candidates"]), f"{order[0]} {mean[order[0]]:.3f}", f"{order[-1]} {mean[order[-1]]:.3f}",
             f"{np.mean(r['scratch']):.3f}" if r.get("scratch") else "",
             *(f"{top[s]} {mean[top[s]]:.3f}" for s in ("logme", "shrinkage_hscore", PROXY)),
-            untrained_ties(r),
+            untrained_ties(r), saturated(r),
         ])  # fmt: skip
     body = table(["score", "mean Kendall tau", "mean weighted tau", "top-1 within noise", "cost vs fine-tuning all",
                   "targets"], rows)  # fmt: skip
     body += "\n\n" + table(
         ["target", "candidates", "best source (mean acc.)", "worst source", "scratch", "LogME's first",
-         "shrinkage H-score's first", "proxy's first", "sources with an untrained-encoder warning"], per_target,
+         "shrinkage H-score's first", "proxy's first", "LogME no better than untrained", "H-score saturated"],
+        per_target,
     )  # fmt: skip
     return body + "\n\n" + note
 
@@ -331,7 +368,7 @@ def text_note(budget: int, seeds, epochs: float) -> str:
     )
 
 
-def run_auto(target: str, pool: dict[str, str], seeds, budget: int) -> dict:
+def run_auto(target: str, pool: dict[str, str], seeds, budget: int, rule: str) -> dict:
     """`auto_transfer` over the target's candidates, per seed (its own budget rows), scored on the test split."""
     from datasets import DatasetDict
 
@@ -346,8 +383,8 @@ def run_auto(target: str, pool: dict[str, str], seeds, budget: int) -> dict:
             output_dir=tempfile.mkdtemp(), seed=seed, save_strategy="no", report_to="none", logging_strategy="no",
         )  # fmt: skip
         start = time.perf_counter()
-        result = auto_transfer(list(names), DatasetDict(train=rows, test=test), TargetDataArguments(), AutoArguments(),
-                               args)  # fmt: skip
+        result = auto_transfer(list(names), DatasetDict(train=rows, test=test), TargetDataArguments(),
+                               AutoArguments(trial_rule=rule), args)  # fmt: skip
         out["seconds"].append(time.perf_counter() - start)
         out["accuracy"].append(result.test_score)
         chosen = result.chosen
@@ -355,38 +392,54 @@ def run_auto(target: str, pool: dict[str, str], seeds, budget: int) -> dict:
             "scratch" if chosen.source == "scratch" else f"{names[chosen.source]} ({chosen.layers}, {chosen.strategy})"
         )
         out["chosen"].append(label)
+        out.setdefault("ranked_first", []).append(names[result.ranking.ranked()[0]])
         print(f"auto {target} seed {seed}: {result.test_score:.3f} with {label}", flush=True)
     return out
 
 
 def summarise_auto(autos: dict, results: dict, budget: int, seeds) -> str:
-    rows, gaps_oracle, gaps_fixed, gaps_scratch = [], [], [], []
-    for target, auto in autos.items():
-        r = results[target]
+    """`autos`: {trial rule: {target: auto results}}; one row per target, one auto column per rule."""
+    rules = list(autos)
+    rows, gaps = [], {rule: {"oracle": [], "fixed": [], "scratch": []} for rule in rules}
+    for target, r in results.items():
         mean = {n: float(np.mean(a)) for n, a in r["accuracy"].items()}
         oracle = max(mean, key=mean.get)
-        fixed = max((n for n in r["candidates"]), key=lambda n: r["scores"][n]["logme"])
+        firsts = autos[rules[0]][target]["ranked_first"]
+        fixed_runs = [r["accuracy"][name][i] for i, name in enumerate(firsts)]
+        fixed_mean = float(np.mean(fixed_runs))
         finetune_once = sum(s[0] for s in r["finetune_seconds"].values())
-        auto_mean = float(np.mean(auto["accuracy"]))
-        gaps_oracle.append(auto_mean - mean[oracle])
-        gaps_fixed.append(auto_mean - mean[fixed])
-        gaps_scratch.append(auto_mean - float(np.mean(r["scratch"])))
+        cells = []
+        for rule in rules:
+            auto = autos[rule][target]
+            auto_mean = float(np.mean(auto["accuracy"]))
+            gaps[rule]["oracle"].append(auto_mean - mean[oracle])
+            gaps[rule]["fixed"].append(auto_mean - fixed_mean)
+            gaps[rule]["scratch"].append(auto_mean - float(np.mean(r["scratch"])))
+            cells.append(f"{auto_mean:.3f} ± {np.std(auto['accuracy']):.3f}")
+        first = autos[rules[0]][target]
         rows.append([
-            target, f"{auto_mean:.3f} ± {np.std(auto['accuracy']):.3f}", f"{mean[fixed]:.3f} ({fixed})",
-            f"{mean[oracle]:.3f} ({oracle})", f"{np.mean(r['scratch']):.3f}", "; ".join(auto["chosen"]),
-            f"{np.mean(auto['seconds']):.0f} s ({np.mean(auto['seconds']) / finetune_once:.1f}x)",
+            target, *cells, f"{fixed_mean:.3f} ({', '.join(dict.fromkeys(firsts))})", f"{mean[oracle]:.3f} ({oracle})",
+            f"{np.mean(r['scratch']):.3f}", "; ".join(first["chosen"]),
+            f"{np.mean(first['seconds']):.0f} s ({np.mean(first['seconds']) / finetune_once:.1f}x)",
         ])  # fmt: skip
-    body = table(["target", "auto", "fixed: LogME's first source, recommended recipe", "oracle source (chosen on test)",
-                  "scratch", "auto chose (per seed)", "auto wall time (x fine-tuning every candidate once)"],
+    body = table(["target", *(f"auto, {rule} rule" for rule in rules),
+                  "fixed: LogME's first per seed, recommended recipe", "oracle source (chosen on test)", "scratch",
+                  f"auto ({rules[0]}) chose, per seed", "auto wall time (x fine-tuning every candidate once)"],
                  rows)  # fmt: skip
+    means = "; ".join(
+        f"{rule} rule: {np.mean(g['oracle']):+.3f} vs the oracle, {np.mean(g['fixed']):+.3f} vs the fixed recipe, "
+        f"{np.mean(g['scratch']):+.3f} vs scratch"
+        for rule, g in gaps.items()
+    )
     body += (
-        f"\n\nMean over targets: auto minus oracle {np.mean(gaps_oracle):+.3f}, minus the fixed recipe "
-        f"{np.mean(gaps_fixed):+.3f}, minus scratch {np.mean(gaps_scratch):+.3f}. Same {budget} labels per seed "
-        f"(seeds {list(seeds)}) and test split as the ranking table above. auto: LogME ranks every candidate, the top "
-        "3 are validated by 3-fold cross-validation inside the budget with the recommended recipe, then the other "
-        "strategies (full, L2-SP, frozen encoder) and embedding-only transfer on the best, and scratch as the floor; "
-        "the oracle is the best source with the recommended recipe chosen on the test set (an upper bound over "
-        "sources, not over strategies)."
+        f"\n\nMean over targets, auto minus each: {means}. Same {budget} labels per seed (seeds {list(seeds)}) and "
+        "test split as the ranking table above. auto: LogME ranks every candidate (on that seed's labels), the top 3 "
+        "are validated by 3-fold cross-validation inside the budget with the recommended recipe, then the other "
+        "strategies (full, L2-SP, frozen encoder) and embedding-only transfer on the best, and scratch as the floor. "
+        "Trial rule `one_standard_error` (the default) keeps the earliest trial (higher-ranked source, then the "
+        "recommended recipe) unless a later one scores more than one binomial standard error above it; `best` takes "
+        "the highest held-out score. The oracle is the best source with the recommended recipe chosen on the test set "
+        "(an upper bound over sources, not over strategies)."
     )
     return body
 
@@ -400,6 +453,7 @@ def main():
     parser.add_argument("--lm_steps", type=int, default=600)
     parser.add_argument("--output_dir", default=str(Path(tempfile.gettempdir()) / "hf-rnn-transfer-source-pool"))
     parser.add_argument("--no_auto", action="store_true", help="Skip the auto-transfer section.")
+    parser.add_argument("--auto_rules", nargs="+", default=["one_standard_error", "best"], help="auto's trial rules.")
     cli = parser.parse_args()
     data_root()
     output = Path(cli.output_dir)
@@ -415,6 +469,10 @@ def main():
             results[key] = run_target(target, pool, cli.seeds, cli.budget)
             cache.write_text(json.dumps(results, indent=1))
     chosen = {t: results[f"{t} budget={cli.budget} seeds={cli.seeds}"] for t in cli.targets}
+    for target in cli.targets:
+        if "logme_seconds" not in chosen[target]:
+            chosen[target]["logme_seconds"] = logme_seconds(target, pool, cli.seeds[0], cli.budget)
+            cache.write_text(json.dumps(results, indent=1))
     if "cli" not in results:
         results["cli"] = command_line_ranking(cli.targets[0], pool, cli.seeds[0], cli.budget)
         cache.write_text(json.dumps(results, indent=1))
@@ -432,12 +490,17 @@ def main():
     )
     if cli.no_auto:
         return
-    for target in cli.targets:
-        key = f"auto {target} budget={cli.budget} seeds={cli.seeds}"
-        if key not in results:
-            results[key] = run_auto(target, pool, cli.seeds, cli.budget)
-            cache.write_text(json.dumps(results, indent=1))
-    autos = {t: results[f"auto {t} budget={cli.budget} seeds={cli.seeds}"] for t in cli.targets}
+    autos = {}
+    for rule in cli.auto_rules:
+        for target in cli.targets:
+            key = f"auto {target} budget={cli.budget} seeds={cli.seeds} rule={rule}"
+            if key not in results:
+                results[key] = run_auto(target, pool, cli.seeds, cli.budget, rule)
+                cache.write_text(json.dumps(results, indent=1))
+            if "ranked_first" not in results[key]:  # LogME's first on each seed's labels (what `fixed` fine-tunes)
+                results[key]["ranked_first"] = [logme_first(target, pool, seed, cli.budget) for seed in cli.seeds]
+                cache.write_text(json.dumps(results, indent=1))
+            autos.setdefault(rule, {})[target] = results[key]
     write_section(
         "auto-transfer",
         f"auto on the same pool: choosing source, layers and recipe inside {cli.budget} labels",

@@ -155,9 +155,12 @@ def test_auto_takes_candidates_from_a_hub_search_by_tag(pool, hub, tmp_path):
     push_model(model, "alice/auto-good", card=card, tokenizer=AutoTokenizer.from_pretrained(pool["good"]), token=ALICE)
     args = AutoArguments(hub_search="hf-rnn-transfer", shortlist=2, folds=2, strategies=["gradual"],
                          layer_choices=["all"], try_scratch=False)  # fmt: skip
-    result = auto_transfer([pool["lm"]], target(rows=40), TargetDataArguments(), args, quick(tmp_path), token=ALICE)
+    with pytest.warns(UserWarning, match="alice/no-such-model"):
+        result = auto_transfer([pool["lm"], "alice/no-such-model"], target(rows=40), TargetDataArguments(), args,
+                               quick(tmp_path), token=ALICE)  # fmt: skip
     assert {s.source for s in result.ranking.scores} == {pool["lm"], "alice/auto-good"}
     assert result.chosen.source == "alice/auto-good"
+    assert result.skipped["alice/no-such-model"].startswith("cannot be read")
 
 
 @pytest.mark.slow
@@ -182,3 +185,23 @@ def test_auto_under_torchrun_validates_over_two_processes_and_writes_once(pool, 
     report = json.loads((out / "auto_report.json").read_text())
     assert report["chosen"]["source"] == pool["good"] and len(report["trials"]) == 3
     assert (out / "model.safetensors").is_file()
+
+
+def test_a_later_trial_must_beat_the_earlier_by_more_than_the_noise_to_win():
+    from hf_rnn_transfer.commands.auto import Trial, _best, _reason
+
+    def trial(stage, source, score):
+        return Trial(stage, source, "all", "gradual", score, 3, 1.0, 1.0)
+
+    trials = [trial("source", "top-ranked", 0.81), trial("source", "second", 0.84), trial("floor", "scratch", 0.60)]
+    # 100 held-out rows: one standard error at 0.84 is 0.037, so 0.81 counts as as good
+    assert _best(trials, 100, "one_standard_error") is trials[0]
+    assert _best(trials, 100, "best") is trials[1]
+    assert _best(trials, 10_000, "one_standard_error") is trials[1]  # with many rows the gap is real
+    reason = _reason(trials[0], trials, 3, "accuracy", 100, "one_standard_error")
+    assert "second (all layers, gradual) scored 0.8400, within one standard error (0.037" in reason
+    assert "Scratch scored 0.6000" in reason
+    negative = [trial("source", "top-ranked", 0.55), trial("floor", "scratch", 0.90)]
+    chosen = _best(negative, 100, "one_standard_error")
+    assert chosen.source == "scratch"
+    assert "transfer would have hurt" in _reason(chosen, negative, 3, "accuracy", 100, "one_standard_error")

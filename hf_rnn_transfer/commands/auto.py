@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..budget_selection import cross_validate, fit_selected
+from ..budget_selection import SELECTION_RULES, cross_validate, fit_selected
 from ..selection import SCORES
 from ..transfer_config import TransferConfig
 from .finetune import SourceArguments, selection_score, target_score, transferred_model
@@ -81,6 +81,15 @@ class AutoArguments:
         default_factory=lambda: list(LAYER_CHOICES),
         metadata={"help": f"What moves: {list(LAYER_CHOICES)} (embedding: only the embedding, fresh layers)."},
     )
+    trial_rule: str = field(
+        default="one_standard_error",
+        metadata={
+            "help": "How a trial wins: one_standard_error (the earliest trial - higher-ranked source, then the "
+            "recommended recipe - within one binomial standard error of the best held-out score: with few labels the "
+            "folds cannot tell smaller gaps from noise) or best (the highest score).",
+            "choices": list(SELECTION_RULES),
+        },
+    )
     try_scratch: bool = field(
         default=True, metadata={"help": "Also validate the architecture from scratch; it wins if transfer cannot."}
     )
@@ -98,6 +107,8 @@ class AutoArguments:
                 raise ValueError(f"--layer_choices: unknown {name!r}; choose from {list(LAYER_CHOICES)}.")
         if not self.strategies or not self.layer_choices:
             raise ValueError("auto needs at least one strategy and one layer choice.")
+        if self.trial_rule not in SELECTION_RULES:
+            raise ValueError(f"--trial_rule must be one of {SELECTION_RULES}, got {self.trial_rule!r}.")
         if self.shortlist < 1:
             raise ValueError(f"--shortlist must be at least 1, got {self.shortlist}.")
         if self.folds < 2:
@@ -348,7 +359,7 @@ def auto_transfer(
     trials: list[Trial] = []
     folds = auto_args.folds
     first = order[0]
-    target, tokenizer = target_for(first)
+    target, _ = target_for(first)
     can_validate = len(target.splits["train"]) >= 2 * folds
     fallback = None
     start = time.perf_counter()
@@ -363,6 +374,7 @@ def auto_transfer(
                        1.0, 0.0)  # fmt: skip
         make_final, final_args, final_target = builder(first, "all", "gradual"), training_args, target
     else:
+        verbosity = logging.get_verbosity()
         logging.set_verbosity_error()  # the trials train quietly; the bar below shows progress and the ETA
         plan = _plan_size(auto_args, len(order))
         from tqdm.auto import tqdm
@@ -384,10 +396,11 @@ def auto_transfer(
 
         for name in order[: auto_args.shortlist]:
             validate("source", name, "all", auto_args.strategies[0])
-        best = _best(trials)
+        rows = len(target.splits["train"])
+        best = _best(trials, rows, auto_args.trial_rule)
         for strategy in auto_args.strategies[1:]:
             validate("strategy", best.source, "all", strategy)
-        best = _best(trials)
+        best = _best(trials, rows, auto_args.trial_rule)
         for layers in auto_args.layer_choices:
             if layers != "all":
                 validate("layers", best.source, layers, best.strategy)
@@ -405,8 +418,8 @@ def auto_transfer(
                                 1.0, time.perf_counter() - t0))  # fmt: skip
             selections[id(trials[-1])] = chosen_scratch
         bar.close()
-        logging.set_verbosity_warning()
-        chosen = _best(trials)
+        logging.set_verbosity(verbosity)
+        chosen = _best(trials, rows, auto_args.trial_rule)
         final_target = target_for(first if chosen.source == SCRATCH else chosen.source)[0]
         if chosen.source == SCRATCH:
             make_final, final_args = scratch_builder(first), scratch_args
@@ -431,7 +444,7 @@ def auto_transfer(
     if "test" in final_target.splits:
         test_score = float(target_score(final_target)(model, final_target.splits["test"]))
     tokenizer = target_for(first if chosen.source == SCRATCH else chosen.source)[1]
-    reason = fallback or _reason(chosen, trials, auto_args.folds, metric)
+    reason = fallback or _reason(chosen, trials, auto_args.folds, metric, len(train), auto_args.trial_rule)
     model.auto_transfer = True
     return AutoTransferResult(
         model=model, tokenizer=tokenizer, ranking=ranking, skipped=skipped, trials=trials, chosen=chosen,
@@ -460,22 +473,39 @@ def _head_fits(config, target) -> bool:
     return "RNNForSequenceClassification" in (config.architectures or []) and same
 
 
-def _best(trials: list[Trial]) -> Trial:
-    """The highest held-out score; ties keep the earlier trial (higher-ranked source, then the recommended recipe)."""
+def _margin(score: float, rows: int, rule: str) -> float:
+    """How far below the best a trial may score and still count as as good: one binomial standard error of an
+    accuracy over the held-out rows under `one_standard_error` (float error otherwise)."""
+    if rule == "one_standard_error" and 0.0 <= score <= 1.0:
+        return float(np.sqrt(score * (1.0 - score) / rows)) + 1e-9
+    return 1e-9
+
+
+def _best(trials: list[Trial], rows: int, rule: str = "best") -> Trial:
+    """The earliest trial (higher-ranked source, then the recommended recipe) whose held-out score is within the
+    rule's margin of the highest; under `best` that is the highest, ties keeping the earlier trial."""
     top = max(t.score for t in trials)
-    return next(t for t in trials if t.score >= top - 1e-9)
+    return next(t for t in trials if t.score >= top - _margin(top, rows, rule))
 
 
-def _reason(chosen: Trial, trials: list[Trial], folds: int, metric: str) -> str:
+def _reason(chosen: Trial, trials: list[Trial], folds: int, metric: str, rows: int, rule: str) -> str:
     others = [t for t in trials if t is not chosen]
     tied = [t for t in others if abs(t.score - chosen.score) <= 1e-9]
     text = (
-        f"Chosen: {chosen.describe()}, the highest held-out {metric} in {folds}-fold cross-validation inside the "
-        f"budget ({chosen.score:.4f}; stop after epoch {chosen.epochs}, mix {chosen.mix:g} of the fine-tuned weights)."
+        f"Chosen: {chosen.describe()}, held-out {metric} {chosen.score:.4f} in {folds}-fold cross-validation inside "
+        f"the budget (stop after epoch {chosen.epochs}, mix {chosen.mix:g} of the fine-tuned weights)."
     )
-    if others:
+    higher = [t for t in others if t.score > chosen.score + 1e-9]
+    if higher:
+        top = max(higher, key=lambda t: t.score)
+        text += (
+            f" {top.describe()} scored {top.score:.4f}, within one standard error "
+            f"({_margin(top.score, rows, rule):.3f} over {rows} held-out rows) of it: the folds cannot tell that gap "
+            "from noise, so the earlier trial (the higher-ranked source, then the recommended recipe) is kept."
+        )
+    elif others:
         runner = max(others, key=lambda t: t.score)
-        text += f" Next best: {runner.describe()} at {runner.score:.4f}."
+        text += f" The highest score; next best: {runner.describe()} at {runner.score:.4f}."
     if tied:
         text += (
             " Tied with " + ", ".join(t.describe() for t in tied) + ": the tie keeps the earlier trial (the "
