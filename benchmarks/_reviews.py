@@ -53,7 +53,8 @@ def target_splits(domain: str) -> dict[str, Dataset]:
     return {"pool": split["train"], "test": split["test"]}
 
 
-def _deduplicated(rows: list[dict], banned: set[str]) -> list[dict]:
+def deduplicated(rows: list[dict], banned: set[str] = frozenset()) -> list[dict]:
+    """One row per text key, none whose key is `banned`."""
     kept, seen = [], set(banned)
     for row in rows:
         key = text_key(row["text"])
@@ -88,7 +89,7 @@ def source_reviews(target: str, fdu: bool = True, amazon: bool = True) -> Datase
                     for r in read_fdu(domain)
                     if r["label"] is not None
                 ]
-    rows = _deduplicated(rows, banned)
+    rows = deduplicated(rows, banned)
     data = Dataset.from_list(rows).cast_column("label", SENTIMENT)
     return data.shuffle(seed=0)
 
@@ -105,4 +106,4 @@ def unlabelled_reviews(target: str, include_target: bool = True) -> list[str]:
             rows += [r for r in read_fdu(domain) if r["split"] == "unlabeled"]
     if include_target:
         rows += [{"text": t} for t in splits["pool"]["text"]]
-    return [r["text"] for r in _deduplicated(rows, banned)]
+    return [r["text"] for r in deduplicated(rows, banned)]

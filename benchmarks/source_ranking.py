@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from _report import table, write_section
-from _reviews import FDU_DOMAINS, FDU_TWIN, SENTIMENT, data_root, read_fdu, text_key
+from _reviews import FDU_DOMAINS, FDU_TWIN, SENTIMENT, data_root, deduplicated, read_fdu, text_key
 from scipy.stats import kendalltau, weightedtau
 from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
@@ -56,22 +56,12 @@ def dataset_of(rows):
     return Dataset.from_list([{"text": r["text"], "label": r["label"]} for r in rows]).cast_column("label", SENTIMENT)
 
 
-def unique(rows, banned=frozenset()):
-    kept, seen = [], set(banned)
-    for row in rows:
-        key = text_key(row["text"])
-        if key and key not in seen:
-            seen.add(key)
-            kept.append(row)
-    return kept
-
-
 def target_data(domain: str):
     """The target's labelled train split (deduplicated) and its test split without any train text."""
     rows = read_fdu(domain)
-    train = unique([r for r in rows if r["split"] == "train"])
+    train = deduplicated([r for r in rows if r["split"] == "train"])
     train_keys = {text_key(r["text"]) for r in train}
-    test = unique([r for r in rows if r["split"] == "test"], train_keys)
+    test = deduplicated([r for r in rows if r["split"] == "test"], train_keys)
     return dataset_of(train), dataset_of(test)
 
 
@@ -94,7 +84,7 @@ def train_supervised_source(name, dataset, domain, banned, folder: Path, epochs:
     else:
         reviews = load_amazon_reviews(domain)
         rows = [{"text": t, "label": lab} for t, lab in zip(reviews["text"], reviews["label"])]
-    data = dataset_of(unique(rows, banned)).shuffle(seed=0)
+    data = dataset_of(deduplicated(rows, banned)).shuffle(seed=0)
     tokenizer = train_tokenizer(data["text"], vocab_size=10000, model_max_length=256)
     encoded, labels = prepare_text_classification(data, tokenizer, max_length=256)
     set_seed(0)
@@ -143,7 +133,7 @@ def build_pool(root: Path, banned: set[str], epochs: float, lm_steps: int) -> di
             rows = train_supervised_source(name, dataset, domain, banned, folder, epochs)
             print(f"source {name}: {rows} reviews, {time.perf_counter() - start:.0f}s", flush=True)
         pool[name] = str(folder)
-    unlabelled = unique([r for d in FDU_DOMAINS for r in read_fdu(d) if r["split"] == "unlabeled"], banned)
+    unlabelled = deduplicated([r for d in FDU_DOMAINS for r in read_fdu(d) if r["split"] == "unlabeled"], banned)
     wiki = (data_root() / "wikitext2" / "valid.txt").read_text() + (data_root() / "wikitext2" / "test.txt").read_text()
     for name, texts in (("lm-reviews", [r["text"] for r in unlabelled]), ("lm-wikitext", wiki.splitlines())):
         folder = root / name
@@ -286,7 +276,7 @@ def logme_seconds(target: str, pool: dict[str, str], seed: int, budget: int) -> 
     return time.perf_counter() - start
 
 
-def summarise(results: dict, note: str) -> str:
+def summarise(results: dict, note: str, proxy: str = "2 folds x 3 epochs") -> str:
     """The ranking-quality table over targets, the per-target table, and `note` (how it was measured)."""
     names = [*SCORES, PROXY]
     rows, per_target = [], []
@@ -304,22 +294,23 @@ def summarise(results: dict, note: str) -> str:
             finetune_once = sum(s[0] for s in r["finetune_seconds"].values())
             cost = sum(r["proxy_seconds"].values()) if score == PROXY else r["rank_seconds"]
             costs.append(cost / finetune_once)
-        label = "fine-tuning proxy (2 folds x 3 epochs)" if score == PROXY else SCORE_NAMES[score]
+        label = f"fine-tuning proxy ({proxy})" if score == PROXY else SCORE_NAMES[score]
         cost_text = f"{np.mean(costs):.1%}" + (" (all feature scores together)" if score != PROXY else "")
         if score == "logme" and all("logme_seconds" in r for r in results.values()):
             alone = np.mean([r["logme_seconds"] / sum(s[0] for s in r["finetune_seconds"].values())
                              for r in results.values()])  # fmt: skip
             cost_text += f"; {alone:.1%} alone"
-        rows.append([label, f"{np.mean(taus):+.2f}", f"{np.mean(weighted):+.2f}", f"{sum(hits)}/{len(hits)}",
-                     cost_text, len(hits)])  # fmt: skip
+        defined = int(np.isfinite(taus).sum())  # a target whose candidates all score the same has no ranking
+        rows.append([label, f"{np.nanmean(taus):+.2f}", f"{np.nanmean(weighted):+.2f}", f"{sum(hits)}/{len(hits)}",
+                     cost_text, defined])  # fmt: skip
     ceiling = []
     for r in results.values():
         runs = np.asarray([r["accuracy"][n] for n in r["candidates"]])
         pairs = [(i, j) for i in range(runs.shape[1]) for j in range(i + 1, runs.shape[1])]
         ceiling += [np.mean([kendalltau(runs[:, i], runs[:, j]).statistic for i, j in pairs])] if pairs else []
     if ceiling:
-        rows.append(["one seed's accuracies ranking another's (the noise ceiling)", f"{np.mean(ceiling):+.2f}", "",
-                     "", "", len(ceiling)])  # fmt: skip
+        rows.append(["one seed's accuracies ranking another's (the noise ceiling)", f"{np.nanmean(ceiling):+.2f}", "",
+                     "", "", int(np.isfinite(ceiling).sum())])  # fmt: skip
     for target, r in results.items():
         mean = {n: float(np.mean(a)) for n, a in r["accuracy"].items()}
         order = sorted(mean, key=lambda n: -mean[n])
@@ -332,7 +323,7 @@ def summarise(results: dict, note: str) -> str:
             untrained_ties(r), saturated(r),
         ])  # fmt: skip
     body = table(["score", "mean Kendall tau", "mean weighted tau", "top-1 within noise", "cost vs fine-tuning all",
-                  "targets"], rows)  # fmt: skip
+                  "targets with a ranking"], rows)  # fmt: skip
     body += "\n\n" + table(
         ["target", "candidates", "best source (mean acc.)", "worst source", "scratch", "LogME's first",
          "shrinkage H-score's first", "proxy's first", "LogME no better than untrained", "H-score saturated"],

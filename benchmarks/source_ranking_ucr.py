@@ -171,7 +171,11 @@ def main():
     write_section(
         "source-ranking-ucr",
         f"Source ranking at scale on UCR: {len(pool)} series sources, each set a target",
-        summarise({k.split(" ")[0]: v for k, v in results.items() if k.endswith(f"seeds={cli.seeds}")}, note),
+        summarise(
+            {k.split(" ")[0]: v for k, v in results.items() if k.endswith(f"seeds={cli.seeds}")},
+            note,
+            proxy=f"2 folds x {EPOCHS // 2} epochs",
+        ),
     )
 
 
