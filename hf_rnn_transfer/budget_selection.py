@@ -246,16 +246,16 @@ def cross_validate(
         train_rows = np.sort(np.concatenate([p for j, p in enumerate(parts) if j != k]))
         model = make_model()
         scorer = _MixScorer(model, starting_weights(model), train_dataset.select(heldout), score, mixes)
-        fold_args = replace(args, output_dir=tempfile.mkdtemp(prefix="budget-fold-"), **quiet)
-        trainer = TransferTrainer(
-            model=model,
-            args=fold_args,
-            train_dataset=train_dataset.select(train_rows),
-            data_collator=collator,
-            domain_dataset=domain_dataset,
-        )
-        trainer.add_callback(scorer)
-        trainer.train()
+        with tempfile.TemporaryDirectory(prefix="budget-fold-") as fold_dir:  # nothing of the folds is kept
+            trainer = TransferTrainer(
+                model=model,
+                args=replace(args, output_dir=fold_dir, **quiet),
+                train_dataset=train_dataset.select(train_rows),
+                data_collator=collator,
+                domain_dataset=domain_dataset,
+            )
+            trainer.add_callback(scorer)
+            trainer.train()
         scores = np.asarray(scorer.scores[:epochs])
         totals[: len(scores)] += scores * len(heldout)
         if on_fold is not None:

@@ -457,9 +457,10 @@ def fine_tuning_proxy(make_model, rows, args, collator, score, folds: int = 2, l
     for k, heldout in enumerate(parts):
         train_rows = np.sort(np.concatenate([p for j, p in enumerate(parts) if j != k]))
         model = make_model()
-        fold_args = replace(args, output_dir=tempfile.mkdtemp(prefix="proxy-fold-"), **quiet)
-        TransferTrainer(
-            model=model, args=fold_args, train_dataset=rows.select(train_rows), data_collator=collator
-        ).train()
+        with tempfile.TemporaryDirectory(prefix="proxy-fold-") as fold_dir:
+            fold_args = replace(args, output_dir=fold_dir, **quiet)
+            TransferTrainer(
+                model=model, args=fold_args, train_dataset=rows.select(train_rows), data_collator=collator
+            ).train()
         total += float(score(model, rows.select(heldout))) * len(heldout)
     return total / len(rows)

@@ -267,7 +267,8 @@ def auto_transfer(
         raw: the target `DatasetDict`: a `train` split (the labelled budget, texts or series) and optionally `test`.
         data_args: its columns (`TargetDataArguments`; default text/label).
         auto_args: the search (`AutoArguments`); `budget` overrides its budget.
-        training_args: the base recipe (`RecommendedTrainingArguments`; default with output_dir `runs/auto`).
+        training_args: the base recipe (`RecommendedTrainingArguments`; default: the recommended recipe, seed 0, no
+            checkpoints written).
         token: Hub token for private candidates (never stored).
 
     Returns:
@@ -282,7 +283,12 @@ def auto_transfer(
 
     data_args = data_args or TargetDataArguments()
     auto_args = auto_args or AutoArguments()
-    training_args = training_args or RecommendedTrainingArguments(output_dir="runs/auto")
+    if training_args is None:  # the recommended recipe, nothing written (the caller saves `result.model`)
+        import tempfile
+
+        training_args = RecommendedTrainingArguments.for_experiment(
+            tempfile.mkdtemp(prefix="auto-"), disable_tqdm=False
+        )
     budget = budget if budget is not None else auto_args.budget
     if not isinstance(raw, DatasetDict) or "train" not in raw:
         raise ValueError("auto_transfer needs a DatasetDict with a 'train' split (the labelled budget).")
