@@ -34,6 +34,7 @@ from scipy.stats import kendalltau, weightedtau
 from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
 from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification, TransferConfig
+from hf_rnn_transfer.commands.target_data import is_classifier_of
 from hf_rnn_transfer.data import (
     AMAZON_DOMAINS,
     LabelMap,
@@ -161,9 +162,7 @@ class Candidate:
         self.train, _ = prepare_text_classification(train, self.tokenizer, max_length=256)
         self.test, _ = prepare_text_classification(test, self.tokenizer, max_length=256)
         self.collator = DataCollatorWithPadding(self.tokenizer)
-        config = RNNConfig.from_pretrained(folder)
-        same_labels = {int(k): v for k, v in config.id2label.items()} == labels.id2label
-        self.head = "RNNForSequenceClassification" in (config.architectures or []) and same_labels
+        self.head = is_classifier_of(RNNConfig.from_pretrained(folder), labels.id2label)
         self.id2label, self.label2id = labels.id2label, labels.label2id
 
     def model(self, seed: int):

@@ -391,10 +391,8 @@ def rank_sources(
         start = time.perf_counter()
         model, name, _ = load_source(candidate, revision, token)
         name = str(candidate) if isinstance(candidate, (str, Path)) else name  # as the user named it
-        batches = list(
-            _batches(model, candidate, name, rows, text_column, values_column, tokenizers, batch_size, max_length,
-                     revision, token)
-        )  # fmt: skip
+        batches = _batches(model, candidate, name, rows, text_column, values_column, tokenizers, batch_size,
+                           max_length, revision, token)  # fmt: skip
         features, probabilities = extract_features(model, batches, feature_layer)
         values = feature_scores(features, labels, probabilities, scores)
         untrained = {}
@@ -411,7 +409,8 @@ def rank_sources(
 
 def _batches(model, candidate, name, rows, text_column, values_column, tokenizers, batch_size, max_length, revision,
              token):  # fmt: skip
-    """The target rows in batches as this candidate reads them: its own tokenizer's ids, or series values."""
+    """The target rows in batches (a list: each candidate reads them twice) as this candidate reads them: its own
+    tokenizer's ids, or series values."""
     if model.config.is_token_input:
         if text_column not in rows.column_names:
             raise ValueError(f"missing text column {text_column!r}; the dataset has {rows.column_names}.")
@@ -422,10 +421,10 @@ def _batches(model, candidate, name, rows, text_column, values_column, tokenizer
             tokenizer = AutoTokenizer.from_pretrained(str(candidate), revision=revision, token=token)
         collate = DataCollatorWithPadding(tokenizer)
         texts = rows[text_column]
-        return (
+        return [
             collate([dict(tokenizer(t, truncation=True, max_length=max_length)) for t in texts[i : i + batch_size]])
             for i in range(0, len(texts), batch_size)
-        )
+        ]
     if values_column not in rows.column_names:
         raise ValueError(
             f"{name} reads series, but the target has no {values_column!r} column (it has {rows.column_names}): a "
@@ -433,9 +432,9 @@ def _batches(model, candidate, name, rows, text_column, values_column, tokenizer
         )
     collate = DataCollatorForSeries()
     values = rows[values_column]
-    return (
+    return [
         collate([{"input_values": v} for v in values[i : i + batch_size]]) for i in range(0, len(values), batch_size)
-    )
+    ]
 
 
 def fine_tuning_proxy(make_model, rows, args, collator, score, folds: int = 2, label_column: str = "labels") -> float:

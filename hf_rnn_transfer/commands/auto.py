@@ -38,8 +38,9 @@ import numpy as np
 from ..budget_selection import SELECTION_RULES, cross_validate, fit_selected
 from ..selection import SCORES
 from ..transfer_config import TransferConfig
+from .compare import CompareArguments
 from .finetune import SourceArguments, selection_score, target_score, transferred_model
-from .target_data import TargetDataArguments, check_source, encode_target, load_source_config
+from .target_data import TargetDataArguments, check_source, encode_target, is_classifier_of, load_source_config
 
 # name -> what it changes in the recommended recipe (`RecommendedTrainingArguments`)
 STRATEGIES = {
@@ -327,6 +328,7 @@ def auto_transfer(
     ranking = rank_sources(
         list(usable), rows_for_ranking, text_column=data_args.text_column,
         label_column=data_args.label_column if text else "labels", max_examples=None, token=token,
+        tokenizers={name: tokenizer for name, (_, tokenizer) in usable.items() if tokenizer is not None},
         max_length=data_args.max_length, by=auto_args.rank_by, progress=progress,
     )  # fmt: skip
     clock["ranking"] = time.perf_counter() - start
@@ -341,7 +343,8 @@ def auto_transfer(
 
     def builder(name, layers, strategy):
         target, _ = target_for(name)
-        transfer = TransferConfig(**LAYER_CHOICES[layers], transfer_head=_head_fits(usable[name][0], target))
+        head = is_classifier_of(usable[name][0], target.labels.id2label)  # its answers mean the target's: keep them
+        transfer = TransferConfig(**LAYER_CHOICES[layers], transfer_head=head)
         source_args = SourceArguments(source=name, **{k: v for k, v in asdict(transfer).items() if v is not None})
 
         def make_model():
@@ -378,7 +381,7 @@ def auto_transfer(
         warnings.warn("auto: " + fallback, stacklevel=2)
         chosen = Trial("fallback", first, "all", "gradual", float("nan"), int(np.ceil(training_args.num_train_epochs)),
                        1.0, 0.0)  # fmt: skip
-        make_final, final_args, final_target = builder(first, "all", "gradual"), training_args, target
+        make_final, final_args = builder(first, "all", "gradual"), training_args
     else:
         verbosity = logging.get_verbosity()
         logging.set_verbosity_error()  # the trials train quietly; the bar below shows progress and the ETA
@@ -411,12 +414,8 @@ def auto_transfer(
             if layers != "all":
                 validate("layers", best.source, layers, best.strategy)
         if auto_args.try_scratch:
-            from ..evaluation import scratch_arguments
-
             t0 = time.perf_counter()
-            scratch_args = scratch_arguments(training_args, num_train_epochs=10, learning_rate=3e-3,
-                                             lr_scheduler_type="linear", warmup_steps=0.1)  # fmt: skip
-            target, _ = target_for(first)
+            scratch_args = CompareArguments().scratch_training_arguments(training_args)  # compare's scratch recipe
             chosen_scratch = cross_validate(scratch_builder(first), target.splits["train"], scratch_args,
                                             target.collator, selection_score(target), folds, [1.0],
                                             rule=training_args.select_rule, on_fold=lambda: bar.update(1))  # fmt: skip
@@ -426,7 +425,6 @@ def auto_transfer(
         bar.close()
         logging.set_verbosity(verbosity)
         chosen = _best(trials, rows, auto_args.trial_rule)
-        final_target = target_for(first if chosen.source == SCRATCH else chosen.source)[0]
         if chosen.source == SCRATCH:
             make_final, final_args = scratch_builder(first), scratch_args
         else:
@@ -434,6 +432,7 @@ def auto_transfer(
             final_args = _strategy_arguments(training_args, chosen.strategy)
         selection = selections[id(chosen)]
     clock["validation"] = time.perf_counter() - start
+    final_target, tokenizer = target_for(first if chosen.source == SCRATCH else chosen.source)
 
     start = time.perf_counter()
     if fallback:
@@ -449,9 +448,7 @@ def auto_transfer(
     test_score = None
     if "test" in final_target.splits:
         test_score = float(target_score(final_target)(model, final_target.splits["test"]))
-    tokenizer = target_for(first if chosen.source == SCRATCH else chosen.source)[1]
     reason = fallback or _reason(chosen, trials, auto_args.folds, metric, len(train), auto_args.trial_rule)
-    model.auto_transfer = True
     return AutoTransferResult(
         model=model, tokenizer=tokenizer, ranking=ranking, skipped=skipped, trials=trials, chosen=chosen,
         reason=reason, rows=len(train), metric=metric, test_score=test_score, seconds=clock, fallback=fallback,
@@ -471,12 +468,6 @@ def _plan_size(args: AutoArguments, candidates: int) -> int:
 
 def _strategy_arguments(training_args, strategy: str):
     return replace(training_args, **STRATEGIES[strategy])
-
-
-def _head_fits(config, target) -> bool:
-    """Move the source's head when it is a classifier of exactly the target's labels (its answers mean the same)."""
-    same = {int(k): v for k, v in (config.id2label or {}).items()} == target.labels.id2label
-    return "RNNForSequenceClassification" in (config.architectures or []) and same
 
 
 def _margin(score: float, rows: int, rule: str) -> float:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .finetune import SourceArguments, selection_score, target_score, transferred_model
-from .target_data import TargetDataArguments, encode_target, load_source_config, read_target
+from .target_data import TargetDataArguments, encode_target, is_classifier_of, load_source_config, read_target
 
 
 @dataclass
@@ -30,6 +30,20 @@ class CompareArguments:
         },
     )
     report: str = field(default="comparison.md", metadata={"help": "Markdown report (a PNG curve goes beside it)."})
+
+    def scratch_training_arguments(self, training_args):
+        """The scratch model's recipe: `training_args` without what only a transferred model has, for
+        `scratch_epochs` at `scratch_learning_rate` with a linear schedule after `scratch_warmup`."""
+        from ..evaluation import scratch_arguments
+
+        return scratch_arguments(
+            training_args,
+            num_train_epochs=self.scratch_epochs,
+            learning_rate=self.scratch_learning_rate,
+            lr_scheduler_type="linear",
+            warmup_steps=self.scratch_warmup,
+            **({} if self.scratch_select_folds is None else {"select_folds": self.scratch_select_folds}),
+        )
 
 
 def parse_budgets(budgets: list[str]) -> list[int | None]:
@@ -63,7 +77,7 @@ def compare_transfer(
     from transformers import set_seed
 
     from ..configuration_rnn import RNNConfig
-    from ..evaluation import compare, scratch_arguments
+    from ..evaluation import compare
 
     budgets = parse_budgets(compare_args.budgets)
     seeds = compare_args.seeds
@@ -94,14 +108,7 @@ def compare_transfer(
         set_seed(seed)
         return type(template)(RNNConfig.from_dict(template.config.to_dict()))
 
-    scratch_args = scratch_arguments(
-        training_args,
-        num_train_epochs=compare_args.scratch_epochs,
-        learning_rate=compare_args.scratch_learning_rate,
-        lr_scheduler_type="linear",
-        warmup_steps=compare_args.scratch_warmup,
-        **({} if compare_args.scratch_select_folds is None else {"select_folds": compare_args.scratch_select_folds}),
-    )
+    scratch_args = compare_args.scratch_training_arguments(training_args)
     result = compare(
         make_transfer,
         make_scratch,
@@ -130,7 +137,7 @@ def _zero_shot_source(source_args: SourceArguments, target, token):
     model, _, _ = load_source(source_args.source, source_args.revision, token)
     if target.is_seq2seq:
         return model if isinstance(model, RNNForSeq2SeqLM) else None
-    same_labels = {int(k): v for k, v in model.config.id2label.items()} == target.labels.id2label
+    same_labels = is_classifier_of(model.config, target.labels.id2label)
     return model if isinstance(model, RNNForSequenceClassification) and same_labels else None
 
 

@@ -174,6 +174,12 @@ def encode_target(raw: DatasetDict, source_config, tokenizer, args: TargetDataAr
     return EncodedTarget(encoded, labels, DataCollatorForSeries(), config)
 
 
+def is_classifier_of(config, id2label: dict[int, str]) -> bool:
+    """Whether a source config is a sequence classifier of exactly these labels (its answers then mean the target's)."""
+    same = {int(k): v for k, v in (config.id2label or {}).items()} == id2label
+    return "RNNForSequenceClassification" in (config.architectures or []) and same
+
+
 def _is_seq2seq_source(config) -> bool:
     return "RNNForSeq2SeqLM" in (config.architectures or [])
 

@@ -634,29 +634,23 @@ class HubApp:
         if not limit.isdigit() or not 1 <= int(limit) <= _LISTED_MAX:
             raise HubError(400, None, f"limit must be an integer from 1 to {_LISTED_MAX}, got {limit[:20]!r}.")
         author, search = query.get("author"), (query.get("search") or "").lower()
-        root = self.storage.root / "models"
         listed = []
-        for namespace in sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-            if author and namespace != author:
-                continue
-            for name in sorted(p.name for p in (root / namespace).iterdir() if p.is_dir()):
-                try:
-                    repo = self._repo("model", namespace, name, call.user)
-                    sha = repo.resolve("main")
-                    commit = repo.commit(sha)
-                except HubError:
-                    continue  # not a repository, or not visible with this token
-                if search and search not in repo.id.lower():
-                    continue
-                info = _card_info(repo, commit)
-                labels = {*info.get("tags", []), info.get("library_name"), info.get("pipeline_tag")}
-                if all(f in labels for f in filters):
-                    summary = {"id": repo.id, "modelId": repo.id, "author": repo.namespace, "sha": sha,
-                               "private": repo.meta["private"], "lastModified": commit.date, "tags": [],
-                               "downloads": 0, "likes": 0}  # fmt: skip
-                    listed.append(summary | {k: v for k, v in info.items() if k != "cardData"})
+        for repo in self.storage.repositories("model"):
+            if (author and repo.namespace != author) or (search and search not in repo.id.lower()):
+                continue  # the cheap tests first: no file is read for a repository they leave out
+            private = repo.meta["private"]
+            if private and not self._can_write(call.user, repo.namespace):
+                continue  # not visible with this token
+            sha = repo.resolve("main")
+            commit = repo.commit(sha)
+            info = _card_info(repo, commit)
+            labels = {*info.get("tags", []), info.get("library_name"), info.get("pipeline_tag")}
+            if all(f in labels for f in filters):
+                summary = {"id": repo.id, "modelId": repo.id, "author": repo.namespace, "sha": sha, "private": private,
+                           "lastModified": commit.date, "tags": [], "downloads": 0, "likes": 0}  # fmt: skip
+                listed.append(summary | {k: v for k, v in info.items() if k != "cardData"})
                 if len(listed) >= int(limit):
-                    return self._json(listed)
+                    break
         return self._json(listed)
 
     def _h_tree(self, call: _Call):

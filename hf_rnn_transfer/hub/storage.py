@@ -349,6 +349,19 @@ class HubStorage:
             )
         return Repository(self, repo_type, parts[0], parts[1])
 
+    def repositories(self, repo_type: str):
+        """Every existing repository of `repo_type`, sorted by id (folders that are not one are passed over)."""
+        folder = self.root / f"{repo_type}s"
+        namespaces = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        for namespace in namespaces:
+            for path in sorted(p for p in namespace.iterdir() if p.is_dir()):
+                try:
+                    repo = self.repo(repo_type, f"{namespace.name}/{path.name}")  # the id rules of every request
+                except HubError:
+                    continue
+                if repo.exists():
+                    yield repo
+
     def create_repo(self, repo_type: str, repo_id: str, owner: str, private: bool) -> tuple[Repository, bool]:
         """Create a repository with an initial commit holding `.gitattributes`; returns (repo, created)."""
         repo = self.repo(repo_type, repo_id)
