@@ -1,15 +1,16 @@
 """Training throughput side by side with what a user would pick instead: fastai's AWD-LSTM classifier (when fastai is
 installed), a plain PyTorch `nn.LSTM` loop, and this project's classifier (default, chunked, chunked + narrower top).
 
-    python benchmarks/throughput_vs_fastai.py [--epochs 2]
+    python benchmarks/throughput_vs_fastai.py [--epochs 2] [--seeds 0 1 2] [--no-bf16]
 
 One process, one torch, the same token ids (the project's word tokenizer, no truncation: full-length reviews), the
 same length-bucketed batches of 32 (sorted by length within groups of 50 batches, batch order shuffled per epoch),
 Adam at 2e-3, cross-entropy, model-level loops (no Trainer for anyone). Non-pad tokens per second over every batch
 but the very first; then accuracy on 400 held-out reviews after the same number of epochs, so speed is not bought
-with accuracy. Data: the shipped Amazon kitchen reviews (1,600 train / 400 test). fastai needs its own environment
-(it pins its own torch): `pip install fastai` there and run this script with that environment's python and this
-package installed; without fastai its row says so.
+with accuracy. fastai and the fastest project model also run under bf16 CPU autocast (the Trainer's `--bf16`),
+each compared with the other at the same precision. Data: the shipped Amazon kitchen reviews (1,600 train / 400
+test). fastai needs its own environment (it pins its own torch): `pip install fastai` there and run this script
+with that environment's python and this package installed; without fastai its row says so.
 """
 
 import argparse
@@ -109,7 +110,9 @@ def logits_of(name, model, x, mask):
     return model(input_ids=x, attention_mask=mask).logits
 
 
-def run(name, model, train, test, epochs):
+def run(name, model, train, test, epochs, bf16=False):
+    """Trains `model` for `epochs` (bf16: under CPU autocast, as the Trainer's `--bf16` does); returns
+    (non-pad tokens/s, test accuracy)."""
     ids, labels = train
     chunk, pad_id = (72, 1) if name.startswith("fastai") else (None, 0)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
@@ -119,7 +122,9 @@ def run(name, model, train, test, epochs):
         for batch in bucketed(ids, epoch):
             x, mask, y = pad(ids, labels, batch, chunk, pad_id)
             start = time.perf_counter()
-            loss = F.cross_entropy(logits_of(name, model, x, mask), y)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = logits_of(name, model, x, mask)
+            loss = F.cross_entropy(logits.float(), y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -134,7 +139,8 @@ def run(name, model, train, test, epochs):
         for b in range(0, len(test_ids), 64):
             batch = list(range(b, min(b + 64, len(test_ids))))
             x, mask, y = pad(test_ids, test_labels, batch, chunk, pad_id)
-            correct += int((logits_of(name, model, x, mask).argmax(-1) == y).sum())
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                correct += int((logits_of(name, model, x, mask).argmax(-1) == y).sum())
     return tokens / seconds, correct / len(test_ids)
 
 
@@ -142,48 +148,82 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (accuracy mean ± std)")
+    parser.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run fastai and the fastest project model under bf16 CPU autocast",
+    )
     cli = parser.parse_args()
     train_ids, train_labels, test_ids, test_labels, vocab_size = data()
     chunked = dict(classifier_bptt=72, classifier_max_len=72 * 20)
-    variants = [
-        ("fastai AWD-LSTM classifier (emb 128, hidden 256, 2 layers)", lambda: fastai_model(vocab_size)),
-        ("plain PyTorch: padded nn.LSTM(128, 256, 2)", lambda: PlainLSTM(vocab_size)),
-        ("hf-rnn-transfer, default (packed/padded, concat pooling)", lambda: project(vocab_size)),
-        ("hf-rnn-transfer, classifier_bptt 72, max_len 1440", lambda: project(vocab_size, **chunked)),
-        (
-            "hf-rnn-transfer, chunked + hidden_sizes [256, 128]",
-            lambda: project(vocab_size, hidden_sizes=[256, 128], **chunked),
-        ),
+    fastai_name = "fastai AWD-LSTM classifier (emb 128, hidden 256, 2 layers)"
+    fastest = "hf-rnn-transfer, chunked + hidden_sizes [256, 128]"
+    variants = [  # (name, build, bf16)
+        (fastai_name, lambda: fastai_model(vocab_size), False),
+        ("plain PyTorch: padded nn.LSTM(128, 256, 2)", lambda: PlainLSTM(vocab_size), False),
+        ("hf-rnn-transfer, default (packed/padded, concat pooling)", lambda: project(vocab_size), False),
+        ("hf-rnn-transfer, classifier_bptt 72, max_len 1440", lambda: project(vocab_size, **chunked), False),
+        (fastest, lambda: project(vocab_size, hidden_sizes=[256, 128], **chunked), False),
+        (fastai_name, lambda: fastai_model(vocab_size), True),
+        (fastest, lambda: project(vocab_size, hidden_sizes=[256, 128], **chunked), True),
     ]
+    if not cli.bf16:
+        variants = [v for v in variants if not v[2]]
     rows, rates = [], {}
-    fastai_name = variants[0][0]
-    for name, build in variants:
-        if name == fastai_name and build() is None:
-            rows.append([name, "not installed here (pip install fastai in its own env)", "", "", ""])
-            print(f"{name}: skipped, fastai is not installed", flush=True)
+    fastai_missing = fastai_model(vocab_size) is None
+    for name, build, bf16 in variants:
+        key = (name, bf16)
+        label = f"{name}, bf16 autocast" if bf16 else name
+        if name == fastai_name and fastai_missing:
+            rows.append([label, "not installed here (pip install fastai in its own env)", "", "", "", ""])
+            print(f"{label}: skipped, fastai is not installed", flush=True)
             continue
         accuracies = []
         for seed in cli.seeds:  # tokens/s: the best over seeds (same work each time)
             torch.manual_seed(seed)
-            rate, accuracy = run(name, build(), (train_ids, train_labels), (test_ids, test_labels), cli.epochs)
-            rates[name] = max(rates.get(name, 0.0), rate)
+            rate, accuracy = run(name, build(), (train_ids, train_labels), (test_ids, test_labels), cli.epochs, bf16)
+            rates[key] = max(rates.get(key, 0.0), rate)
             accuracies.append(accuracy)
-            print(f"{name} (seed {seed}): {rate:,.0f} tokens/s, accuracy {accuracy:.3f}", flush=True)
+            print(f"{label} (seed {seed}): {rate:,.0f} tokens/s, accuracy {accuracy:.3f}", flush=True)
         spread = f" ± {statistics.pstdev(accuracies):.3f}" if len(accuracies) > 1 else ""
-        rows.append([name, f"{rates[name]:,.0f}", "", "", f"{statistics.mean(accuracies):.3f}{spread}"])
-    base = rates["plain PyTorch: padded nn.LSTM(128, 256, 2)"]
-    for row in rows:
-        if row[0] in rates:
-            row[2] = f"{rates[row[0]] / base:.2f}"
-            row[3] = f"{rates[row[0]] / rates[fastai_name]:.2f}" if fastai_name in rates else ""
+        rows.append([label, f"{rates[key]:,.0f}", "", "", "", f"{statistics.mean(accuracies):.3f}{spread}"])
+    base = rates[("plain PyTorch: padded nn.LSTM(128, 256, 2)", False)]
+    for row, (name, _, bf16) in zip(rows, variants):
+        if (name, bf16) in rates:
+            row[2] = f"{rates[name, bf16] / base:.2f}"
+            if (fastai_name, bf16) in rates:
+                row[3] = f"{rates[name, bf16] / rates[fastai_name, bf16]:.2f}"
+            if (fastai_name, False) in rates:
+                row[4] = f"{rates[name, bf16] / rates[fastai_name, False]:.2f}"
+    precision = (
+        "The bf16 rows run forward and loss under `torch.autocast('cpu', dtype=torch.bfloat16)` (what the Trainer's "
+        "`--bf16` does on a CPU), fastai's too, by hand: fastai's own `to_bf16()` autocasts on CUDA only, so a fastai "
+        "user on a CPU trains in fp32 (the last column). On a CPU with AMX / AVX512-BF16 "
+        f"(this one: {'yes' if torch.cpu._is_amx_tile_supported() else 'no'}) the oneDNN LSTM kernels run in bf16. "
+        if cli.bf16
+        else ""
+    )
     body = (
         f"{cli.epochs} epochs of 1,600 full-length kitchen reviews, batches of {BATCH}, Adam 2e-3; accuracy on 400 "
-        f"held-out reviews after those epochs, mean ± std over seeds {cli.seeds}. fastai's batches use its own "
+        f"held-out reviews after those epochs, mean ± std over seeds {cli.seeds}; tokens/s is the best of the seeds' "
+        "runs. fastai's batches use its own "
         "`pad_input_chunk` layout (text starting on a 72-token boundary): with plain left padding its encoder "
         "skips the shorter rows of each chunk, which once made it look 1.4x faster than it is. fastai runs its "
-        "AWD-LSTM dropouts (its defaults), the others none; at 2 epochs of Adam 2e-3 from scratch fastai's "
-        "classifier has not started to learn.\n\n"
-        + table(["model", "non-pad tokens/s", "vs plain loop", "vs fastai", "test accuracy"], rows)
+        "AWD-LSTM dropouts (its defaults), the others none. "
+        + precision
+        + "\n\n"
+        + table(
+            [
+                "model",
+                "non-pad tokens/s",
+                "vs plain loop",
+                "vs fastai, same precision",
+                "vs fastai fp32",
+                "test accuracy",
+            ],
+            rows,
+        )
     )
     write_section("throughput-vs-fastai", "Training throughput beside fastai and a plain PyTorch loop", body)
 

@@ -40,7 +40,9 @@ from .data import AMAZON_DOMAINS, load_amazon_reviews
 from .evaluation import balanced_budget_indices, layer_change_table, plot_layer_changes, what_transferred
 from .freezing import unfreeze_interval_for
 from .hub import Metric, build_model_card, push_model, resolve_hub
-from .trainer import TransferTrainingArguments
+from .trainer import TransferTrainingArguments, native_bf16_available
+
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass
@@ -70,6 +72,14 @@ class DemoArguments:
     )
     scratch_epochs: float = field(default=10.0, metadata={"help": "Epochs of the scratch baseline."})
     source_examples: int | None = field(default=None, metadata={"help": "Use only this many source reviews."})
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "Training precision: 'bf16' (autocast), 'fp32', or 'auto': bf16 where this machine computes it "
+            "natively (a CPU with AMX/AVX512-BF16, a bf16 GPU; ~1.5x faster recurrent kernels), else fp32.",
+            "choices": PRECISIONS,
+        },
+    )
     endpoint: str | None = field(
         default=None, metadata={"help": "Hub URL (default: $HF_ENDPOINT, else an offline Hub on --hub_root)."}
     )
@@ -88,6 +98,12 @@ class DemoArguments:
             self.budgets = sorted({*self.budgets, self.label_budget})
         if not self.seeds:
             raise ValueError("--seeds needs at least one seed.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}.")
+
+    @property
+    def bf16(self) -> bool:
+        return self.precision == "bf16" or (self.precision == "auto" and native_bf16_available())
 
 
 def _step(number: int, text: str, started: float) -> None:
@@ -135,7 +151,7 @@ def run_demo(args: DemoArguments) -> dict:
     _step(
         1,
         f"Data: labelled reviews of {', '.join(sources)} (source); {args.target_domain} split into a fixed, "
-        "balanced test set of 1,000 and a pool of 1,000",
+        f"balanced test set of 1,000 and a pool of 1,000; training in {'bf16' if args.bf16 else 'fp32'}",
         started,
     )
     files = write_demo_data(out / "data", args)
@@ -164,6 +180,7 @@ def run_demo(args: DemoArguments) -> dict:
         save_strategy="no",
         logging_strategy="epoch",
         seed=0,
+        bf16=args.bf16,
     )
     finetune_training = TransferTrainingArguments(
         str(out / "finetune"),
@@ -179,6 +196,7 @@ def run_demo(args: DemoArguments) -> dict:
         report_to="none",
         save_strategy="no",
         logging_strategy="no",
+        bf16=args.bf16,
     )
     hub_root = args.hub_root or str(out / "hub")
     source_repo = f"{args.namespace}/{args.cell_type}-reviews-{'-'.join(sources)}"
@@ -291,6 +309,7 @@ def run_demo(args: DemoArguments) -> dict:
         "pushed_model_accuracy": round(final_accuracy, 4),
         "scores": {m: {str(b): v for b, v in per.items()} for m, per in result.scores.items()},
         "seconds": round(time.perf_counter() - started, 1),
+        "precision": "bf16" if args.bf16 else "fp32",
         "arguments": asdict(args),
     }
     (out / "results.json").write_text(json.dumps(results, indent=2))
@@ -298,7 +317,8 @@ def run_demo(args: DemoArguments) -> dict:
         [
             f"# Transfer demo: {', '.join(sources)} -> {args.target_domain}",
             f"Source `{source_repo}` (commit {source_commit.oid[:10]}): {zero_shot:.3f} on the "
-            f"{args.target_domain} test set with no target labels.",
+            f"{args.target_domain} test set with no target labels. Training precision: "
+            f"{'bf16 autocast' if args.bf16 else 'fp32'} ({time.perf_counter() - started:.0f} s in all).",
             "## Transfer vs scratch\n\n" + result.to_markdown() + "\n\n![learning curve](learning_curve.png)",
             "## What moved in each layer (seed 0 model)\n\n"
             + layer_change_table(changes)

@@ -501,30 +501,31 @@ def compare(
                 ("transfer", make_transfer, args),
                 ("scratch", make_scratch, scratch_args),
             ):
-                run_args = replace(
-                    method_args,
-                    output_dir=tempfile.mkdtemp(prefix="compare-"),
-                    seed=seed,
-                    save_strategy="no",
-                    report_to="none",
-                    disable_tqdm=True,
-                )
-                if run_args.select_folds:
-                    model, chosen = fit_within_budget(
-                        lambda: make(seed),  # noqa: B023 (called at once)
-                        subset,
-                        run_args,
-                        collator,
-                        select_score or score,
-                        folds=run_args.select_folds,
-                        mixes=run_args.select_mixes,
-                        label_column=label_column,
-                        rule=run_args.select_rule,
+                with tempfile.TemporaryDirectory(prefix="compare-") as run_dir:  # a run keeps nothing on disk
+                    run_args = replace(
+                        method_args,
+                        output_dir=run_dir,
+                        seed=seed,
+                        save_strategy="no",
+                        report_to="none",
+                        disable_tqdm=True,
                     )
-                    result.selections[method][budget].append(chosen.to_dict())
-                else:
-                    model = make(seed)
-                    TransferTrainer(model=model, args=run_args, train_dataset=subset, data_collator=collator).train()
+                    if run_args.select_folds:
+                        model, chosen = fit_within_budget(
+                            lambda: make(seed),  # noqa: B023 (called at once)
+                            subset,
+                            run_args,
+                            collator,
+                            select_score or score,
+                            folds=run_args.select_folds,
+                            mixes=run_args.select_mixes,
+                            label_column=label_column,
+                            rule=run_args.select_rule,
+                        )
+                        result.selections[method][budget].append(chosen.to_dict())
+                    else:
+                        model = make(seed)
+                        TransferTrainer(model, run_args, train_dataset=subset, data_collator=collator).train()
                 result.scores[method][budget].append(score(model, test_dataset))
             if texts is not None:
                 train_texts = [texts[0][i] for i in subsets[budget]]

@@ -632,11 +632,12 @@ class RNNModel(RNNPreTrainedModel):
             tuple(hidden.new_zeros(1, batch, size) for _ in range(2 if lstm else 1)) for size in sizes
         ]  # fmt: skip
         chunks: list[list[torch.Tensor]] = [[] for _ in self.layers]
-        for start in range(0, seq_len, bptt):
-            end = min(start + bptt, seq_len)
+        # one split, not a slice per chunk: the backward of each slice would build and add a full-length gradient
+        for start, piece in zip(range(0, seq_len, bptt), hidden.split(bptt, dim=1)):
+            end = start + piece.shape[1]
             active = [r for r, n in enumerate(row_lengths) if n > start]
             rows = None if len(active) == batch else torch.tensor(active, device=device)
-            x = hidden[:, start:end] if rows is None else hidden[:, start:end].index_select(0, rows)
+            x = piece if rows is None else piece.index_select(0, rows)
             with torch.set_grad_enabled(torch.is_grad_enabled() and end > grad_from):
                 for i, layer in enumerate(self.layers):
                     state = states[i] if rows is None else tuple(t.index_select(1, rows) for t in states[i])

@@ -44,6 +44,19 @@ def _has_accelerator() -> bool:
     return torch.cuda.is_available()
 
 
+def native_bf16_available() -> bool:
+    """Whether this machine computes bf16 natively where training runs: a CUDA GPU that supports it, or, without an
+    accelerator, a CPU with AMX or AVX512-BF16 (there oneDNN's LSTM/GRU kernels run in bf16, ~1.5x fp32; elsewhere
+    bf16 on a CPU is emulated and slower)."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    if _has_accelerator():  # MPS and others: not measured here, so not assumed
+        return False
+    cpu = torch.cpu
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # private but stable since torch 2.1
+    return any(getattr(cpu, name, lambda: False)() for name in checks)
+
+
 _MPI_SIZES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS", "MV2_COMM_WORLD_SIZE")
 
 
@@ -247,6 +260,15 @@ class TransferTrainingArguments(TrainingArguments):
             # copy per process; use_cpu makes Accelerate set up DDP over gloo.
             logger.info("WORLD_SIZE > 1 without an accelerator: using CPU DDP over gloo (use_cpu=True).")
             self.use_cpu = True
+        if self.bf16 and not self.use_cpu and not _has_accelerator():
+            # transformers refuses bf16 without a GPU unless told to run on the CPU, where it means CPU autocast
+            self.use_cpu = True
+            if not native_bf16_available():
+                warnings.warn(
+                    "bf16=True on a CPU without AMX or AVX512-BF16: bf16 is emulated there and slower than fp32; "
+                    "leave bf16 off on this machine.",
+                    stacklevel=2,
+                )
         if self.include_num_input_tokens_seen is None:  # counting gathers across processes at every step
             self.include_num_input_tokens_seen = "no" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "non_padding"
         if self.dataloader_pin_memory and not _has_accelerator():

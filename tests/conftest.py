@@ -1,4 +1,6 @@
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -7,8 +9,13 @@ import torch
 
 # Keep every test away from the user's caches and Hub: set before transformers/huggingface_hub/datasets are imported,
 # because they read these variables once, at import.
-os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="hf-rnn-transfer-tests-home-")
-os.environ["HF_RNN_TRANSFER_HUB_ROOT"] = tempfile.mkdtemp(prefix="hf-rnn-transfer-tests-hub-")
+# Every temporary file of the session, this process's and its subprocesses' (torchrun's too), goes under one folder
+# that is removed at exit: the suite leaves no trace on the machine.
+_SESSION_TMP = tempfile.mkdtemp(prefix="hf-rnn-transfer-tests-")
+atexit.register(shutil.rmtree, _SESSION_TMP, ignore_errors=True)
+os.environ["TMPDIR"] = tempfile.tempdir = _SESSION_TMP
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="home-")
+os.environ["HF_RNN_TRANSFER_HUB_ROOT"] = tempfile.mkdtemp(prefix="hub-")
 os.environ.pop("HF_ENDPOINT", None)
 os.environ.pop("HF_TOKEN", None)
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

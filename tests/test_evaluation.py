@@ -1,6 +1,8 @@
 """compare(): bookkeeping of budgets and seeds, the negative-transfer flag on a constructed negative case, the
 classical baseline, the report, the plot, and what moved in each layer."""
 
+import tempfile
+
 import numpy as np
 import pytest
 import torch
@@ -64,10 +66,13 @@ SHAPE = dict(embedding_size=16, hidden_size=16, num_layers=1, pad_token_id=0, po
 
 
 @pytest.mark.slow
-def test_compare_flags_a_source_trained_on_shuffled_labels(kitchen, tmp_path):
+def test_compare_flags_a_source_trained_on_shuffled_labels(kitchen, tmp_path, monkeypatch):
     """The constructed negative case: a source that learnt noise (shuffled labels), transferred with its head and
-    frozen, against scratch trained normally."""
+    frozen, against scratch trained normally. Its runs leave nothing in the temporary folder."""
     reviews, tokenizer, train, test = kitchen
+    scratch_space = tmp_path / "tmp"
+    scratch_space.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_space))
     collator = DataCollatorWithPadding(tokenizer)
     set_seed(0)
     noise = RNNForSequenceClassification(RNNConfig(vocab_size=len(tokenizer), **SHAPE))
@@ -129,6 +134,7 @@ def test_compare_flags_a_source_trained_on_shuffled_labels(kitchen, tmp_path):
     )
     assert set(result.scores) == {"transfer", "scratch", "tfidf_lr"}
     assert all(len(v) == 3 for per in result.scores.values() for v in per.values())
+    assert not any(scratch_space.iterdir())  # 12 trainings, no folder left behind
     flagged, p_value = result.negative_transfer(200)
     assert flagged and p_value < 0.01, result.to_markdown()
     assert result.mean("transfer", None) < result.mean("scratch", None)

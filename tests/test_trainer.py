@@ -1,6 +1,7 @@
 """TransferTrainer: every strategy on real data, frozen groups cost nothing, resume, L2-SP, and 2-process DDP."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from datasets import Dataset
 from transformers import DataCollatorWithPadding, HfArgumentParser, TrainerCallback
 
 from hf_rnn_transfer import RNNConfig, RNNForCausalLM, RNNForSequenceClassification
+from hf_rnn_transfer import trainer as trainer_module
 from hf_rnn_transfer.data import load_amazon_reviews, train_tokenizer
 from hf_rnn_transfer.trainer import TransferTrainer, TransferTrainingArguments, get_slanted_triangular_schedule
 from hf_rnn_transfer.transfer import transfer
@@ -478,6 +480,29 @@ def test_tokens_per_second_reach_the_logs(kitchen, tmp_path):
     # real tokens only: fewer than the padded batch positions
     loader = trainer.get_train_dataloader()
     assert trainer.state.num_input_tokens_seen <= sum(b["input_ids"].numel() for b in loader)
+
+
+def test_bf16_trains_under_autocast_with_fp32_weights_even_without_a_gpu(kitchen, tmp_path):
+    data, tokenizer = kitchen
+    model = transferred_classifier(tokenizer)
+    dtypes = []
+    model.rnn.layers[0].register_forward_hook(lambda module, args, out: dtypes.append(out[0].dtype))
+    trainer = make_trainer(model, data, tokenizer, tmp_path, bf16=True, max_steps=3)
+    if not trainer_module._has_accelerator():  # transformers alone would refuse bf16 here without use_cpu
+        assert trainer.args.use_cpu
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert dtypes and set(dtypes) == {torch.bfloat16}  # the recurrent kernels ran in bf16
+    assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
+
+
+def test_bf16_on_a_cpu_that_only_emulates_it_warns(monkeypatch, tmp_path):
+    monkeypatch.setattr(trainer_module, "_has_accelerator", lambda: False)
+    monkeypatch.setattr(trainer_module, "native_bf16_available", lambda: False)
+    with pytest.warns(UserWarning, match="bf16 is emulated there and slower than fp32"):
+        args = TransferTrainingArguments(str(tmp_path), bf16=True, report_to="none")
+    assert args.use_cpu
 
 
 def test_gradient_accumulation_gives_the_full_batch_step_with_token_losses_and_l2sp(tmp_path):

@@ -284,12 +284,12 @@ def auto_transfer(
 
     data_args = data_args or TargetDataArguments()
     auto_args = auto_args or AutoArguments()
-    if training_args is None:  # the recommended recipe, nothing written (the caller saves `result.model`)
+    if training_args is None:  # the recommended recipe, nothing left on disk (the caller saves `result.model`)
         import tempfile
 
-        training_args = RecommendedTrainingArguments.for_experiment(
-            tempfile.mkdtemp(prefix="auto-"), disable_tqdm=False
-        )
+        with tempfile.TemporaryDirectory(prefix="auto-") as folder:
+            recipe = RecommendedTrainingArguments.for_experiment(folder, disable_tqdm=False)
+            return auto_transfer(candidates, raw, data_args, auto_args, recipe, token, budget)
     budget = budget if budget is not None else auto_args.budget
     if not isinstance(raw, DatasetDict) or "train" not in raw:
         raise ValueError("auto_transfer needs a DatasetDict with a 'train' split (the labelled budget).")
