@@ -18,6 +18,9 @@ Source variants (no source ever holds a review of the target's domain; texts are
 - `three_domains`: the demo's source, the 6,000 labelled reviews of the three other Amazon domains.
 - `all_domains`: those plus the labelled reviews of the 14 FDU-MTL domains that are not the target (~31,000 after
   deduplication); its tokenizer also reads every unlabelled review (FDU-MTL's unlabeled splits and the target pool).
+- `lm_all_domains`: ULMFiT's order: first an LSTM language model (adaptive softmax, bf16 where native) for one pass
+  over all that review text, labelled and unlabelled (the target's unlabelled reviews included, never a test
+  review), then the `all_domains` supervised stage continued from it (`pretrain --init_from`).
 
 Results go to `--output_dir/results.json` (a finished target is not rerun) and the section of docs/benchmarks.md.
 """
@@ -37,7 +40,12 @@ from hf_rnn_transfer.budget_selection import fit_within_budget
 from hf_rnn_transfer.commands import PretrainArguments, TargetDataArguments, pretrain
 from hf_rnn_transfer.data import prepare_text_classification
 from hf_rnn_transfer.evaluation import accuracy_of, balanced_budget_indices, scratch_arguments
-from hf_rnn_transfer.trainer import RecommendedTrainingArguments, TransferTrainer, TransferTrainingArguments
+from hf_rnn_transfer.trainer import (
+    RecommendedTrainingArguments,
+    TransferTrainer,
+    TransferTrainingArguments,
+    native_bf16_available,
+)
 from hf_rnn_transfer.transfer_config import TransferConfig
 
 # the demo's source recipe; with five times the data, stronger regularisation and longer reviews did best on a
@@ -45,7 +53,13 @@ from hf_rnn_transfer.transfer_config import TransferConfig
 VARIANTS = {
     "three_domains": dict(fdu=False, epochs=3.0, max_length=256, dropout=(0.1, 0.3), weight_decay=0.01),
     "all_domains": dict(fdu=True, epochs=2.0, max_length=400, dropout=(0.4, 0.5), weight_decay=0.1),
+    # ULMFiT's stages 1-2 first: a language model on all the review text (the labelled source reviews and every
+    # unlabelled review, the target's unlabelled ones included), then the same supervised stage from it
+    "lm_all_domains": dict(
+        fdu=True, epochs=2.0, max_length=400, dropout=(0.4, 0.5), weight_decay=0.1, lm_epochs=1.0, bf16=True
+    ),
 }
+LM_CUTOFFS = [1000, 5000, 20000]  # adaptive softmax: the fastest and best setting in benchmarks/lm_softmax.py
 NAMES = ["negative", "positive"]
 
 
@@ -77,12 +91,19 @@ def train_source(variant: str, target: str, folder: Path, source, splits) -> tup
     write_jsonl(data / "test.jsonl", splits["test"]["text"], splits["test"]["label"])
     unlabelled = unlabelled_reviews(target) if spec["fdu"] else list(splits["pool"]["text"])
     write_jsonl(data / "unlabelled.jsonl", unlabelled)
+    vocab_size = 40_000 if spec["fdu"] else 30_000
+    bf16 = spec.get("bf16", False) and native_bf16_available()
+    started = time.perf_counter()
+    init_from = None
+    if spec.get("lm_epochs"):
+        init_from = str(train_language_model(folder, source, unlabelled, vocab_size, spec["lm_epochs"], bf16))
     recipe = PretrainArguments(
         objective="classification",
+        init_from=init_from,
         embedding_size=128,
         hidden_size=256,
         num_layers=1,
-        vocab_size=40_000 if spec["fdu"] else 30_000,
+        vocab_size=vocab_size,
         vocabulary_files=[str(data / "unlabelled.jsonl")],  # unlabelled use only; never a test review
         embedding_dropout=spec["dropout"][0],
         layer_dropout=0.2,
@@ -96,13 +117,46 @@ def train_source(variant: str, target: str, folder: Path, source, splits) -> tup
         train_sampling_strategy="group_by_length",
         weight_decay=spec["weight_decay"],
         lr_scheduler_type="slanted_triangular",
+        bf16=bf16,
     )
-    started = time.perf_counter()
     data_args = TargetDataArguments(
         train_file=str(data / "source.jsonl"), test_file=str(data / "test.jsonl"), max_length=spec["max_length"]
     )
     run = pretrain(recipe, data_args, training)
     return Path(training.output_dir), run.results["test_accuracy"], time.perf_counter() - started
+
+
+def train_language_model(folder: Path, source, unlabelled: list[str], vocab_size: int, epochs: float, bf16: bool):
+    """ULMFiT's stages 1-2 on this data: an LSTM language model (the classifier's shape, an adaptive softmax) on
+    every labelled source review and every unlabelled review, for `epochs` passes over the stream."""
+    corpus = folder / "data" / "lm.jsonl"
+    texts = list(source["text"]) + list(unlabelled)
+    write_jsonl(corpus, texts)
+    recipe = PretrainArguments(
+        objective="causal_lm",
+        embedding_size=128,
+        hidden_size=256,
+        num_layers=1,
+        vocab_size=vocab_size,
+        adaptive_softmax_cutoffs=LM_CUTOFFS,
+        embedding_dropout=0.1,
+        classifier_dropout=0.1,
+    )
+    batch, bptt = 64, 70
+    words = sum(len(text.split()) for text in texts)  # a word-level stream: about one token per word
+    training = TransferTrainingArguments.for_experiment(
+        str(folder / "lm"),
+        max_steps=max(1, int(epochs * words / (batch * bptt))),
+        learning_rate=3e-3,
+        per_device_train_batch_size=batch,
+        lr_scheduler_type="slanted_triangular",
+        max_grad_norm=0.25,
+        bf16=bf16,
+        logging_steps=100,
+        disable_tqdm=False,
+    )
+    pretrain(recipe, TargetDataArguments(train_file=str(corpus), max_length=1_000_000), training)
+    return Path(training.output_dir)
 
 
 def encoded_target(folder: Path, variant: str, splits):

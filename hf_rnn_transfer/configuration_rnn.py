@@ -68,6 +68,14 @@ class RNNConfig(PretrainedConfig):
             bidirectional), `"mean"`, `"max"` or `"concat"` (ULMFiT's `[last, max, mean]`).
         tie_word_embeddings (`bool`, defaults to `False`):
             Tie the causal-LM decoder to the input embedding.
+        adaptive_softmax_cutoffs (`list[int]`, *optional*):
+            For [`RNNForCausalLM`]: an adaptive softmax (Grave et al. 2017) instead of the full decoder, e.g.
+            `[2000, 10000]`: token ids below the first cutoff (the most frequent, with this project's tokenizers) form
+            the head, each further range a cluster of smaller width. Training computes a cluster only for the
+            positions whose next token is in it: several times faster for vocabularies of tens of thousands on a
+            CPU, where the full softmax dominates. Not with `tie_word_embeddings`.
+        adaptive_softmax_div_value (`float`, defaults to 4.0):
+            Each cluster's width is the previous one's divided by this.
         prediction_length (`int`, defaults to 1):
             Number of future steps predicted by [`RNNForTimeSeriesForecasting`].
         forecasting_loss (`str`, defaults to `"mse"`):
@@ -124,6 +132,8 @@ class RNNConfig(PretrainedConfig):
     classifier_dropout: float | int = interval(min=0.0, max=1.0, exclude_max=True)(default=0.0)
     pooling: Literal["last", "mean", "max", "concat"] = "last"
     tie_word_embeddings: bool = False
+    adaptive_softmax_cutoffs: list[int] | None = None
+    adaptive_softmax_div_value: float | int = interval(min=1.0)(default=4.0)
     prediction_length: int = positive_int_field(default=1)
     forecasting_loss: Literal["mse", "mae"] = "mse"
     task_labels: dict[str, list[str]] | None = None
@@ -144,6 +154,8 @@ class RNNConfig(PretrainedConfig):
         super().__post_init__(**kwargs)
         if self.hidden_sizes is not None:
             self.hidden_sizes = list(self.hidden_sizes)
+        if self.adaptive_softmax_cutoffs is not None:
+            self.adaptive_softmax_cutoffs = list(self.adaptive_softmax_cutoffs)
 
     def validate_architecture(self):
         """Part of `@strict` validation (at construction and before every save): the fields that depend on each
@@ -193,6 +205,33 @@ class RNNConfig(PretrainedConfig):
                     raise ValueError(f"task_labels[{task!r}] must list at least two label names, got {names!r}.")
         if self.tie_word_embeddings and self.vocab_size is None:
             raise ValueError("tie_word_embeddings needs token input (`vocab_size`).")
+        cutoffs = self.adaptive_softmax_cutoffs
+        if cutoffs is not None:
+            if self.vocab_size is None:
+                raise ValueError("adaptive_softmax_cutoffs needs token input (`vocab_size`).")
+            if (
+                not cutoffs
+                or any(isinstance(c, bool) or not isinstance(c, int) for c in cutoffs)
+                or any(b <= a for a, b in zip(cutoffs, cutoffs[1:]))
+                or not 0 < cutoffs[0]
+                or not cutoffs[-1] < self.vocab_size
+            ):
+                raise ValueError(
+                    "adaptive_softmax_cutoffs must be increasing token counts between 1 and vocab_size - 1 "
+                    f"({self.vocab_size - 1}), e.g. [2000, 10000]; got {cutoffs!r}."
+                )
+            width = int(self.output_size // (float(self.adaptive_softmax_div_value) ** len(cutoffs)))
+            if width < 1:
+                raise ValueError(
+                    f"adaptive_softmax_cutoffs: {len(cutoffs)} clusters, each {self.adaptive_softmax_div_value}x "
+                    f"narrower than the one before, leave the last 0 of the {self.output_size}-wide output: use "
+                    "fewer cutoffs or a smaller adaptive_softmax_div_value."
+                )
+            if self.tie_word_embeddings:
+                raise ValueError(
+                    "adaptive_softmax_cutoffs and tie_word_embeddings exclude each other: an adaptive softmax has no "
+                    "single decoder matrix to tie to the embedding. Set tie_word_embeddings=False, or drop the cutoffs."
+                )
         start = self.decoder_start_token_id
         if start is not None and not 0 <= start < (self.decoder_vocabulary or 0):
             raise ValueError(f"decoder_start_token_id must be a token id of the decoder's vocabulary, got {start}.")

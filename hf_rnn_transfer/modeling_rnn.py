@@ -1069,11 +1069,27 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
             decoder_in = config.embedding_size
         else:
             self.projection = None
-        self.decoder = nn.Linear(decoder_in, config.vocab_size)
+        self.decoder = self._new_decoder(decoder_in)
         self.post_init()
 
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.decoder
+    @property
+    def adaptive(self) -> bool:
+        """Whether the decoder is an adaptive softmax (`config.adaptive_softmax_cutoffs`)."""
+        return self.config.adaptive_softmax_cutoffs is not None
+
+    def _new_decoder(self, in_features: int) -> nn.Module:
+        if self.adaptive:
+            return nn.AdaptiveLogSoftmaxWithLoss(
+                in_features,
+                self.config.vocab_size,
+                list(self.config.adaptive_softmax_cutoffs),
+                div_value=float(self.config.adaptive_softmax_div_value),
+                head_bias=True,
+            )
+        return nn.Linear(in_features, self.config.vocab_size)
+
+    def get_output_embeddings(self) -> nn.Linear | None:
+        return None if self.adaptive else self.decoder  # an adaptive softmax has no one matrix to tie or resize
 
     def get_classifier(self) -> nn.Linear:
         """The decoder over the vocabulary (tied to the embedding when `tie_word_embeddings`)."""
@@ -1087,11 +1103,21 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
                 f"a language model's decoder has one output per token (vocab_size={self.config.vocab_size}); "
                 "resize_token_embeddings changes the vocabulary."
             )
-        self.decoder = self._fresh(nn.Linear(self.decoder.in_features, self.config.vocab_size))
+        in_features = self.decoder.in_features  # a Linear and an adaptive softmax both have it
+        self.decoder = self._fresh(self._new_decoder(in_features))
         self.tie_weights()
 
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.decoder = new_embeddings
+
+    def resize_token_embeddings(self, *args, **kwargs):
+        if self.adaptive:
+            raise ValueError(
+                "an adaptive softmax's vocabulary is fixed when it is built (its clusters are ranges of token ids): "
+                "build a new RNNForCausalLM with the new vocab_size and transfer() this model into it "
+                "(remap_vocabulary=True moves the embedding rows by token string)."
+            )
+        return super().resize_token_embeddings(*args, **kwargs)
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
@@ -1116,6 +1142,8 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
             labels (`torch.LongTensor` of shape `[batch, time]`): usually `input_ids`; shifted inside.
             shift_labels (`torch.LongTensor` of shape `[batch, time]`): already-shifted targets (next token).
             logits_to_keep (`int`): compute logits for the last `n` positions only (0 = all).
+                With an adaptive softmax the logits are log-probabilities, and a training step with labels computes
+                only the loss (`logits` is `None`): the full distribution over the vocabulary is what it avoids.
             use_cache (`bool`, defaults to `True`): return the final `recurrent_state`.
             loss_kwargs: `num_items_in_batch` from the Trainer, so the loss of accumulated batches is the mean over
                 all their tokens (transformers' `ForCausalLMLoss`).
@@ -1130,14 +1158,13 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
             hidden = hidden[:, -logits_to_keep:]
         if self.projection is not None:
             hidden = self.projection(hidden)
-        logits = self.decoder(hidden)
-        loss = None
+        loss, logits = None, None
         if labels is not None or shift_labels is not None:
             if shift_labels is None:
                 shift_labels = F.pad(labels, (0, 1), value=-100)[:, 1:]
                 if attention_mask is not None:
                     shift_labels = shift_labels.masked_fill(attention_mask == 0, -100)
-            shift_labels = shift_labels.to(logits.device).contiguous()
+            shift_labels = shift_labels.to(hidden.device).contiguous()
             valid = shift_labels[shift_labels != -100]
             if valid.numel() and (valid.min() < 0 or valid.max() >= self.config.vocab_size):
                 raise ValueError(
@@ -1145,14 +1172,43 @@ class RNNForCausalLM(RNNPreTrainedModel, GenerationMixin):
                     f"got values in [{int(valid.min())}, {int(valid.max())}]: were they tokenised with this model's "
                     "tokenizer?"
                 )
-            loss = self.loss_function(
-                logits,
-                None,
-                self.config.vocab_size,
-                shift_labels=shift_labels,
-                num_items_in_batch=loss_kwargs.get("num_items_in_batch"),
-            )
+        num_items = loss_kwargs.get("num_items_in_batch")
+        if self.adaptive:
+            if shift_labels is not None:
+                loss = self._adaptive_loss(hidden, shift_labels, num_items)
+            if not (self.training and loss is not None):
+                logits = self._adaptive_log_probs(hidden)
+        else:
+            logits = self.decoder(hidden)
+            if shift_labels is not None:
+                loss = self.loss_function(
+                    logits, None, self.config.vocab_size, shift_labels=shift_labels, num_items_in_batch=num_items
+                )
         return self._head_output(RNNCausalLMOutput, return_dict, loss, logits, out)
+
+    def _adaptive_inputs(self, hidden: torch.Tensor) -> torch.Tensor:
+        # the adaptive softmax runs outside autocast, in its own weights' dtype: it mixes the head's and the
+        # clusters' outputs in one tensor, which autocast would give two dtypes
+        return hidden.reshape(-1, hidden.shape[-1]).to(self.decoder.head.weight.dtype)
+
+    def _adaptive_loss(self, hidden: torch.Tensor, shift_labels: torch.Tensor, num_items) -> torch.Tensor:
+        """Mean negative log-likelihood of the next tokens (sum / `num_items_in_batch` when the Trainer gives it,
+        as transformers' `ForCausalLMLoss`), each position computing only its target's cluster."""
+        targets = shift_labels.reshape(-1)
+        keep = targets != -100
+        if not keep.any():
+            return hidden.sum() * 0.0
+        with torch.autocast(hidden.device.type, enabled=False):
+            picked = self.decoder(self._adaptive_inputs(hidden)[keep], targets[keep]).output
+        denominator = num_items if num_items is not None else keep.sum()
+        if torch.is_tensor(denominator):
+            denominator = denominator.to(picked.device)
+        return -picked.sum() / denominator
+
+    def _adaptive_log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(hidden.device.type, enabled=False):
+            log_probs = self.decoder.log_prob(self._adaptive_inputs(hidden))
+        return log_probs.view(*hidden.shape[:-1], self.config.vocab_size)
 
     def prepare_inputs_for_generation(self, input_ids, attention_mask=None, cache=None, recurrent_state=None, **kwargs):
         if isinstance(cache, RecurrentStateCache):  # the prompt has been read: feed only the newest token

@@ -634,6 +634,9 @@ class _Plan:
             return "reinitialised", "not in the source head"
         source = source_state[name]
         bare = name.removeprefix("head:")
+        adaptive = self.s.adaptive_softmax_cutoffs is not None or self.t.adaptive_softmax_cutoffs is not None
+        if vocab_map is not None and bare.startswith("decoder.") and adaptive:
+            return "reinitialised", "adaptive softmax: its clusters follow the old vocabulary's frequency order"
         if vocab_map is not None and bare.startswith("decoder."):
             new_state[name] = _remap_rows(source, vocab_map, len(vocab_map))
             return "remapped", "decoder rows copied by token string; new tokens get the mean"

@@ -363,7 +363,9 @@ def test_pretrain_init_from_continues_a_language_model_with_the_new_texts_vocabu
     run_pretrain(PretrainArguments(**small), general, arguments(tmp_path / "general", 1e-3))
     write_jsonl(load_amazon_reviews("kitchen").select(range(60)), tmp_path / "kitchen.jsonl")
     results = run_pretrain(
-        PretrainArguments(init_from=str(tmp_path / "general"), vocab_size=800, bptt=12, hidden_size=999),
+        PretrainArguments(
+            init_from=str(tmp_path / "general"), vocab_size=800, bptt=12, hidden_size=999, embedding_dropout=0.3
+        ),
         TargetDataArguments(train_file=str(tmp_path / "kitchen.jsonl")),
         arguments(tmp_path / "kitchen", 0.0),  # no update: what is saved is what was transferred
     )
@@ -373,6 +375,7 @@ def test_pretrain_init_from_continues_a_language_model_with_the_new_texts_vocabu
     source_vocab = AutoTokenizer.from_pretrained(tmp_path / "general").get_vocab()
     target_vocab = AutoTokenizer.from_pretrained(tmp_path / "kitchen").get_vocab()
     assert target.config.hidden_size == 16  # the shape comes from the source, not the flags
+    assert target.config.embedding_dropout == 0.3 and source.config.embedding_dropout == 0.0  # dropouts from the flags
     assert set(target_vocab) != set(source_vocab)
     shared = [t for t in ("the", "and", "it") if t in source_vocab and t in target_vocab]
     assert shared
@@ -384,6 +387,35 @@ def test_pretrain_init_from_continues_a_language_model_with_the_new_texts_vocabu
     new = next(t for t in target_vocab if t not in source_vocab)
     torch.testing.assert_close(target.rnn.embeddings.weight[target_vocab[new]], source.rnn.embeddings.weight.mean(0))
     torch.testing.assert_close(target.rnn.layers[0].weight_hh_l0, source.rnn.layers[0].weight_hh_l0)
+
+
+def test_pretrain_language_model_with_an_adaptive_softmax_learns_and_transfers(tmp_path):
+    from hf_rnn_transfer import RNNForCausalLM
+    from hf_rnn_transfer.commands import PretrainArguments, TargetDataArguments, pretrain
+    from hf_rnn_transfer.trainer import TransferTrainingArguments
+
+    training = TransferTrainingArguments(
+        str(tmp_path / "lm"), max_steps=40, learning_rate=5e-3, per_device_train_batch_size=8, report_to="none",
+        save_strategy="no", logging_steps=10, disable_tqdm=True,
+    )  # fmt: skip
+    recipe = PretrainArguments(
+        embedding_size=32, hidden_size=32, num_layers=1, vocab_size=3000, bptt=30, adaptive_softmax_cutoffs=[300, 1200]
+    )
+    run = pretrain(
+        recipe, TargetDataArguments(train_file=str(books_corpus(tmp_path)), max_train_examples=600), training
+    )
+    losses = [entry["loss"] for entry in run.trainer.state.log_history if "loss" in entry]
+    assert losses[-1] < losses[0] - 0.5, losses  # it learns the stream
+    loaded = RNNForCausalLM.from_pretrained(tmp_path / "lm")
+    assert loaded.config.adaptive_softmax_cutoffs == [300, 1200] and not loaded.config.tie_word_embeddings
+    assert isinstance(loaded.decoder, torch.nn.AdaptiveLogSoftmaxWithLoss)
+    for bad in (dict(objective="classification"), dict(init_from=str(tmp_path / "lm"))):
+        with pytest.raises(ValueError, match="--adaptive_softmax_cutoffs shapes a new language model's decoder"):
+            pretrain(
+                PretrainArguments(adaptive_softmax_cutoffs=[300], **bad),
+                TargetDataArguments(train_file=str(books_corpus(tmp_path))),
+                training,
+            )
 
 
 # accelerate launch, every default given (it warns about each one left out)

@@ -78,6 +78,18 @@ def test_continuous_input_with_normalisation():
         ({"vocab_size": 10, "problem_type": "ranking"}, "problem_type must be one of"),
         ({"vocab_size": 10, "task_labels": {"books": ["only-one"]}}, "task_labels['books'] must list at least two"),
         ({"vocab_size": 10, "task_labels": {}}, "task_labels must map each task name"),
+        ({"vocab_size": 10, "adaptive_softmax_cutoffs": [6, 3]}, "adaptive_softmax_cutoffs must be increasing"),
+        ({"vocab_size": 10, "adaptive_softmax_cutoffs": [4, 10]}, "between 1 and vocab_size - 1 (9)"),
+        ({"input_size": 3, "adaptive_softmax_cutoffs": [2]}, "adaptive_softmax_cutoffs needs token input"),
+        (
+            {"vocab_size": 100, "hidden_size": 8, "adaptive_softmax_cutoffs": [10, 20, 40]},
+            "leave the last 0 of the 8-wide output",
+        ),
+        (
+            {"vocab_size": 10, "adaptive_softmax_cutoffs": [4], "tie_word_embeddings": True},
+            "adaptive_softmax_cutoffs and tie_word_embeddings exclude each other",
+        ),
+        ({"vocab_size": 10, "adaptive_softmax_div_value": 0.5}, "field 'adaptive_softmax_div_value'"),
     ],
 )
 def test_invalid_values_name_the_field(kwargs, message):

@@ -86,6 +86,9 @@ HEADS = {
     ),
     "token": Head(RNNForTokenClassification, {**TOKENS, "bidirectional": True}, "logits"),
     "causal_lm": Head(RNNForCausalLM, {**TOKENS, "tie_word_embeddings": True}, "logits"),
+    "causal_lm-adaptive": Head(
+        RNNForCausalLM, {**TOKENS, "adaptive_softmax_cutoffs": [5, 12], "adaptive_softmax_div_value": 2}, "logits"
+    ),
     "forecast": Head(RNNForTimeSeriesForecasting, SERIES, "predictions"),
 }
 PER_POSITION = ("last_hidden_state",)
@@ -153,6 +156,10 @@ def test_resize_token_embeddings(head):
     if not head.tokens:
         assert model.get_input_embeddings() is None  # series read an input projection, not an embedding
         return
+    if getattr(model, "adaptive", False):
+        with pytest.raises(ValueError, match="an adaptive softmax's vocabulary is fixed"):
+            model.resize_token_embeddings(VOCAB + 5)
+        return
     model.resize_token_embeddings(VOCAB + 5)
     assert model.config.vocab_size == VOCAB + 5 and model.get_input_embeddings().weight.shape[0] == VOCAB + 5
     inputs = head.inputs()
@@ -188,6 +195,9 @@ def test_get_and_reset_classifier(head):
     elif head.model_class is RNNForTimeSeriesForecasting:
         model.reset_classifier(prediction_length=4)
         assert head.predict(model, head.inputs()).shape[1] == 4
+    elif model.adaptive:
+        model.reset_classifier()
+        assert isinstance(model.get_classifier(), torch.nn.AdaptiveLogSoftmaxWithLoss)
     else:
         model.reset_classifier()
         assert model.get_classifier().weight.data_ptr() == model.rnn.embeddings.weight.data_ptr()  # re-tied

@@ -401,6 +401,58 @@ def test_causal_lm_labels_outside_the_vocabulary_are_refused():
         lm(input_ids=ids, labels=torch.tensor([[3, 4, VOCAB + 5]]))
 
 
+def test_adaptive_softmax_gives_normalised_log_probs_and_their_loss():
+    torch.manual_seed(0)
+    config = RNNConfig(
+        vocab_size=60, pad_token_id=0, embedding_size=8, hidden_size=16, num_layers=1, adaptive_softmax_cutoffs=[10, 30]
+    )
+    lm = RNNForCausalLM(config).eval()
+    ids = torch.randint(1, 60, (3, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    out = lm(input_ids=ids, attention_mask=mask, labels=ids)
+    torch.testing.assert_close(out.logits.exp().sum(-1), torch.ones(3, 9))  # a distribution at every position
+    targets = torch.nn.functional.pad(ids, (0, 1), value=-100)[:, 1:].masked_fill(mask == 0, -100)
+    keep = targets != -100
+    picked = out.logits[keep].gather(-1, targets[keep][:, None]).squeeze(-1)
+    torch.testing.assert_close(out.loss, -picked.mean())  # the loss is the mean NLL of the shifted targets
+    summed = lm(input_ids=ids, attention_mask=mask, labels=ids, num_items_in_batch=torch.tensor(40))
+    torch.testing.assert_close(summed.loss, -picked.sum() / 40)  # the Trainer's gradient-accumulation contract
+    lm.train()
+    step = lm(input_ids=ids, labels=ids)
+    assert step.logits is None and step.loss.requires_grad  # training computes only the targets' clusters
+    assert lm(input_ids=ids).logits.shape == (3, 9, 60)  # without labels it gives the distribution
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the Trainer's --bf16 on a CPU
+        loss = lm(input_ids=ids, labels=ids).loss
+    loss.backward()
+    assert torch.isfinite(loss) and lm.decoder.head.weight.grad is not None
+    assert lm.get_output_embeddings() is None  # nothing to tie or resize
+    generated = lm.eval().generate(ids[:, :3], max_new_tokens=4, do_sample=False, pad_token_id=0)
+    assert generated.shape == (3, 7)
+
+
+def test_adaptive_softmax_lm_transfers_its_encoder_and_reinitialises_a_remapped_decoder():
+    from hf_rnn_transfer.data import load_amazon_reviews, train_tokenizer
+    from hf_rnn_transfer.transfer import transfer
+
+    texts = load_amazon_reviews("kitchen")["text"][:200]
+    old, new = train_tokenizer(texts[:100], vocab_size=400), train_tokenizer(texts[100:], vocab_size=400)
+    shape = dict(pad_token_id=0, embedding_size=8, hidden_size=16, num_layers=1, adaptive_softmax_cutoffs=[50, 150])
+    source = RNNForCausalLM(RNNConfig(vocab_size=len(old), **shape))
+    target, report = transfer(
+        source,
+        RNNForCausalLM(RNNConfig(vocab_size=len(new), **shape)),
+        source_tokenizer=old,
+        target_tokenizer=new,
+        remap_vocabulary=True,
+        transfer_head=True,
+    )
+    torch.testing.assert_close(target.rnn.layers[0].weight_hh_l0, source.rnn.layers[0].weight_hh_l0)
+    assert "frequency order" in str(report)  # the decoder's clusters cannot follow a new vocabulary
+    classifier, _ = transfer(source, RNNForSequenceClassification(RNNConfig(vocab_size=len(old), **shape)))
+    torch.testing.assert_close(classifier.rnn.embeddings.weight, source.rnn.embeddings.weight)
+
+
 def test_save_is_checksummed_and_flipped_bytes_are_refused_on_load(tmp_path):
     model = RNNForSequenceClassification(make_config("sequence"))
     model.save_pretrained(tmp_path / "m")
