@@ -11,9 +11,16 @@ whose held-out score over all folds is within one standard error of the best, th
 the final model trains on the whole budget with the same recipe, stops at that epoch and takes that mix. When the
 source's own answers are the target's labels, mix 0 is the source zero-shot, so a budget that cannot show an
 improvement keeps the source.
+
+The standard error of the one-standard-error rule is the binomial one of an accuracy over the held-out rows. Every
+candidate is scored on the same rows, though, and two close candidates are right and wrong on mostly the same ones:
+`rule="paired_standard_error"` takes the standard error of the per-row difference from the best candidate instead
+(a score that returns one value per held-out row, e.g. `evaluation.row_accuracy`), which is much smaller at large
+budgets, so a consistent gain is kept where the binomial rule would fall back to the source.
 """
 
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -43,20 +50,37 @@ def starting_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 class _MixScorer(TrainerCallback):
     """At each epoch's end, score the held-out rows for every mix, then put the trained weights back."""
 
-    def __init__(self, model, start, heldout, score, mixes):
+    def __init__(self, model, start, heldout, score, mixes, rows_needed: bool = False):
         self.model, self.start, self.heldout, self.score, self.mixes = model, start, heldout, score, mixes
+        self.rows_needed = rows_needed
         self.scores: list[list[float]] = []  # [epoch][mix]
+        self.row_scores: list[list[np.ndarray]] = []  # [epoch][mix] -> one value per held-out row, when given
 
     def on_epoch_end(self, args, state, control, **kwargs):
         trained = starting_weights(self.model)
         was_training = self.model.training
-        row = []
+        means, per_row = [], []
         for mix in self.mixes:
             mix_weights(self.start, self.model, mix)
-            row.append(float(self.score(self.model, self.heldout)))
+            values = np.asarray(self.score(self.model, self.heldout), dtype=float)
             self.model.load_state_dict(trained, strict=False)
+            if values.ndim == 1 and len(values) == len(self.heldout):
+                per_row.append(values)
+            elif values.ndim != 0:
+                raise ValueError(
+                    f"score returned {values.shape[0] if values.ndim == 1 else values.shape} values for "
+                    f"{len(self.heldout)} held-out rows: return one number, or one per row."
+                )
+            elif self.rows_needed:
+                raise ValueError(
+                    "rule='paired_standard_error' compares candidates row by row: the score must return one value "
+                    "per held-out row (e.g. hf_rnn_transfer.evaluation.row_accuracy), not one number."
+                )
+            means.append(float(values.mean()))
         self.model.train(was_training)
-        self.scores.append(row)
+        self.scores.append(means)
+        if per_row:
+            self.row_scores.append(per_row)
 
 
 class _StopAfterEpochs(TrainerCallback):
@@ -110,10 +134,10 @@ class BudgetSelection:
         }
 
 
-SELECTION_RULES = ("one_standard_error", "best")
+SELECTION_RULES = ("one_standard_error", "paired_standard_error", "best")
 
 
-def _choose(means: np.ndarray, rows: int, rule: str) -> tuple[int, int]:
+def _choose(means: np.ndarray, rows: int, rule: str, row_scores: np.ndarray | None = None) -> tuple[int, int]:
     """The (epoch, mix) index pair to keep from the cross-validated scores `[epoch, mix]`.
 
     `best`: the highest score (ties, within float error, to the smaller mix, then the earlier epoch).
@@ -121,11 +145,20 @@ def _choose(means: np.ndarray, rows: int, rule: str) -> tuple[int, int]:
     the one closest to the source (smallest mix), then the earliest epoch. For scores in [0, 1] (accuracy) the error is
     the binomial one over the held-out rows, sqrt(p (1 - p) / n); otherwise it is 0 and the rule is `best`. A budget
     whose held-out rows cannot tell a change from noise so keeps the source.
+    `paired_standard_error`: the same, with each candidate's own error: that of its per-row difference from the best
+    candidate on the same rows (`row_scores` `[epoch, mix, row]`), std / sqrt(n).
     """
     order = lambda em: (-em[1], -em[0])  # noqa: E731
     candidates = [(e, m) for e in range(means.shape[0]) for m in range(means.shape[1])]
     top = float(means.max())
     margin = 1e-9
+    if rule == "paired_standard_error":
+        if row_scores is None:
+            raise ValueError("rule='paired_standard_error' needs the per-row scores of every candidate.")
+        best = max((em for em in candidates if means[em] >= top - margin), key=order)
+        differences = row_scores[best][None, None] - row_scores  # [epoch, mix, row]
+        errors = differences.std(axis=-1, ddof=1) / np.sqrt(differences.shape[-1]) if rows > 1 else 0 * means
+        return max((em for em in candidates if means[em] >= top - margin - errors[em]), key=order)
     if rule == "one_standard_error" and 0.0 <= float(means.min()) and top <= 1.0:
         margin += float(np.sqrt(top * (1.0 - top) / rows))
     return max((em for em in candidates if means[em] >= top - margin), key=order)
@@ -171,11 +204,13 @@ def fit_within_budget(
         train_dataset: the budget's encoded rows (with `label_column`).
         args: the recipe (`TransferTrainingArguments`); its epochs are the longest run considered.
         collator: the data collator.
-        score: `score(model, dataset) -> float`, higher is better (e.g. accuracy).
+        score: `score(model, dataset)`, higher is better: one number (e.g. accuracy), or one per row (e.g.
+            `row_accuracy`, whose mean is the accuracy), which `rule="paired_standard_error"` needs.
         folds: k of the cross-validation (>= 2; each row is held out once).
         mixes: weights of the fine-tuned model in the mix with the starting one, each in [0, 1].
         rule: `one_standard_error` (default: the candidate closest to the source within one standard error of the
-            best held-out score) or `best` (the highest score).
+            best held-out score), `paired_standard_error` (the same with the standard error of each candidate's
+            per-row difference from the best, on the same rows) or `best` (the highest score).
         domain_dataset: unlabelled target rows for domain-adversarial training (every run gets them).
         final_trainer_kwargs: more arguments of the final run's trainer (e.g. `eval_dataset`, `compute_metrics`,
             `processing_class`); it runs with `args` as given (its evaluation, saving and logging), the folds quietly.
@@ -242,10 +277,14 @@ def cross_validate(
     quiet = dict(save_strategy="no", report_to="none", disable_tqdm=True, logging_strategy="no")
     parts = fold_indices(train_dataset[label_column], folds, args.seed)
     totals = np.zeros((epochs, len(mixes)))
+    fold_rows: list[np.ndarray] = []
     for k, heldout in enumerate(parts):
         train_rows = np.sort(np.concatenate([p for j, p in enumerate(parts) if j != k]))
         model = make_model()
-        scorer = _MixScorer(model, starting_weights(model), train_dataset.select(heldout), score, mixes)
+        scorer = _MixScorer(
+            model, starting_weights(model), train_dataset.select(heldout), score, mixes,
+            rows_needed=rule == "paired_standard_error",
+        )  # fmt: skip
         with tempfile.TemporaryDirectory(prefix="budget-fold-") as fold_dir:  # nothing of the folds is kept
             trainer = TransferTrainer(
                 model=model,
@@ -258,10 +297,17 @@ def cross_validate(
             trainer.train()
         scores = np.asarray(scorer.scores[:epochs])
         totals[: len(scores)] += scores * len(heldout)
+        if scorer.row_scores:
+            fold_rows.append(np.asarray(scorer.row_scores[:epochs]))  # [epoch, mix, held-out row]
         if on_fold is not None:
             on_fold()
     means = totals / len(train_dataset)
-    best = _choose(means, len(train_dataset), rule)
+    complete = len(fold_rows) == folds and all(r.shape[0] == epochs for r in fold_rows)
+    row_scores = np.concatenate(fold_rows, axis=-1) if complete else None
+    if rule == "paired_standard_error" and row_scores is None:  # a fold stopped before the last epoch
+        warnings.warn("some folds ended early: choosing with the binomial one-standard-error rule", stacklevel=2)
+        rule = "one_standard_error"
+    best = _choose(means, len(train_dataset), rule, row_scores)
     return BudgetSelection(
         epochs=best[0] + 1,
         mix=mixes[best[1]],

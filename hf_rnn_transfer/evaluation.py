@@ -406,6 +406,26 @@ def accuracy_of(model, dataset, collator, batch_size: int = 128) -> float:
     return evaluate_classifier(model, dataset, collator, batch_size)["test_accuracy"]
 
 
+def row_accuracy(model, dataset, collator, batch_size: int = 128) -> np.ndarray:
+    """1.0 for each row of an encoded dataset with `labels` that the classifier gets right, else 0.0 (its mean is
+    the accuracy): what `rule="paired_standard_error"` of selection inside the budget compares row by row."""
+    from transformers import PrinterCallback, Trainer, TrainingArguments
+
+    with tempfile.TemporaryDirectory(prefix="hf-rnn-transfer-eval-") as folder:
+        args = TrainingArguments(
+            folder,
+            per_device_eval_batch_size=batch_size,
+            report_to="none",
+            use_cpu=model.device.type == "cpu",
+            disable_tqdm=True,
+        )
+        trainer = Trainer(model=model, args=args, data_collator=collator)
+        trainer.remove_callback(PrinterCallback)
+        output = trainer.predict(dataset)
+    predictions = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    return (np.asarray(predictions).argmax(-1) == np.asarray(output.label_ids)).astype(float)
+
+
 def to_device(batch: dict, device) -> dict:
     """A collated batch on `device` (the model's: CPU, CUDA or MPS); non-tensor values stay as they are."""
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
@@ -479,6 +499,8 @@ def compare(
         if not classes:
             raise ValueError("labels are sequences: pass score= (e.g. BLEU through evaluate_generation) and metric=.")
         score = lambda model, dataset: accuracy_of(model, dataset, collator)  # noqa: E731
+        if select_score is None:  # row by row, so that every selection rule applies (its mean is the accuracy)
+            select_score = lambda model, dataset: row_accuracy(model, dataset, collator)  # noqa: E731
     result = ComparisonResult(budgets=list(budgets), seeds=list(seeds), train_size=len(train_dataset), metric=metric)
     if classes:
         counts = np.bincount(np.asarray(test_labels))

@@ -239,8 +239,9 @@ class TransferTrainingArguments(TrainingArguments):
         default="one_standard_error",
         metadata={
             "help": "With --select_folds: one_standard_error keeps the candidate closest to the source among those "
-            "within one standard error of the best held-out score (noise does not move the model); best takes the "
-            "highest score.",
+            "within one (binomial) standard error of the best held-out score (noise does not move the model); "
+            "paired_standard_error does the same with the standard error of each candidate's per-row difference "
+            "from the best on the same rows (smaller: less cautious at large budgets); best takes the highest score.",
             "choices": list(SELECTION_RULES),
         },
     )

@@ -164,3 +164,37 @@ def test_the_one_standard_error_rule_keeps_the_source_unless_the_gain_beats_the_
     assert _choose(-np.array([[2.0, 1.5]]), 50, "one_standard_error") == (0, 1)  # not a rate: plain best
     with pytest.raises(ValueError, match="rule must be one of"):
         fit_within_budget(None, marker_task(8, 0), None, None, None, rule="median")
+
+
+def test_the_paired_rule_keeps_a_gain_that_is_consistent_row_by_row():
+    from hf_rnn_transfer.budget_selection import _choose
+
+    # 500 held-out rows, mixes (0, 1): the source is right on 440; fine-tuning keeps those and fixes 5 more
+    source = np.r_[np.ones(440), np.zeros(60)]
+    tuned = source.copy()
+    tuned[440:445] = 1.0
+    rows = np.array([[source, tuned]])  # [epoch, mix, row]
+    means = rows.mean(-1)  # 0.88 and 0.89: within one binomial SE (0.014), outside the paired one (0.004)
+    assert _choose(means, 500, "one_standard_error") == (0, 0)
+    assert _choose(means, 500, "paired_standard_error", rows) == (0, 1)
+    # the same two accuracies, right on different rows: the paired error is large and the source is kept
+    shuffled = np.random.default_rng(0).permutation(tuned)
+    assert _choose(means, 500, "paired_standard_error", np.array([[source, shuffled]])) == (0, 0)
+    with pytest.raises(ValueError, match="needs the per-row scores"):
+        _choose(means, 500, "paired_standard_error")
+
+
+def test_the_paired_rule_runs_on_row_scores_and_refuses_a_single_number(source, tmp_path):
+    from hf_rnn_transfer.evaluation import row_accuracy
+
+    budget, test = marker_task(48, 2, flip=True), marker_task(200, 3, flip=True)
+    per_row = lambda model, rows: row_accuracy(model, rows, default_data_collator)  # noqa: E731
+    assert per_row(source, test).shape == (200,) and per_row(source, test).mean() == score(source, test)
+    args = recipe(tmp_path, epochs=8, learning_rate=5e-2, per_device_train_batch_size=4)
+    model, chosen = fit_within_budget(
+        lambda: copy_of(source), budget, args, default_data_collator, per_row, folds=2, rule="paired_standard_error"
+    )
+    assert chosen.rule == "paired_standard_error" and chosen.mix > 0.0 and score(model, test) > 0.9
+    with pytest.raises(ValueError, match="must return one value per held-out row"):
+        fit_within_budget(lambda: copy_of(source), budget, args, default_data_collator, score, folds=2,
+                          rule="paired_standard_error")  # fmt: skip

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..budget_selection import SELECTION_RULES, cross_validate, fit_selected
+from ..budget_selection import cross_validate, fit_selected
 from ..selection import SCORES
 from ..transfer_config import TransferConfig
 from .compare import CompareArguments
@@ -52,6 +52,10 @@ STRATEGIES = {
 # name -> which of the source's layers move
 LAYER_CHOICES = {"all": {}, "embedding": {"transfer_layers": 0}}
 SCRATCH = "scratch"
+
+
+# trials are compared by their mean held-out scores (their per-row scores are not kept)
+TRIAL_RULES = ("one_standard_error", "best")
 
 
 @dataclass
@@ -88,7 +92,7 @@ class AutoArguments:
             "help": "How a trial wins: one_standard_error (the earliest trial - higher-ranked source, then the "
             "recommended recipe - within one binomial standard error of the best held-out score: with few labels the "
             "folds cannot tell smaller gaps from noise) or best (the highest score).",
-            "choices": list(SELECTION_RULES),
+            "choices": list(TRIAL_RULES),
         },
     )
     try_scratch: bool = field(
@@ -108,8 +112,8 @@ class AutoArguments:
                 raise ValueError(f"--layer_choices: unknown {name!r}; choose from {list(LAYER_CHOICES)}.")
         if not self.strategies or not self.layer_choices:
             raise ValueError("auto needs at least one strategy and one layer choice.")
-        if self.trial_rule not in SELECTION_RULES:
-            raise ValueError(f"--trial_rule must be one of {SELECTION_RULES}, got {self.trial_rule!r}.")
+        if self.trial_rule not in TRIAL_RULES:
+            raise ValueError(f"--trial_rule must be one of {TRIAL_RULES}, got {self.trial_rule!r}.")
         if self.shortlist < 1:
             raise ValueError(f"--shortlist must be at least 1, got {self.shortlist}.")
         if self.folds < 2:

@@ -70,13 +70,13 @@ def target_score(target):
 
 
 def selection_score(target):
-    """What selection inside the budget maximises: accuracy, or for output texts minus the held-out loss (generating
-    at every epoch for every mix would cost more than the training)."""
-    from ..evaluation import evaluate_classifier
+    """What selection inside the budget maximises: accuracy (row by row, so every selection rule applies), or for
+    output texts minus the held-out loss (generating at every epoch for every mix would cost more than the training)."""
+    from ..evaluation import evaluate_classifier, row_accuracy
 
     if target.is_seq2seq:
         return lambda model, rows: -evaluate_classifier(model, rows, target.collator, loss_only=True)["test_loss"]
-    return target_score(target)
+    return lambda model, rows: row_accuracy(model, rows, target.collator)  # its mean is the accuracy
 
 
 @dataclass
