@@ -22,7 +22,8 @@ Source variants (no source ever holds a review of the target's domain; texts are
   over all that review text, labelled and unlabelled (the target's unlabelled reviews included, never a test
   review), then the `all_domains` supervised stage continued from it (`pretrain --init_from`).
 
-Results go to `--output_dir/results.json` (a finished target is not rerun) and the section of docs/benchmarks.md.
+Results go to `--output_dir/results.json` (a finished part is not rerun) and one section of docs/benchmarks.md per
+target.
 """
 
 import argparse
@@ -310,52 +311,52 @@ def cell(values) -> str:
     return f"{np.mean(values):.3f}" if len(set(values)) == 1 else f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
 
-def section(results: dict, cli) -> str:
+def section(target: str, res: dict, cli) -> str:
+    """One target's table: every variant, the linear rows and scratch, with the times."""
     columns = ["0", *(str(b) for b in cli.budgets if b > 0)]
-    parts = []
-    for target, res in results.items():
-        rows = []
-        for variant, entry in res["variants"].items():
-            values = {"0": [entry["zero_shot"]], **entry["transfer"]}
-            rows.append(
-                [f"**RNN transfer**, source `{variant}` ({entry['source_reviews']:,} reviews)"]
-                + [cell(values.get(c, [])) for c in columns]
-            )
-            mixes = {b: np.mean([s["mix"] for s in runs]) for b, runs in entry["selection"].items()}
-            rows.append(
-                ["  chosen mix with the fine-tuned weights (0 = source kept)", ""]
-                + [f"{mixes[c]:.2f}" for c in columns[1:]]
-            )
-            linear = res["linear"].get(entry.get("variant", variant), {})
-            rows.append(
-                ["  RNN − linear model on the same labels"]
-                + [f"{np.mean(values[c]) - np.mean(linear[c]):+.3f}" if c in linear else "" for c in columns]
-            )
-        for variant, values in res["linear"].items():
-            name = "budget alone" if variant == "budget only" else f"`{variant}` source labels + budget x10"
-            rows.append([f"TF-IDF + LR, {name}"] + [cell(values.get(c, [])) for c in columns])
-        rows.append(["same LSTM from scratch"] + [cell(res["scratch"].get(c, [])) for c in columns])
-        times = "; ".join(
-            f"`{v}`: source {e['source_seconds']:.0f} s, fine-tuning (every budget and seed) "
-            f"{e['finetune_seconds']:.0f} s"
-            for v, e in res["variants"].items()
+    rows = []
+    for variant, entry in res["variants"].items():
+        values = {"0": [entry["zero_shot"]], **entry["transfer"]}
+        rows.append(
+            [f"**RNN transfer**, source `{variant}` ({entry['source_reviews']:,} reviews)"]
+            + [cell(values.get(c, [])) for c in columns]
         )
-        parts.append(
-            f"### Target: {target}\n\n"
-            + table(["test accuracy (1,000 reviews), labels:", *columns], rows)
-            + f"\n\nTimes: {times}; scratch {res['scratch_seconds']:.0f} s."
+        mixes = {b: np.mean([s["mix"] for s in runs]) for b, runs in entry["selection"].items()}
+        rows.append(
+            ["  chosen mix with the fine-tuned weights (0 = source kept)", ""]
+            + [f"{mixes[c]:.2f}" for c in columns[1:]]
         )
+        linear = res["linear"].get(entry.get("variant", variant), {})
+        rows.append(
+            ["  RNN − linear model on the same labels"]
+            + [f"{np.mean(values[c]) - np.mean(linear[c]):+.3f}" if c in linear else "" for c in columns]
+        )
+    for variant, values in res["linear"].items():
+        name = "budget alone" if variant == "budget only" else f"`{variant}` source labels + budget x10"
+        rows.append([f"TF-IDF + LR, {name}"] + [cell(values.get(c, [])) for c in columns])
+    rows.append(["same LSTM from scratch"] + [cell(res["scratch"].get(c, [])) for c in columns])
+    times = "; ".join(
+        f"`{v}`: source {e['source_seconds']:.0f} s, fine-tuning (every budget and seed) {e['finetune_seconds']:.0f} s"
+        for v, e in res["variants"].items()
+    )
     return (
         f"Mean ± std over seeds {cli.seeds}; nested, balanced budgets; the recommended recipe selects its stopping "
         f"epoch and mix by {cli.select_folds}-fold cross-validation inside each budget with the one-standard-error "
         "rule (a row marked `best rule` takes the highest held-out score instead; `paired_standard_error rule` uses "
-        "the standard error of each candidate's per-row difference from the best).\n\n" + "\n\n".join(parts)
+        "the standard error of each candidate's per-row difference from the best).\n\n"
+        + table(["test accuracy (1,000 reviews), labels:", *columns], rows)
+        + f"\n\nTimes: {times}; scratch {res['scratch_seconds']:.0f} s."
     )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--targets", nargs="+", default=["kitchen"], choices=["books", "dvd", "electronics", "kitchen"])
+    parser.add_argument(
+        "--targets",
+        nargs="+",
+        default=["kitchen", "electronics", "books"],
+        choices=["books", "dvd", "electronics", "kitchen"],
+    )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--budgets", nargs="+", type=int, default=[0, 50, 100, 200, 500, 1000])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -371,7 +372,9 @@ def main():
         run_target(
             target, cli, out / target, results.setdefault(target, {}), lambda: saved.write_text(json.dumps(results))
         )
-    write_section("sentiment-sources", "Sentiment transfer: which source beats the linear model", section(results, cli))
+    for target in cli.targets:  # one section per target: each keeps the command and date of its own run
+        title = f"Sentiment transfer into {target}: which source beats the linear model"
+        write_section(f"sentiment-sources-{target}", title, section(target, results[target], cli))
 
 
 if __name__ == "__main__":
