@@ -11,6 +11,7 @@ Example:
 ```
 """
 
+import contextlib
 import copy
 import math
 import tempfile
@@ -384,6 +385,15 @@ def evaluate_classifier(
     Trainer's logging (console, TensorBoard, trackio) and evaluation is spread over every process of a distributed run.
     `loss_only=True` keeps no predictions (only `<prefix>_loss`): for generation models, whose logits are large.
     """
+    metrics = None if loss_only else compute_metrics or classification_metrics
+    with evaluation_trainer(model, collator, batch_size, compute_metrics=metrics, loss_only=loss_only) as trainer:
+        return trainer.evaluate(dataset, metric_key_prefix=prefix)
+
+
+@contextlib.contextmanager
+def evaluation_trainer(model, collator, batch_size: int, compute_metrics=None, loss_only: bool = False):
+    """A quiet `Trainer` for evaluation or prediction on the model's device, writing only to a temporary folder that
+    is removed on exit; the caller reports the metrics it returns (a table, a line)."""
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
     with tempfile.TemporaryDirectory(prefix="hf-rnn-transfer-eval-") as folder:
@@ -395,10 +405,9 @@ def evaluate_classifier(
             disable_tqdm=True,
             prediction_loss_only=loss_only,
         )
-        metrics = None if loss_only else compute_metrics or classification_metrics
-        trainer = Trainer(model=model, args=args, data_collator=collator, compute_metrics=metrics)
-        trainer.remove_callback(PrinterCallback)  # the caller reports the returned metrics (a table, a line)
-        return trainer.evaluate(dataset, metric_key_prefix=prefix)
+        trainer = Trainer(model=model, args=args, data_collator=collator, compute_metrics=compute_metrics)
+        trainer.remove_callback(PrinterCallback)
+        yield trainer
 
 
 def accuracy_of(model, dataset, collator, batch_size: int = 128) -> float:
@@ -409,18 +418,7 @@ def accuracy_of(model, dataset, collator, batch_size: int = 128) -> float:
 def row_accuracy(model, dataset, collator, batch_size: int = 128) -> np.ndarray:
     """1.0 for each row of an encoded dataset with `labels` that the classifier gets right, else 0.0 (its mean is
     the accuracy): what `rule="paired_standard_error"` of selection inside the budget compares row by row."""
-    from transformers import PrinterCallback, Trainer, TrainingArguments
-
-    with tempfile.TemporaryDirectory(prefix="hf-rnn-transfer-eval-") as folder:
-        args = TrainingArguments(
-            folder,
-            per_device_eval_batch_size=batch_size,
-            report_to="none",
-            use_cpu=model.device.type == "cpu",
-            disable_tqdm=True,
-        )
-        trainer = Trainer(model=model, args=args, data_collator=collator)
-        trainer.remove_callback(PrinterCallback)
+    with evaluation_trainer(model, collator, batch_size) as trainer:
         output = trainer.predict(dataset)
     predictions = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
     return (np.asarray(predictions).argmax(-1) == np.asarray(output.label_ids)).astype(float)
