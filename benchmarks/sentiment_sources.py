@@ -1,7 +1,7 @@
 """Which source beats the linear model: sentiment transfer into one Amazon domain from every other review domain.
 
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/sentiment_sources.py \\
-        [--targets kitchen electronics books] [--variants three_domains all_domains] [--budgets 0 50 100 200 500 1000]
+        [--targets kitchen electronics books] [--variants all_domains lm_all_domains] [--budgets 0 50 100 200 500 1000]
 
 For each target (an Amazon domain; the demo's protocol: a fixed, balanced 1,000-review test set, nested balanced
 budgets from the other 1,000 reviews, seeds 0/1/2), each source variant is trained with the `pretrain` command's
@@ -311,7 +311,7 @@ def cell(values) -> str:
     return f"{np.mean(values):.3f}" if len(set(values)) == 1 else f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
 
-def section(target: str, res: dict, cli) -> str:
+def section(res: dict, cli) -> str:
     """One target's table: every variant, the linear rows and scratch, with the times."""
     columns = ["0", *(str(b) for b in cli.budgets if b > 0)]
     rows = []
@@ -374,7 +374,7 @@ def main():
         )
     for target in cli.targets:  # one section per target: each keeps the command and date of its own run
         title = f"Sentiment transfer into {target}: which source beats the linear model"
-        write_section(f"sentiment-sources-{target}", title, section(target, results[target], cli))
+        write_section(f"sentiment-sources-{target}", title, section(results[target], cli))
 
 
 if __name__ == "__main__":
