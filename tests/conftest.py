@@ -1,6 +1,7 @@
 import atexit
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -92,6 +93,22 @@ def wait_for_hub(endpoint: str, timeout: float = 30) -> None:
         except (urllib.error.URLError, ConnectionError):
             time.sleep(0.1)
     raise TimeoutError(f"the hub at {endpoint} did not start")
+
+
+def run_cli(argv: list, capsys) -> subprocess.CompletedProcess:
+    """`hf-rnn-transfer ARGV` in this process (no interpreter start-up: each costs seconds of imports), captured like
+    `subprocess.run(..., capture_output=True)`; the tests that need a real shell spawn one and use this for the rest.
+    """
+    from hf_rnn_transfer.cli import main
+
+    argv = [str(a) for a in argv]
+    capsys.readouterr()  # only this command's output
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's --help and usage errors
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, code, captured.out, captured.err)
 
 
 # The start of a child script that runs where `hf_rnn_transfer` cannot be imported (a user with transformers only).

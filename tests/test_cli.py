@@ -1,4 +1,5 @@
-"""The `hf-rnn-transfer` command line, run as a real subprocess."""
+"""The `hf-rnn-transfer` command line: the installed script and a quickstart as real subprocesses, argument handling
+in this process (each interpreter start costs seconds of imports)."""
 
 import json
 import subprocess
@@ -8,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from hf_rnn_transfer import __version__
+
+from .conftest import run_cli
 
 CLI = [sys.executable, "-m", "hf_rnn_transfer"]
 
@@ -22,11 +25,10 @@ def test_console_script_is_installed():
     assert result.returncode == 0 and result.stdout.strip() == f"hf-rnn-transfer {__version__}"
 
 
-@pytest.mark.slow
-def test_help_lists_the_subcommands_and_their_flags():
-    result = run("--help")
+def test_help_lists_the_subcommands_and_their_flags(capsys):
+    result = run_cli(["--help"], capsys)
     assert result.returncode == 0 and "quickstart" in result.stdout
-    result = run("quickstart", "--help")
+    result = run_cli(["quickstart", "--help"], capsys)
     assert result.returncode == 0
     for flag in ("--output_dir", "--cell_type", "--train_size", "--epochs", "--overwrite"):
         assert flag in result.stdout
@@ -63,20 +65,19 @@ def test_quickstart_trains_saves_reloads_and_predicts(tmp_path):
     assert "model-index" in card and "hf-rnn-transfer" in card and str(tmp_path) not in card
 
 
-def test_quickstart_never_overwrites_a_previous_run(tmp_path):
+def test_quickstart_never_overwrites_a_previous_run(tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("mine")
-    result = run("quickstart", "--output_dir", str(tmp_path))
+    result = run_cli(["quickstart", "--output_dir", str(tmp_path)], capsys)
     assert result.returncode == 2
     assert "already holds files; pass --overwrite" in result.stderr
     assert "Traceback" not in result.stderr
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
-@pytest.mark.slow
-def test_quickstart_rejects_bad_values_clearly(tmp_path):
-    result = run("quickstart", "--output_dir", str(tmp_path / "a"), "--cell_type", "lstn")
+def test_quickstart_rejects_bad_values_clearly(tmp_path, capsys):
+    result = run_cli(["quickstart", "--output_dir", str(tmp_path / "a"), "--cell_type", "lstn"], capsys)
     assert result.returncode == 2 and "cell_type must be one of lstm, gru, rnn; got 'lstn'" in result.stderr
-    result = run("quickstart", "--output_dir", str(tmp_path / "b"), "--domain", "garden")
+    result = run_cli(["quickstart", "--output_dir", str(tmp_path / "b"), "--domain", "garden"], capsys)
     assert result.returncode == 2 and "domain must be one of" in result.stderr
 
 

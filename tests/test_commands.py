@@ -14,7 +14,7 @@ from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
 from hf_rnn_transfer.data import load_amazon_reviews, train_tokenizer
 from hf_rnn_transfer.hub import LocalHub, hub_endpoint
 
-from .conftest import ALICE, torchrun
+from .conftest import ALICE, run_cli, torchrun
 
 
 def run_command(argv: list) -> subprocess.CompletedProcess:
@@ -28,7 +28,7 @@ def write_jsonl(rows, path):
 
 
 @pytest.mark.slow
-def test_finetune_and_rank_sources_commands(tmp_path):
+def test_finetune_and_rank_sources_commands(tmp_path, capsys):
     reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
     write_jsonl(reviews.select(range(120)), tmp_path / "train.jsonl")
     write_jsonl(reviews.select(range(1000, 1100)), tmp_path / "test.jsonl")
@@ -75,9 +75,9 @@ def test_finetune_and_rank_sources_commands(tmp_path):
     summary = json.loads(result.stdout[result.stdout.index("{\n") :])
     assert 0 <= summary["test_accuracy"] <= 1 and "gradual unfreezing" in summary["recipe"]["freezing"]
     assert summary["pushed"].startswith("alice/kitchen-ft@") and (tmp_path / "ft" / "model.safetensors").exists()
-    ranked = run_command(
+    # the shell path is proven above; the rest runs the same entry point in this process (seconds of imports each)
+    ranked = run_cli(
         [
-            *cli,
             "rank-sources",
             "--candidates",
             "alice/src-a",
@@ -89,14 +89,14 @@ def test_finetune_and_rank_sources_commands(tmp_path):
             str(tmp_path / "ranking.md"),
             "--max_examples",
             "80",
-        ]
+        ],
+        capsys,
     )
     assert ranked.returncode == 0, ranked.stderr[-3000:]
     table = (tmp_path / "ranking.md").read_text()
     assert "| 1 |" in table and "alice/src-a" in table and "alice/src-b" in table
-    compared = run_command(
+    compared = run_cli(
         [
-            *cli,
             "compare",
             "--source",
             "alice/src-a",
@@ -123,13 +123,16 @@ def test_finetune_and_rank_sources_commands(tmp_path):
             str(tmp_path / "cmp" / "report.md"),
             "--report_to",
             "none",
-        ]
+            "--select_folds",  # selection inside each budget: tests/test_budget_selection.py
+            "0",
+        ],
+        capsys,
     )
     assert compared.returncode == 0, compared.stderr[-3000:]
     report = (tmp_path / "cmp" / "report.md").read_text()
     assert "| 20 |" in report and "| 40 |" in report and "TF-IDF + LR" in report and "paired t-test" in report
     assert (tmp_path / "cmp" / "report.png").exists()
-    bad = run_command([*cli, "finetune", "--source", "alice/src-a", "--hub_root", root])
+    bad = run_cli(["finetune", "--source", "alice/src-a", "--hub_root", root], capsys)
     assert bad.returncode == 2 and "pass --dataset" in bad.stderr
 
 
@@ -141,7 +144,7 @@ def books_corpus(tmp_path):
 
 
 @pytest.mark.slow
-def test_pretrain_language_model_and_classifier_sources(tmp_path):
+def test_pretrain_language_model_and_classifier_sources(tmp_path, capsys):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cli = [sys.executable, "-m", "hf_rnn_transfer", "pretrain"]
@@ -184,9 +187,9 @@ def test_pretrain_language_model_and_classifier_sources(tmp_path):
     assert model.config.tie_word_embeddings and AutoTokenizer.from_pretrained(tmp_path / "lm").pad_token == "<pad>"
     reviews = load_amazon_reviews("books").shuffle(seed=0).select(range(100))
     write_jsonl(reviews, tmp_path / "books.jsonl")
-    clf = run_command(
+    clf = run_cli(
         [
-            *cli,
+            "pretrain",
             "--objective",
             "classification",
             "--train_file",
@@ -200,27 +203,29 @@ def test_pretrain_language_model_and_classifier_sources(tmp_path):
             "--hub_root",
             str(tmp_path / "hub"),
             *small,
-        ]
+        ],
+        capsys,
     )
     assert clf.returncode == 0, clf.stderr[-3000:]
     assert "me/books-source@" in clf.stdout
-    bad = run_command(
+    bad = run_cli(
         [
-            *cli,
+            "pretrain",
             "--objective",
             "causal_lm",
             "--train_file",
             str(tmp_path / "books.jsonl"),
             "--output_dir",
             str(tmp_path / "x"),
-        ]
+        ],
+        capsys,
     )
     assert bad.returncode == 2 and "set --max_steps" in bad.stderr
 
 
 @pytest.mark.slow
 @pytest.mark.needs_data
-def test_forecasting_source_from_a_ucr_folder_transfers_to_a_related_series_target(tmp_path):
+def test_forecasting_source_from_a_ucr_folder_transfers_to_a_related_series_target(tmp_path, capsys):
     """pretrain --objective forecasting on unlabelled ECG series -> compare / finetune on another ECG set."""
     from hf_rnn_transfer import RNNForTimeSeriesForecasting
     from hf_rnn_transfer.commands import SourceArguments, TargetDataArguments, run_finetune
@@ -275,9 +280,8 @@ def test_forecasting_source_from_a_ucr_folder_transfers_to_a_related_series_targ
     forecaster = RNNForTimeSeriesForecasting.from_pretrained(tmp_path / "forecaster")
     assert forecaster.config.prediction_length == 4 and len(forecaster.config.input_mean) == 1
 
-    compared = run_command(
+    compared = run_cli(
         [
-            *cli,
             "compare",
             "--source",
             "me/ecg-forecaster",
@@ -300,8 +304,11 @@ def test_forecasting_source_from_a_ucr_folder_transfers_to_a_related_series_targ
             str(tmp_path / "cmp"),
             "--report",
             str(tmp_path / "cmp" / "report.md"),
+            "--select_folds",
+            "0",
             *common,
-        ]
+        ],
+        capsys,
     )
     assert compared.returncode == 0, compared.stderr[-3000:]
     report = (tmp_path / "cmp" / "report.md").read_text()
@@ -325,7 +332,7 @@ def test_forecasting_source_from_a_ucr_folder_transfers_to_a_related_series_targ
         (["pretrain", "--objective", "forecasting", "--dataset", str(ucr / "TwoLeadECG"), "--splits", "validation",
           "--output_dir", str(tmp_path / "x")], "--splits ['validation'] not in the data"),
     ):  # fmt: skip
-        bad = run_command([*cli, *argv])
+        bad = run_cli(argv, capsys)
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr[-2000:]
 
 

@@ -12,6 +12,8 @@ from hf_rnn_transfer.demo import DemoArguments
 from hf_rnn_transfer.hub import LocalHub, hub_endpoint
 from hf_rnn_transfer.trainer import native_bf16_available
 
+from .conftest import run_cli
+
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end_on_the_offline_hub(tmp_path):
@@ -85,22 +87,8 @@ def test_demo_runs_end_to_end_on_the_offline_hub(tmp_path):
         assert classify("This kettle is great")[0]["label"] in {"negative", "positive"}
 
 
-def test_demo_refuses_bad_arguments(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hf_rnn_transfer",
-            "demo",
-            "--output_dir",
-            str(tmp_path / "x"),
-            "--target_domain",
-            "garden",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def test_demo_refuses_bad_arguments(tmp_path, capsys):
+    result = run_cli(["demo", "--output_dir", tmp_path / "x", "--target_domain", "garden"], capsys)
     assert result.returncode == 2 and "--target_domain must be one of books, dvd, electronics, kitchen" in result.stderr
 
 

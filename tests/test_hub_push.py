@@ -12,7 +12,7 @@ from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
 from hf_rnn_transfer.data import train_tokenizer
 from hf_rnn_transfer.hub import CardContent, LocalHub, hub_endpoint, push_model
 
-from .conftest import ALICE, HUB_TOKENS
+from .conftest import ALICE, HUB_TOKENS, run_cli
 
 
 def test_push_model_writes_our_card_and_the_tokenizer_in_one_commit(hub, tmp_path):
@@ -103,25 +103,9 @@ def test_push_command_defaults_to_the_offline_hub(tmp_path):
         assert "model.safetensors" in HfApi().list_repo_files("me/model")
 
 
-@pytest.mark.slow
-def test_push_command_names_a_missing_model(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hf_rnn_transfer",
-            "push",
-            "--model_dir",
-            str(tmp_path / "nope"),
-            "--repo_id",
-            "me/x",
-            "--hub_root",
-            str(tmp_path / "hub"),
-        ],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=300,
+def test_push_command_names_a_missing_model(tmp_path, capsys):
+    result = run_cli(
+        ["push", "--model_dir", tmp_path / "nope", "--repo_id", "me/x", "--hub_root", tmp_path / "hub"], capsys
     )
     assert result.returncode == 2 and "has no config.json" in result.stderr
 

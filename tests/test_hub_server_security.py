@@ -26,7 +26,7 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
 from hf_rnn_transfer.hub import HubLimits, LocalHub, hub_endpoint
 
-from .conftest import ALICE, BOB, HUB_TOKENS, free_port, wait_for_hub
+from .conftest import ALICE, BOB, HUB_TOKENS, free_port, run_cli, wait_for_hub
 
 LIMITS = HubLimits(
     max_request_bytes=64 * 1024,
@@ -475,13 +475,8 @@ def test_a_full_disk_answers_507_and_leaves_no_partial_files(tmp_path):
     assert not list((root / "lfs").glob("*")) if (root / "lfs").exists() else True
 
 
-def test_hub_serve_refuses_bad_limits_by_name():
-    result = subprocess.run(
-        [sys.executable, "-m", "hf_rnn_transfer", "hub", "serve", "--root", "x", "--read_timeout", "0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_hub_serve_refuses_bad_limits_by_name(capsys):
+    result = run_cli(["hub", "serve", "--root", "x", "--read_timeout", "0"], capsys)
     assert result.returncode == 2 and "read_timeout must be a positive number" in result.stderr
 
 
