@@ -97,12 +97,12 @@ def train_source(variant: str, target: str, folder: Path, source, splits) -> tup
     started = time.perf_counter()
     init_from = None
     if spec.get("lm_epochs"):
-        init_from = str(train_language_model(folder, source, unlabelled, vocab_size, spec["lm_epochs"], bf16))
+        init_from = str(train_language_model(folder, source, unlabelled, vocab_size, spec, bf16))
     recipe = PretrainArguments(
         objective="classification",
         init_from=init_from,
         embedding_size=128,
-        hidden_size=256,
+        hidden_size=spec.get("hidden", 256),
         num_layers=1,
         vocab_size=vocab_size,
         vocabulary_files=[str(data / "unlabelled.jsonl")],  # unlabelled use only; never a test review
@@ -127,16 +127,16 @@ def train_source(variant: str, target: str, folder: Path, source, splits) -> tup
     return Path(training.output_dir), run.results["test_accuracy"], time.perf_counter() - started
 
 
-def train_language_model(folder: Path, source, unlabelled: list[str], vocab_size: int, epochs: float, bf16: bool):
+def train_language_model(folder: Path, source, unlabelled: list[str], vocab_size: int, spec: dict, bf16: bool):
     """ULMFiT's stages 1-2 on this data: an LSTM language model (the classifier's shape, an adaptive softmax) on
-    every labelled source review and every unlabelled review, for `epochs` passes over the stream."""
+    every labelled source review and every unlabelled review, for `spec["lm_epochs"]` passes over the stream."""
     corpus = folder / "data" / "lm.jsonl"
     texts = list(source["text"]) + list(unlabelled)
     write_jsonl(corpus, texts)
     recipe = PretrainArguments(
         objective="causal_lm",
         embedding_size=128,
-        hidden_size=256,
+        hidden_size=spec.get("hidden", 256),
         num_layers=1,
         vocab_size=vocab_size,
         adaptive_softmax_cutoffs=LM_CUTOFFS,
@@ -147,7 +147,7 @@ def train_language_model(folder: Path, source, unlabelled: list[str], vocab_size
     words = sum(len(text.split()) for text in texts)  # a word-level stream: about one token per word
     training = TransferTrainingArguments.for_experiment(
         str(folder / "lm"),
-        max_steps=max(1, int(epochs * words / (batch * bptt))),
+        max_steps=max(1, int(spec["lm_epochs"] * words / (batch * bptt))),
         learning_rate=3e-3,
         per_device_train_batch_size=batch,
         lr_scheduler_type="slanted_triangular",
