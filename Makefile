@@ -14,6 +14,10 @@ else
 TORCH_INSTALL ?= torch==2.13.0
 endif
 BIN = $(VENV)/bin
+# pytest-xdist workers: two keep both cores of a small machine busy while a test waits on a subprocess or a server
+# (each worker gets its share of the cores for torch); `make test PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= 2
+PYTEST = $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: install demo quickstart test test-fast gpu-check lint clean
 
@@ -37,10 +41,10 @@ lint: install
 	$(BIN)/ruff format --check hf_rnn_transfer tests benchmarks examples
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-fast: install   # the development loop: everything but the tests marked slow
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 gpu-check: install   # on a machine with CUDA/MPS: the device tests, then GPU throughput into docs/benchmarks.md
 	$(BIN)/python -m pytest -q tests/test_devices.py

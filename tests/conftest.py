@@ -34,7 +34,12 @@ def pytest_runtest_setup(item):
         pytest.skip(f"needs the real datasets: set {DATA_ENV} to their folder (CI sets it; see tests/README.md)")
 
 
-torch.set_num_threads(2)
+# pytest-xdist runs the suite in several worker processes (`-n` in pyproject.toml): the cores are shared among them,
+# and among the subprocesses they start, rather than each asking for all of them and thrashing.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_THREADS = max(1, min(2, (os.cpu_count() or 1) // _WORKERS))
+os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
+torch.set_num_threads(_THREADS)
 
 
 @pytest.fixture(autouse=True)
