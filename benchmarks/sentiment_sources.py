@@ -12,7 +12,9 @@ the same labels:
 
 - the linear model (TF-IDF 1-2 grams, sublinear, min_df 2, + logistic regression C=10, anchors.md) trained on the
   same source labels plus the budget's target labels (weighted x10, the anchors' best use of them);
-- the linear model on the budget alone; the same LSTM from scratch (the demo's recipe: 10 epochs, one run).
+- the linear model on the budget alone; the same LSTM from scratch (the demo's recipe: 10 epochs, one run);
+- the two together: the average of the RNN's and the linear model's class probabilities on each test review (same
+  source, same budget and seed, equal weights, nothing tuned), an ensemble of two model families that err apart.
 
 Source variants (no source ever holds a review of the target's domain; texts are deduplicated, `_reviews.py`):
 - `three_domains`: the demo's source, the 6,000 labelled reviews of the three other Amazon domains.
@@ -40,7 +42,7 @@ from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
 from hf_rnn_transfer.budget_selection import SELECTION_RULES, fit_within_budget
 from hf_rnn_transfer.commands import PretrainArguments, TargetDataArguments, pretrain
 from hf_rnn_transfer.data import prepare_text_classification
-from hf_rnn_transfer.evaluation import balanced_budget_indices, row_accuracy, scratch_arguments
+from hf_rnn_transfer.evaluation import balanced_budget_indices, class_probabilities, row_accuracy, scratch_arguments
 from hf_rnn_transfer.trainer import (
     RecommendedTrainingArguments,
     TransferTrainer,
@@ -72,25 +74,39 @@ def write_jsonl(path: Path, texts, labels=None) -> Path:
     return path
 
 
-def linear_accuracy(train_texts, train_labels, weights, fit_texts, test_texts, test_labels) -> float:
-    """TF-IDF (1-2 grams, sublinear, min_df 2, fitted on `fit_texts`) + logistic regression (C=10), test accuracy."""
+def linear_probabilities(train_texts, train_labels, weights, fit_texts, test_texts) -> np.ndarray:
+    """TF-IDF (1-2 grams, sublinear, min_df 2, fitted on `fit_texts`) + logistic regression (C=10): the class
+    probabilities of each test text."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2).fit(fit_texts)
     model = LogisticRegression(C=10.0, max_iter=3000)
     model.fit(vectorizer.transform(train_texts), train_labels, sample_weight=weights)
-    return float((model.predict(vectorizer.transform(test_texts)) == np.asarray(test_labels)).mean())
+    return model.predict_proba(vectorizer.transform(test_texts))
 
 
-def train_source(variant: str, target: str, folder: Path, source, splits) -> tuple[Path, float, float]:
-    """Train one source variant with the `pretrain` core; returns its folder, zero-shot accuracy and seconds."""
-    spec = VARIANTS[variant]
+def linear_accuracy(train_texts, train_labels, weights, fit_texts, test_texts, test_labels) -> float:
+    """The same linear model's test accuracy."""
+    probabilities = linear_probabilities(train_texts, train_labels, weights, fit_texts, test_texts)
+    return float((probabilities.argmax(-1) == np.asarray(test_labels)).mean())
+
+
+def train_source(
+    variant: str, target: str, folder: Path, source, splits, spec: dict | None = None, unlabelled: list | None = None
+) -> tuple[Path, float, float]:
+    """Train one source variant with the `pretrain` core; returns its folder, zero-shot accuracy and seconds.
+
+    `spec` replaces the variant's recipe (`VARIANTS[variant]`) and `unlabelled` its unlabelled texts (a lever
+    measured on its own, e.g. by sentiment_zero_shot_levers.py).
+    """
+    spec = spec or VARIANTS[variant]
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
     write_jsonl(data / "source.jsonl", source["text"], source["label"])
     write_jsonl(data / "test.jsonl", splits["test"]["text"], splits["test"]["label"])
-    unlabelled = unlabelled_reviews(target) if spec["fdu"] else list(splits["pool"]["text"])
+    if unlabelled is None:
+        unlabelled = unlabelled_reviews(target) if spec["fdu"] else list(splits["pool"]["text"])
     write_jsonl(data / "unlabelled.jsonl", unlabelled)
     vocab_size = 40_000 if spec["fdu"] else 30_000
     bf16 = spec.get("bf16", False) and native_bf16_available()
@@ -183,8 +199,10 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
     splits = target_splits(target)
     pool_labels = list(splits["pool"]["label"])
     budgets = [b for b in cli.budgets if b > 0]
-    for part in ("variants", "linear"):
+    for part in ("sources", "variants", "linear"):
         result.setdefault(part, {})
+    for entry in result["variants"].values():  # results of a run before sources were recorded on their own
+        result["sources"].setdefault(entry["variant"], {k: entry[k] for k in ("zero_shot", "source_seconds")})
     finetune = RecommendedTrainingArguments(str(out / "runs"), report_to="none", save_strategy="no", disable_tqdm=True)
     finetune = replace(finetune, select_folds=cli.select_folds)
     subsets = {seed: balanced_budget_indices(pool_labels, budgets, seed) for seed in cli.seeds}
@@ -194,14 +212,26 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
         key = variant if cli.select_rule == "one_standard_error" else f"{variant} ({cli.select_rule} rule)"
         if key in result["variants"]:
             continue
-        trained = [e for e in result["variants"].values() if e.get("variant", variant) == variant]
+        # a trained source is kept: fine-tuned again with another selection rule, or after an interrupted run
+        trained = result["sources"].get(variant)
         folder = out / variant / "source"
-        if trained and (folder / "config.json").exists():  # the same source, fine-tuned with another selection rule
-            zero_shot, seconds = trained[0]["zero_shot"], trained[0]["source_seconds"]
+        if trained and (folder / "config.json").exists():
+            zero_shot, seconds = trained["zero_shot"], trained["source_seconds"]
         else:
             folder, zero_shot, seconds = train_source(variant, target, out / variant, source, splits)
+            result["sources"][variant] = {"zero_shot": zero_shot, "source_seconds": round(seconds, 1)}
+            save()
         print(f"[{target}/{variant}] source: {len(source):,} reviews, zero-shot {zero_shot:.3f}, {seconds:.0f}s")
         collator, pool, test, score = encoded_target(folder, variant, splits)
+        # every model's test probabilities, for the ensemble with the linear model on the same labels
+        saved = probabilities_folder(out, variant, cli.select_rule)
+        saved.mkdir(parents=True, exist_ok=True)
+        zero_shot_probabilities, labels = class_probabilities(
+            RNNForSequenceClassification.from_pretrained(folder), test, collator
+        )
+        assert labels.tolist() == list(splits["test"]["label"]), "the encoded test set must keep every review in order"
+        for seed in cli.seeds:
+            np.save(saved / f"0-{seed}.npy", zero_shot_probabilities)
         select = lambda model, rows, collator=collator: row_accuracy(model, rows, collator)  # noqa: E731 (any rule)
         entry = {"source_reviews": len(source), "zero_shot": zero_shot, "source_seconds": round(seconds, 1)}
         entry.update(variant=variant, rule=cli.select_rule)
@@ -229,7 +259,9 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
                     folds=cli.select_folds,
                     rule=cli.select_rule,
                 )
-                entry["transfer"][str(budget)].append(score(model, test))
+                probabilities, labels = class_probabilities(model, test, collator)
+                np.save(saved / f"{budget}-{seed}.npy", probabilities)
+                entry["transfer"][str(budget)].append(float((probabilities.argmax(-1) == labels).mean()))
                 entry["selection"][str(budget)].append({"epochs": chosen.epochs, "mix": chosen.mix})
                 print(f"[{target}/{variant}] seed {seed}, {budget} labels: {entry['transfer'][str(budget)][-1]:.3f}")
         entry["finetune_seconds"] = round(time.perf_counter() - started, 1)
@@ -239,28 +271,46 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
     # the linear model on exactly the same labels
     pool_texts, test_texts = list(splits["pool"]["text"]), list(splits["test"]["text"])
     test_labels = list(splits["test"]["label"])
+    accuracy = lambda probabilities: float((probabilities.argmax(-1) == np.asarray(test_labels)).mean())  # noqa: E731
     for variant, source in sources.items():
-        if variant in result["linear"]:
+        saved = out / variant / "test_probabilities" / "linear"
+        if variant in result["linear"] and saved.is_dir():
             continue
+        saved.mkdir(parents=True, exist_ok=True)
         texts, labels = list(source["text"]), list(source["label"])
         fit = texts + pool_texts
-        rows = {"0": [linear_accuracy(texts, labels, None, fit, test_texts, test_labels)] * len(cli.seeds)}
+        zero_shot = linear_probabilities(texts, labels, None, fit, test_texts)
+        rows = {"0": [accuracy(zero_shot)] * len(cli.seeds)}
+        for seed in cli.seeds:
+            np.save(saved / f"0-{seed}.npy", zero_shot)
         for budget in budgets:
             rows[str(budget)] = []
             for seed in cli.seeds:
                 chosen = subsets[seed][budget]
                 weights = [1.0] * len(texts) + [10.0] * len(chosen)
-                rows[str(budget)].append(
-                    linear_accuracy(
-                        texts + [pool_texts[i] for i in chosen],
-                        labels + [pool_labels[i] for i in chosen],
-                        weights,
-                        fit,
-                        test_texts,
-                        test_labels,
-                    )
+                probabilities = linear_probabilities(
+                    texts + [pool_texts[i] for i in chosen],
+                    labels + [pool_labels[i] for i in chosen],
+                    weights,
+                    fit,
+                    test_texts,
                 )
+                np.save(saved / f"{budget}-{seed}.npy", probabilities)
+                rows[str(budget)].append(accuracy(probabilities))
         result["linear"][variant] = rows
+        save()
+    # the ensemble: the RNN's and the linear model's probabilities averaged, same source, budget and seed
+    for entry in result["variants"].values():
+        rnn = probabilities_folder(out, entry["variant"], entry["rule"])
+        linear = out / entry["variant"] / "test_probabilities" / "linear"
+        if "ensemble" in entry or not rnn.is_dir() or not linear.is_dir():
+            continue
+        entry["ensemble"] = {
+            str(b): [
+                accuracy((np.load(rnn / f"{b}-{s}.npy") + np.load(linear / f"{b}-{s}.npy")) / 2) for s in cli.seeds
+            ]
+            for b in [0, *budgets]
+        }
         save()
     result["linear"]["budget only"] = {
         str(b): [
@@ -305,6 +355,11 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
     return result
 
 
+def probabilities_folder(out: Path, variant: str, rule: str) -> Path:
+    """Where a variant's fine-tuned models (one selection rule) leave their test probabilities, `BUDGET-SEED.npy`."""
+    return out / variant / "test_probabilities" / rule
+
+
 def cell(values) -> str:
     if not values:
         return ""
@@ -331,6 +386,15 @@ def section(res: dict, cli) -> str:
             ["  RNN − linear model on the same labels"]
             + [f"{np.mean(values[c]) - np.mean(linear[c]):+.3f}" if c in linear else "" for c in columns]
         )
+        if "ensemble" in entry:
+            ensemble = entry["ensemble"]
+            rows.append(
+                ["  **RNN + linear model** (average of their probabilities)"] + [cell(ensemble[c]) for c in columns]
+            )
+            rows.append(
+                ["  RNN + linear − linear model on the same labels"]
+                + [f"{np.mean(ensemble[c]) - np.mean(linear[c]):+.3f}" for c in columns]
+            )
     for variant, values in res["linear"].items():
         name = "budget alone" if variant == "budget only" else f"`{variant}` source labels + budget x10"
         rows.append([f"TF-IDF + LR, {name}"] + [cell(values.get(c, [])) for c in columns])
@@ -343,7 +407,9 @@ def section(res: dict, cli) -> str:
         f"Mean ± std over seeds {cli.seeds}; nested, balanced budgets; the recommended recipe selects its stopping "
         f"epoch and mix by {cli.select_folds}-fold cross-validation inside each budget with the one-standard-error "
         "rule (a row marked `best rule` takes the highest held-out score instead; `paired_standard_error rule` uses "
-        "the standard error of each candidate's per-row difference from the best).\n\n"
+        "the standard error of each candidate's per-row difference from the best). `RNN + linear model` averages "
+        "the class probabilities of that RNN and of the linear model on the same source and target labels (same "
+        "budget and seed; equal weights, not tuned).\n\n"
         + table(["test accuracy (1,000 reviews), labels:", *columns], rows)
         + f"\n\nTimes: {times}; scratch {res['scratch_seconds']:.0f} s."
     )
@@ -363,6 +429,11 @@ def main():
     parser.add_argument("--select_folds", type=int, default=3)
     parser.add_argument("--select_rule", default="one_standard_error", choices=list(SELECTION_RULES))
     parser.add_argument("--output_dir", default="/tmp/hf-rnn-transfer-sentiment-sources")
+    parser.add_argument(
+        "--section",
+        default="",
+        help="a name for this run's docs/benchmarks.md sections, beside (not over) the default ones, e.g. `ensemble`",
+    )
     cli = parser.parse_args()
     out = Path(cli.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -374,7 +445,8 @@ def main():
         )
     for target in cli.targets:  # one section per target: each keeps the command and date of its own run
         title = f"Sentiment transfer into {target}: which source beats the linear model"
-        write_section(f"sentiment-sources-{target}", title, section(results[target], cli))
+        name = f"sentiment-sources-{target}" + (f"-{cli.section}" if cli.section else "")
+        write_section(name, title + (f" ({cli.section})" if cli.section else ""), section(results[target], cli))
 
 
 if __name__ == "__main__":

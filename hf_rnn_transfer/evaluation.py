@@ -415,13 +415,24 @@ def accuracy_of(model, dataset, collator, batch_size: int = 128) -> float:
     return evaluate_classifier(model, dataset, collator, batch_size)["test_accuracy"]
 
 
+def class_probabilities(model, dataset, collator, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """A classifier's class probabilities on an encoded dataset with `labels`, one row per example, and the labels.
+
+    What an ensemble averages (e.g. with a linear model's `predict_proba`); the argmax gives `row_accuracy`.
+    """
+    with evaluation_trainer(model, collator, batch_size) as trainer:
+        output = trainer.predict(dataset)
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    logits = np.asarray(logits, dtype=np.float64)
+    probabilities = np.exp(logits - logits.max(-1, keepdims=True))
+    return probabilities / probabilities.sum(-1, keepdims=True), np.asarray(output.label_ids)
+
+
 def row_accuracy(model, dataset, collator, batch_size: int = 128) -> np.ndarray:
     """1.0 for each row of an encoded dataset with `labels` that the classifier gets right, else 0.0 (its mean is
     the accuracy): what `rule="paired_standard_error"` of selection inside the budget compares row by row."""
-    with evaluation_trainer(model, collator, batch_size) as trainer:
-        output = trainer.predict(dataset)
-    predictions = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    return (np.asarray(predictions).argmax(-1) == np.asarray(output.label_ids)).astype(float)
+    probabilities, labels = class_probabilities(model, dataset, collator, batch_size)
+    return (probabilities.argmax(-1) == labels).astype(float)
 
 
 def to_device(batch: dict, device) -> dict:

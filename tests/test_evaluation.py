@@ -13,7 +13,9 @@ from hf_rnn_transfer.data import load_amazon_reviews, prepare_text_classificatio
 from hf_rnn_transfer.evaluation import (
     NEVER,
     ComparisonResult,
+    accuracy_of,
     balanced_budget_indices,
+    class_probabilities,
     compare,
     layer_change_table,
     linear_cka,
@@ -143,6 +145,21 @@ def test_compare_flags_a_source_trained_on_shuffled_labels(kitchen, tmp_path, mo
     assert (tmp_path / "curve.png").stat().st_size > 10_000
     card = result.to_card()
     assert card["header"][:4] == ["labels", "transfer", "scratch", "TF-IDF + LR"] and len(card["rows"]) == 2
+
+
+def test_class_probabilities_are_the_models_softmax_in_dataset_order(kitchen):
+    _, tokenizer, train, _ = kitchen
+    collator = DataCollatorWithPadding(tokenizer)
+    model = RNNForSequenceClassification(RNNConfig(vocab_size=len(tokenizer), **SHAPE)).eval()
+    rows = train.select(range(40))
+    probabilities, labels = class_probabilities(model, rows, collator, batch_size=16)
+    assert probabilities.shape == (40, 2) and np.allclose(probabilities.sum(-1), 1.0)
+    assert labels.tolist() == rows["labels"]
+    batch = collator([{k: rows[i][k] for k in ("input_ids", "attention_mask")} for i in range(5)])
+    with torch.no_grad():
+        expected = model(**batch).logits.softmax(-1).numpy()
+    assert np.allclose(probabilities[:5], expected, atol=1e-5)
+    assert float((probabilities.argmax(-1) == labels).mean()) == pytest.approx(accuracy_of(model, rows, collator))
 
 
 def test_linear_cka_and_what_transferred(kitchen, tmp_path):
