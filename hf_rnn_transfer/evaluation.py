@@ -67,16 +67,51 @@ def nested_budget_indices(size: int, budgets: Sequence[int | None], seed: int) -
     return out
 
 
-def tfidf_logistic_regression(train_texts, train_labels, test_texts, test_labels) -> float:
-    """The classical baseline: TF-IDF of 1-2 grams (sublinear) + logistic regression, test accuracy."""
+def tfidf_lr_probabilities(
+    train_texts,
+    train_labels,
+    test_texts,
+    sample_weight=None,
+    fit_texts=None,
+    min_df: int = 1,
+    num_classes: int | None = None,
+) -> np.ndarray:
+    """The classical baseline's class probabilities: TF-IDF of 1-2 grams (sublinear) + logistic regression (C=10).
+
+    Args:
+        train_texts, train_labels: what the logistic regression learns from (labels are class ids).
+        test_texts: the texts to score; one row of probabilities each, one column per class id.
+        sample_weight: a weight per training text (e.g. target labels counted more than source labels).
+        fit_texts: the texts the vocabulary and idf are fitted on (default: `train_texts`); unlabelled texts of
+            the target domain may join them.
+        min_df: a term's least document count to enter the vocabulary.
+        num_classes: columns of the result (default: the largest training label + 1).
+    """
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score
 
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    classifier = LogisticRegression(max_iter=2000, C=10.0)
-    classifier.fit(vectorizer.fit_transform(train_texts), train_labels)
-    return float(accuracy_score(test_labels, classifier.predict(vectorizer.transform(test_texts))))
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=min_df)
+    vectorizer.fit(train_texts if fit_texts is None else fit_texts)
+    classifier = LogisticRegression(max_iter=3000, C=10.0)
+    classifier.fit(vectorizer.transform(train_texts), train_labels, sample_weight=sample_weight)
+    probabilities = np.zeros((len(test_texts), num_classes or int(np.max(train_labels)) + 1))
+    probabilities[:, classifier.classes_] = classifier.predict_proba(vectorizer.transform(test_texts))
+    return probabilities
+
+
+def tfidf_logistic_regression(train_texts, train_labels, test_texts, test_labels) -> float:
+    """The classical baseline: TF-IDF of 1-2 grams (sublinear) + logistic regression, test accuracy."""
+    probabilities = tfidf_lr_probabilities(train_texts, train_labels, test_texts)
+    return float((probabilities.argmax(-1) == np.asarray(test_labels)).mean())
+
+
+METHOD_NAMES = {
+    "transfer": "transfer",
+    "scratch": "scratch",
+    "tfidf_lr": "TF-IDF + LR",
+    "tfidf_lr_source": "TF-IDF + LR, source + target labels",
+    "transfer_linear": "transfer + that linear model",
+}
 
 
 class _Never:
@@ -102,6 +137,8 @@ class ComparisonResult:
     references: dict = field(default_factory=dict)
     # what fit_within_budget chose per run, when the recipe selects inside the budget: {method: {budget: [dict]}}
     selections: dict = field(default_factory=dict)
+    # the weight of a target label beside a source label in the linear model on the source labels (when it ran)
+    linear_target_weight: float | None = None
 
     def mean(self, method: str, budget) -> float:
         return float(np.mean(self.scores[method][budget]))
@@ -181,8 +218,7 @@ class ComparisonResult:
 
     @property
     def header(self) -> list[str]:
-        names = {"transfer": "transfer", "scratch": "scratch", "tfidf_lr": "TF-IDF + LR"}
-        return ["labels", *[names.get(m, m) for m in self.scores], "transfer − scratch", "verdict"]
+        return ["labels", *[METHOD_NAMES.get(m, m) for m in self.scores], "transfer − scratch", "verdict"]
 
     def summary(self) -> str:
         catch = self.catch_up_budget()
@@ -197,6 +233,7 @@ class ComparisonResult:
             f"{self.metric} on the test set, mean ± std over seeds {self.seeds}. "
             + (f"With no target labels: {references[:-2]}. " if references else "")
             + self.selection_summary()
+            + self.linear_summary()
             + catching
             + NEGATIVE_TRANSFER_TEST[0].upper()
             + NEGATIVE_TRANSFER_TEST[1:]
@@ -220,6 +257,16 @@ class ComparisonResult:
             f"{folds}-fold cross-validation inside each budget (means over seeds: {'; '.join(parts)}). "
         )
 
+    def linear_summary(self) -> str:
+        if self.linear_target_weight is None:
+            return ""
+        return (
+            f"{METHOD_NAMES['tfidf_lr_source']}: TF-IDF + LR trained on the source's labelled texts plus each "
+            f"budget's target labels (each weighted x{self.linear_target_weight:g}), the linear model a user would "
+            f"train on the same labels as transfer; {METHOD_NAMES['transfer_linear']}: the average of its and "
+            "transfer's class probabilities. "
+        )
+
     def to_markdown(self) -> str:
         lines = ["| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
         lines += ["| " + " | ".join(r) + " |" for r in self.rows()]
@@ -236,14 +283,14 @@ class ComparisonResult:
         x = [self.train_size if b is None else b for b in self.budgets]
         figure = Figure(figsize=(6, 4))  # no pyplot: the caller's backend and open figures stay as they are
         axis = figure.subplots()
-        for method, label in (("transfer", "transfer"), ("scratch", "scratch"), ("tfidf_lr", "TF-IDF + LR")):
+        for method, label in METHOD_NAMES.items():
             if method not in self.scores:
                 continue
             means = np.array([self.mean(method, b) for b in self.budgets])
             stds = np.array([self.std(method, b) for b in self.budgets])
             axis.plot(x, means, marker="o", label=label)
             axis.fill_between(x, means - stds, means + stds, alpha=0.2)
-        for (name, value), style in zip(self.references.items(), (":", "--")):
+        for (name, value), style in zip(self.references.items(), (":", "--", "-.", (0, (1, 4)))):
             axis.axhline(value, color="grey", linestyle=style, label=f"{name} (no target labels)")
         axis.set_xscale("log")
         axis.set_xlabel("labelled training examples")
@@ -473,6 +520,8 @@ def compare(
     score: Callable | None = None,
     metric: str = "accuracy",
     select_score: Callable | None = None,
+    linear_source: tuple[Sequence[str], Sequence[int]] | None = None,
+    linear_target_weight: float = 10.0,
 ) -> ComparisonResult:
     """
     Train the transferred model and the same architecture from scratch on identical subsets, budgets and seeds.
@@ -492,6 +541,11 @@ def compare(
             no majority-class line.
         select_score: what selection inside the budget maximises on held-out rows, when `args.select_folds` is set
             (default: `score`; for generation a cheaper one, e.g. minus the loss).
+        linear_source: `(texts, class ids)`: the source task's labelled texts, with the target's label ids (needs
+            `texts`). Adds the linear model on the same labels as transfer (TF-IDF + LR on them plus each budget's
+            target labels, each weighted `linear_target_weight`; the vocabulary also reads the target's training
+            texts) and the average of its class probabilities with transfer's; with no target labels, the linear
+            model on the source labels alone (and averaged with the `zero_shot` source) are reference lines.
 
     Returns:
         A `ComparisonResult`: `to_markdown()`, `plot(path)`, `to_card()`, `negative_transfer(budget)`.
@@ -510,6 +564,16 @@ def compare(
         score = lambda model, dataset: accuracy_of(model, dataset, collator)  # noqa: E731
         if select_score is None:  # row by row, so that every selection rule applies (its mean is the accuracy)
             select_score = lambda model, dataset: row_accuracy(model, dataset, collator)  # noqa: E731
+    if linear_source is not None and (texts is None or not classes):
+        raise ValueError("linear_source needs a text classification target: pass texts=(train_texts, test_texts).")
+    if linear_source is not None and (len(linear_source[0]) != len(linear_source[1]) or not linear_source[0]):
+        raise ValueError("linear_source must be (texts, labels) of the same non-zero length.")
+    if linear_source is not None and len(set(linear_source[1])) < 2:
+        raise ValueError(
+            "linear_source holds a single class: the linear model needs the source's labels of 2+ classes."
+        )
+    if not linear_target_weight > 0:
+        raise ValueError(f"linear_target_weight must be positive, got {linear_target_weight}.")
     result = ComparisonResult(budgets=list(budgets), seeds=list(seeds), train_size=len(train_dataset), metric=metric)
     if classes:
         counts = np.bincount(np.asarray(test_labels))
@@ -517,6 +581,32 @@ def compare(
     if zero_shot is not None:
         result.references["source zero-shot"] = score(zero_shot, test_dataset)
     methods = ["transfer", "scratch"] + (["tfidf_lr"] if texts is not None else [])
+    if linear_source is not None:
+        methods += ["tfidf_lr_source", "transfer_linear"]
+        result.linear_target_weight = linear_target_weight
+        source_texts, source_labels = list(linear_source[0]), [int(v) for v in linear_source[1]]
+        num_classes = int(max(max(source_labels), max(labels), max(test_labels))) + 1
+        accuracy = lambda p: float((p.argmax(-1) == np.asarray(test_labels)).mean())  # noqa: E731
+
+        def linear(extra: Sequence[int]) -> np.ndarray:
+            """The linear model on the source labels plus the target rows `extra`: test class probabilities."""
+            return tfidf_lr_probabilities(
+                source_texts + [texts[0][i] for i in extra],
+                source_labels + [labels[i] for i in extra],
+                texts[1],
+                sample_weight=[1.0] * len(source_texts) + [linear_target_weight] * len(extra),
+                fit_texts=source_texts + list(texts[0]),
+                min_df=2,
+                num_classes=num_classes,
+            )
+
+        source_linear = linear([])
+        result.references["linear model on the source labels"] = accuracy(source_linear)
+        if zero_shot is not None:
+            zero_shot_probabilities = class_probabilities(zero_shot, test_dataset, collator)[0]
+            result.references["source zero-shot + that linear model"] = accuracy(
+                (zero_shot_probabilities + source_linear) / 2
+            )
     result.scores = {m: {b: [] for b in budgets} for m in methods}
     result.selections = {m: {b: [] for b in budgets} for m in ("transfer", "scratch")}
     runs = tqdm(total=len(seeds) * len(budgets), desc="transfer vs scratch", disable=not progress)
@@ -528,6 +618,7 @@ def compare(
         )
         for budget in budgets:
             subset = train_dataset.select(subsets[budget])
+            trained = {}
             for method, make, method_args in (
                 ("transfer", make_transfer, args),
                 ("scratch", make_scratch, scratch_args),
@@ -558,10 +649,18 @@ def compare(
                         model = make(seed)
                         TransferTrainer(model, run_args, train_dataset=subset, data_collator=collator).train()
                 result.scores[method][budget].append(score(model, test_dataset))
+                trained[method] = model
             if texts is not None:
                 train_texts = [texts[0][i] for i in subsets[budget]]
                 result.scores["tfidf_lr"][budget].append(
                     tfidf_logistic_regression(train_texts, [labels[i] for i in subsets[budget]], texts[1], test_labels)
+                )
+            if linear_source is not None:
+                linear_probabilities = linear(subsets[budget])
+                transfer_probabilities = class_probabilities(trained["transfer"], test_dataset, collator)[0]
+                result.scores["tfidf_lr_source"][budget].append(accuracy(linear_probabilities))
+                result.scores["transfer_linear"][budget].append(
+                    accuracy((linear_probabilities + transfer_probabilities) / 2)
                 )
             runs.update(1)
     runs.close()

@@ -594,6 +594,34 @@ def test_finetune_from_an_arguments_file_with_validation_and_resume(tmp_path, ca
         assert message in capsys.readouterr().err
 
 
+def test_compare_with_the_source_labels_for_the_linear_model(tmp_path, capsys):
+    """--linear_source_file: the report holds the linear model on the source + target labels and its average with
+    transfer; a source label the target does not have, a missing file and a series target are refused by name."""
+    from hf_rnn_transfer.cli import main
+
+    reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
+    _tiny_text_source(tmp_path / "source", reviews["text"][:200])
+    write_jsonl(reviews.select(range(40)), tmp_path / "train.jsonl")
+    write_jsonl(reviews.select(range(100, 140)), tmp_path / "test.jsonl")
+    write_jsonl(load_amazon_reviews("books").shuffle(seed=0).select(range(300)), tmp_path / "books.jsonl")
+    (tmp_path / "bad.jsonl").write_text('{"text": "fine", "label": 2}\n')
+    common = ["compare", "--source", str(tmp_path / "source"), "--train_file", str(tmp_path / "train.jsonl")]
+    common += ["--test_file", str(tmp_path / "test.jsonl"), "--output_dir", str(tmp_path / "cmp"), "--report_to"]
+    common += ["none", "--budgets", "10", "--seeds", "0", "1", "--num_train_epochs", "1", "--select_folds", "0"]
+    report = tmp_path / "report.md"
+    argv = [*common, "--scratch_epochs", "1", "--report", str(report), "--linear_source_file"]
+    assert main([*argv, str(tmp_path / "books.jsonl"), "--linear_target_weight", "5"]) == 0
+    text = report.read_text()
+    assert "| TF-IDF + LR, source + target labels | transfer + that linear model |" in text
+    assert "linear model on the source labels: 0." in text and "weighted x5" in text
+    for path, message in [
+        (tmp_path / "bad.jsonl", r"label 2 is not one of the target's labels \['0', '1'\]"),
+        (tmp_path / "nope.jsonl", "--linear_source_file .* does not exist"),
+    ]:
+        assert main([*argv, str(path)]) == 2
+        assert re.search(message, capsys.readouterr().err)
+
+
 def test_finetune_without_hyper_parameters_runs_the_recommended_recipe(tmp_path, capsys):
     from hf_rnn_transfer.cli import main
 

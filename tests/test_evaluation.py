@@ -214,6 +214,39 @@ def test_catch_up_tells_never_from_the_whole_training_set_and_from_the_start():
     assert "at or above transfer from the smallest budget" in ahead.summary()
 
 
+def test_compare_beside_the_linear_model_on_the_source_labels_and_their_average(kitchen, tmp_path):
+    """With the source's labelled texts, compare adds the linear model a user would train on the same labels as
+    transfer (source labels + the budget's) and its average with transfer; the source labels lift it well above
+    the linear model on the budget alone."""
+    reviews, tokenizer, train, test = kitchen
+    books = load_amazon_reviews("books").shuffle(seed=0).select(range(800))
+    collator = DataCollatorWithPadding(tokenizer)
+    args = TransferTrainingArguments(
+        str(tmp_path), max_steps=4, learning_rate=1e-2, per_device_train_batch_size=8, report_to="none"
+    )
+    make = lambda seed: RNNForSequenceClassification(RNNConfig(vocab_size=len(tokenizer), **SHAPE))  # noqa: E731
+    texts = (reviews["text"][:400], reviews["text"][1000:1200])
+    run = dict(budgets=(20,), seeds=(0, 1), texts=texts, progress=False)
+    source = (books["text"], books["label"])
+    result = compare(make, make, train, test, args, collator, **run, linear_source=source, zero_shot=make(0))
+    linear, alone = result.scores["tfidf_lr_source"][20], result.scores["tfidf_lr"][20]
+    assert all(with_source > budget_only + 0.05 for with_source, budget_only in zip(linear, alone)), (linear, alone)
+    assert all(0.0 <= value <= 1.0 for value in result.scores["transfer_linear"][20])
+    assert result.references["linear model on the source labels"] > 0.7
+    assert "source zero-shot + that linear model" in result.references
+    report = result.to_markdown()
+    assert "TF-IDF + LR, source + target labels" in report and "weighted x10" in report
+    result.plot(tmp_path / "curve.png")
+    with pytest.raises(ValueError, match="linear_source needs a text classification target"):
+        compare(make, make, train, test, args, collator, budgets=(20,), linear_source=source)
+    with pytest.raises(ValueError, match="same non-zero length"):
+        compare(make, make, train, test, args, collator, **run, linear_source=(books["text"], [0]))
+    with pytest.raises(ValueError, match="single class"):
+        compare(make, make, train, test, args, collator, **run, linear_source=(books["text"][:2], [1, 1]))
+    with pytest.raises(ValueError, match="linear_target_weight must be positive"):
+        compare(make, make, train, test, args, collator, **run, linear_source=source, linear_target_weight=0)
+
+
 def test_compare_refuses_repeated_seeds():
     with pytest.raises(ValueError, match=r"seeds must be distinct .* got \[0, 0, 0\]"):
         compare(None, None, [], [], None, None, seeds=(0, 0, 0))

@@ -77,23 +77,28 @@ def load_target(
         ("--validation_file", validation_file),
         ("--test_file", test_file),
     ):
-        if path and not Path(path).is_file():
-            raise FileNotFoundError(f"{flag} {path!r} does not exist (or is not a file).")
-        if path and Path(path).stat().st_size == 0:
-            raise ValueError(f"{flag} {path!r} is empty: it needs one row per example.")
+        if path:
+            check_data_file(flag, path)
     if train_file:
         files = {"train": train_file}
         files.update({split: path for split, path in (("validation", validation_file), ("test", test_file)) if path})
-        suffix = Path(train_file).suffix
-        if suffix not in _FORMATS:
-            raise ValueError(f"--train_file must be one of {sorted(_FORMATS)}, got {train_file!r}.")
-        return load_dataset(_FORMATS[suffix], data_files=files)
+        return load_dataset(_FORMATS[Path(train_file).suffix], data_files=files)
     if not dataset:
         raise ValueError("pass --dataset (a Hub dataset id or folder) or --train_file (and --test_file).")
     folder = Path(dataset)
     if folder.is_dir() and (folder / f"{folder.name}_TRAIN.tsv").exists():
         return load_ucr(folder)
     return load_dataset(dataset)
+
+
+def check_data_file(flag: str, path: str) -> None:
+    """Refuse a data file that is missing, empty, or of a format `load_target` does not read, naming its flag."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{flag} {path!r} does not exist (or is not a file).")
+    if Path(path).stat().st_size == 0:
+        raise ValueError(f"{flag} {path!r} is empty: it needs one row per example.")
+    if Path(path).suffix not in _FORMATS:
+        raise ValueError(f"{flag} must be one of {sorted(_FORMATS)}, got {path!r}.")
 
 
 def read_target(args: TargetDataArguments) -> DatasetDict:
@@ -194,6 +199,32 @@ def column_texts(rows, args: TargetDataArguments) -> list[str]:
 def read_texts(path: str, args: TargetDataArguments) -> list[str]:
     """The non-empty `--text_column` texts of a file (json/jsonl/csv/parquet/txt), read without labels."""
     return column_texts(load_target(None, path, None)["train"], args)
+
+
+def read_labelled_texts(path: str, args: TargetDataArguments, label2id: dict[str, int]) -> tuple[list, list]:
+    """The `--text_column` texts and `--label_column` labels of a file, the labels as the target's class ids
+    (`label2id`: names, or "0", "1", ... for integer labels); refuses a label the target does not have."""
+    from datasets import ClassLabel
+
+    rows = load_target(None, path, None)["train"]
+    for column in (args.text_column, args.label_column):
+        if column not in rows.column_names:
+            raise ValueError(f"{path}: missing column {column!r}; the file has {rows.column_names}.")
+    feature = rows.features[args.label_column]
+    texts, labels = [], []
+    for text, value in zip(rows[args.text_column], rows[args.label_column]):
+        name = feature.int2str(value) if isinstance(feature, ClassLabel) else str(value)
+        if name not in label2id:
+            raise ValueError(
+                f"{path}: label {value!r} is not one of the target's labels {list(label2id)}; the source's labels "
+                "must mean the same as the target's."
+            )
+        if isinstance(text, str) and text.strip():
+            texts.append(text)
+            labels.append(label2id[name])
+    if not texts:
+        raise ValueError(f"{path}: no non-empty texts in {args.text_column!r}.")
+    return texts, labels
 
 
 def _encode_pairs(raw: DatasetDict, source_config, tokenizer, args: TargetDataArguments) -> EncodedTarget:
