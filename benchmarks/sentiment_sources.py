@@ -42,7 +42,13 @@ from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
 from hf_rnn_transfer.budget_selection import SELECTION_RULES, fit_within_budget
 from hf_rnn_transfer.commands import PretrainArguments, TargetDataArguments, pretrain
 from hf_rnn_transfer.data import prepare_text_classification
-from hf_rnn_transfer.evaluation import balanced_budget_indices, class_probabilities, row_accuracy, scratch_arguments
+from hf_rnn_transfer.evaluation import (
+    balanced_budget_indices,
+    class_probabilities,
+    row_accuracy,
+    scratch_arguments,
+    tfidf_lr_probabilities,
+)
 from hf_rnn_transfer.trainer import (
     RecommendedTrainingArguments,
     TransferTrainer,
@@ -76,14 +82,10 @@ def write_jsonl(path: Path, texts, labels=None) -> Path:
 
 def linear_probabilities(train_texts, train_labels, weights, fit_texts, test_texts) -> np.ndarray:
     """TF-IDF (1-2 grams, sublinear, min_df 2, fitted on `fit_texts`) + logistic regression (C=10): the class
-    probabilities of each test text."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2).fit(fit_texts)
-    model = LogisticRegression(C=10.0, max_iter=3000)
-    model.fit(vectorizer.transform(train_texts), train_labels, sample_weight=weights)
-    return model.predict_proba(vectorizer.transform(test_texts))
+    probabilities of each test text (`evaluation.tfidf_lr_probabilities`, as `compare --linear_source_file`)."""
+    return tfidf_lr_probabilities(
+        train_texts, train_labels, test_texts, sample_weight=weights, fit_texts=fit_texts, min_df=2
+    )
 
 
 def linear_accuracy(train_texts, train_labels, weights, fit_texts, test_texts, test_labels) -> float:
