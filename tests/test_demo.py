@@ -59,11 +59,14 @@ def test_demo_runs_end_to_end_on_the_offline_hub(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["source_repo"] == "tester/lstm-reviews-books-dvd-electronics"
     assert results["target_repo"] == "tester/lstm-kitchen-from-books-dvd-electronics"
-    assert set(results["scores"]) == {"transfer", "scratch", "tfidf_lr"}
+    assert set(results["scores"]) == {"transfer", "scratch", "tfidf_lr", "tfidf_lr_source", "transfer_linear"}
+    # the linear model on the 600 source labels + the budget's is far above the one on the 20 budget labels alone
+    assert results["linear_same_labels_accuracy"] > results["tfidf_lr_accuracy"] + 0.05, results
     assert all(len(v["20"]) == 2 for v in results["scores"].values())
     for name in ("learning_curve.png", "layer_changes.png", "report.md", "README.md", "model/model.safetensors"):
         assert (out / name).exists(), name
-    assert "TF-IDF + LR" in result.stdout and "negative transfer" in result.stdout
+    assert "TF-IDF + LR" in result.stdout and "on the source labels too" in result.stdout
+    assert "negative transfer" in result.stdout
     assert "source zero-shot" in result.stdout and 0 < results["majority_class_accuracy"] <= 1
     assert results["precision"] == ("bf16" if native_bf16_available() else "fp32")  # --precision auto
     with LocalHub(out / "hub") as hub, hub_endpoint(hub.endpoint):  # the same repositories, served again
