@@ -275,7 +275,7 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
     test_labels = list(splits["test"]["label"])
     accuracy = lambda probabilities: float((probabilities.argmax(-1) == np.asarray(test_labels)).mean())  # noqa: E731
     for variant, source in sources.items():
-        saved = out / variant / "test_probabilities" / "linear"
+        saved = probabilities_folder(out, variant, "linear")
         if variant in result["linear"] and saved.is_dir():
             continue
         saved.mkdir(parents=True, exist_ok=True)
@@ -304,7 +304,7 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
     # the ensemble: the RNN's and the linear model's probabilities averaged, same source, budget and seed
     for entry in result["variants"].values():
         rnn = probabilities_folder(out, entry["variant"], entry["rule"])
-        linear = out / entry["variant"] / "test_probabilities" / "linear"
+        linear = probabilities_folder(out, entry["variant"], "linear")
         if "ensemble" in entry or not rnn.is_dir() or not linear.is_dir():
             continue
         entry["ensemble"] = {
@@ -358,7 +358,8 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
 
 
 def probabilities_folder(out: Path, variant: str, rule: str) -> Path:
-    """Where a variant's fine-tuned models (one selection rule) leave their test probabilities, `BUDGET-SEED.npy`."""
+    """Where a variant's models (fine-tuned with one selection rule, or the linear model: `rule="linear"`) leave
+    their test probabilities, `BUDGET-SEED.npy`."""
     return out / variant / "test_probabilities" / rule
 
 
