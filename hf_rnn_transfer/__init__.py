@@ -56,6 +56,8 @@ _LAZY = {
     "auto_transfer": "commands.auto",
     "fit_within_budget": "budget_selection",
     "rank_sources": "selection",
+    "LinearTextClassifier": "linear_model",
+    "TextClassificationWithLinearPipeline": "pipeline_linear",
 }
 
 

@@ -14,6 +14,7 @@ from . import __version__
 from .commands import (
     AutoArguments,
     CompareArguments,
+    LinearCompanionArguments,
     PretrainArguments,
     RankSourcesArguments,
     SourceArguments,
@@ -148,7 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
         "TransferTrainer: every TransferTrainingArguments/TrainingArguments flag applies (--freezing_strategy, "
         "--discriminative_lr, --lr_scheduler_type slanted_triangular, --l2sp_alpha, ...). Works under torchrun.",
     )
-    _add_dataclass_arguments(finetune, (SourceArguments, TargetDataArguments, RecommendedTrainingArguments), _finetune)
+    _add_dataclass_arguments(
+        finetune,
+        (SourceArguments, TargetDataArguments, RecommendedTrainingArguments, LinearCompanionArguments),
+        _finetune,
+    )
 
     comparison = sub.add_parser(
         "compare",
@@ -234,10 +239,10 @@ def _pretrain(args, data_args, training_args) -> int:
     return 0
 
 
-def _finetune(source_args, data_args, training_args) -> int:
+def _finetune(source_args, data_args, training_args, linear_args) -> int:
     from .commands import run_finetune
 
-    results = run_finetune(source_args, data_args, training_args)
+    results = run_finetune(source_args, data_args, training_args, linear_args)
     if results:  # empty on the other processes of a distributed run
         print(json.dumps(results, indent=2, default=str))
     return 0

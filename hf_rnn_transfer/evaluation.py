@@ -19,10 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import scipy.sparse
 import torch
 from scipy import stats
 
 from .budget_selection import fit_within_budget
+from .linear_model import LinearTextClassifier
 from .trainer import TransferTrainer, TransferTrainingArguments
 
 NEGATIVE_TRANSFER_TEST = (
@@ -76,7 +78,8 @@ def tfidf_lr_probabilities(
     min_df: int = 1,
     num_classes: int | None = None,
 ) -> np.ndarray:
-    """The classical baseline's class probabilities: TF-IDF of 1-2 grams (sublinear) + logistic regression (C=10).
+    """The classical baseline's class probabilities: `LinearTextClassifier` (TF-IDF of 1-2 grams, sublinear, and
+    logistic regression with C=10).
 
     Args:
         train_texts, train_labels: what the logistic regression learns from (labels are class ids).
@@ -87,16 +90,11 @@ def tfidf_lr_probabilities(
         min_df: a term's least document count to enter the vocabulary.
         num_classes: columns of the result (default: the largest training label + 1).
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=min_df)
-    vectorizer.fit(train_texts if fit_texts is None else fit_texts)
-    classifier = LogisticRegression(max_iter=3000, C=10.0)
-    classifier.fit(vectorizer.transform(train_texts), train_labels, sample_weight=sample_weight)
-    probabilities = np.zeros((len(test_texts), num_classes or int(np.max(train_labels)) + 1))
-    probabilities[:, classifier.classes_] = classifier.predict_proba(vectorizer.transform(test_texts))
-    return probabilities
+    classes = num_classes or int(np.max(train_labels)) + 1
+    linear = LinearTextClassifier.fit(
+        train_texts, train_labels, {i: str(i) for i in range(classes)}, sample_weight, fit_texts, min_df
+    )
+    return linear.predict_proba(test_texts)
 
 
 def tfidf_logistic_regression(train_texts, train_labels, test_texts, test_labels) -> float:
@@ -588,17 +586,21 @@ def compare(
         num_classes = int(max(max(source_labels), max(labels), max(test_labels))) + 1
         accuracy = lambda p: float((p.argmax(-1) == np.asarray(test_labels)).mean())  # noqa: E731
 
+        # one vocabulary for every budget and seed: the texts are read once, each fit is the regression alone
+        vectorizer = LinearTextClassifier.fit_vectorizer(source_texts + list(texts[0]), min_df=2)
+        source_features, pool_features = vectorizer.transform(source_texts), vectorizer.transform(texts[0])
+
         def linear(extra: Sequence[int]) -> np.ndarray:
             """The linear model on the source labels plus the target rows `extra`: test class probabilities."""
-            return tfidf_lr_probabilities(
+            extra = list(extra)
+            return LinearTextClassifier.fit(
                 source_texts + [texts[0][i] for i in extra],
                 source_labels + [labels[i] for i in extra],
-                texts[1],
+                {i: str(i) for i in range(num_classes)},
                 sample_weight=[1.0] * len(source_texts) + [linear_target_weight] * len(extra),
-                fit_texts=source_texts + list(texts[0]),
-                min_df=2,
-                num_classes=num_classes,
-            )
+                vectorizer=vectorizer,
+                features=scipy.sparse.vstack([source_features, pool_features[extra]]).tocsr(),
+            ).predict_proba(texts[1])
 
         source_linear = linear([])
         result.references["linear model on the source labels"] = accuracy(source_linear)

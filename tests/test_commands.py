@@ -622,6 +622,71 @@ def test_compare_with_the_source_labels_for_the_linear_model(tmp_path, capsys):
         assert re.search(message, capsys.readouterr().err)
 
 
+def test_finetune_ships_a_linear_companion_that_the_pipeline_averages(tmp_path, capsys):
+    """finetune --linear_source_file: the linear model on the source + target labels is saved beside the RNN, pushed
+    with it, scored on the test split alone and averaged; pulled by repo id, the pipeline answers with that average.
+    Bad source labels are refused before any training; a series target cannot have one."""
+    from datasets import Dataset, DatasetDict
+    from huggingface_hub import hf_hub_download
+    from transformers import AutoTokenizer, DataCollatorWithPadding, pipeline
+
+    from hf_rnn_transfer import LinearTextClassifier, TextClassificationWithLinearPipeline
+    from hf_rnn_transfer.commands import TargetDataArguments, encode_target
+    from hf_rnn_transfer.commands.linear_companion import check_text_classification
+    from hf_rnn_transfer.evaluation import class_probabilities
+
+    reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
+    _tiny_text_source(tmp_path / "source", reviews["text"][:200])
+    write_jsonl(reviews.select(range(40)), tmp_path / "train.jsonl")
+    write_jsonl(reviews.select(range(100, 160)), tmp_path / "test.jsonl")
+    write_jsonl(load_amazon_reviews("books").shuffle(seed=0).select(range(300)), tmp_path / "books.jsonl")
+    (tmp_path / "bad.jsonl").write_text('{"text": "fine", "label": 2}\n')
+    argv = ["finetune", "--source", str(tmp_path / "source"), "--train_file", str(tmp_path / "train.jsonl")]
+    argv += ["--test_file", str(tmp_path / "test.jsonl"), "--report_to", "none", "--num_train_epochs", "1"]
+    argv += ["--select_folds", "0", "--hub_root", str(tmp_path / "hub")]
+    out_dir = tmp_path / "ft"
+    linear = ["--linear_source_file", str(tmp_path / "books.jsonl"), "--linear_target_weight", "5"]
+    result = run_cli([*argv, "--output_dir", out_dir, *linear, "--push_to", "local/kitchen-lin"], capsys)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout[result.stdout.index("{\n") :])
+    assert summary["linear_model"]["source_texts"] == 300 and summary["linear_model"]["target_texts"] == 40
+    assert summary["linear_model"]["target_weight"] == 5.0 and summary["linear_test_accuracy"] > 0.6
+    assert "the average of both" in result.stdout
+    saved = LinearTextClassifier.from_pretrained(str(out_dir))
+    model = RNNForSequenceClassification.from_pretrained(out_dir)
+    test = load_amazon_reviews("kitchen").shuffle(seed=0).select(range(100, 160))
+    tokenizer = AutoTokenizer.from_pretrained(out_dir)
+    encoded = Dataset.from_dict({"text": test["text"], "labels": test["label"]}).map(
+        lambda rows: tokenizer(rows["text"], truncation=True, max_length=256), batched=True, remove_columns=["text"]
+    )
+    rnn, labels = class_probabilities(model, encoded, DataCollatorWithPadding(tokenizer))
+    average = (rnn + saved.predict_proba(test["text"])) / 2
+    assert summary["with_linear_test_accuracy"] == pytest.approx((average.argmax(-1) == labels).mean(), abs=1e-6)
+    with LocalHub(tmp_path / "hub") as hub, hub_endpoint(hub.endpoint):
+        card = open(hf_hub_download("local/kitchen-lin", "README.md")).read()
+        classify = pipeline(
+            "text-classification", model="local/kitchen-lin", pipeline_class=TextClassificationWithLinearPipeline
+        )
+        answers = classify(test["text"][:8])
+    assert "linear_model.safetensors" in card and "TextClassificationWithLinearPipeline" in card
+    assert [a["label"] for a in answers] == [model.config.id2label[i] for i in average[:8].argmax(-1)]
+    np.testing.assert_allclose([a["score"] for a in answers], average[:8].max(-1), rtol=1e-4)
+    # refusals, each before any training
+    for extra, message in [
+        (["--linear_source_file", str(tmp_path / "bad.jsonl")], r"label 2 is not one of the target's labels"),
+        (["--linear_source_file", str(tmp_path / "nope.jsonl")], "--linear_source_file .* does not exist"),
+        (["--linear_companion", "--linear_target_weight", "0"], "--linear_target_weight must be positive"),
+    ]:
+        failed = run_cli([*argv, "--output_dir", tmp_path / "x", *extra], capsys)
+        assert failed.returncode == 2 and re.search(message, failed.stderr), failed.stderr[-2000:]
+        assert not (tmp_path / "x" / "model.safetensors").exists()
+    series = Dataset.from_dict({"values": [[[0.0], [1.0]]] * 4, "label": [0, 1, 0, 1]})
+    config = RNNConfig(input_size=1, embedding_size=4, hidden_size=4, num_layers=1)
+    target = encode_target(DatasetDict(train=series), config, None, TargetDataArguments(values_column="values"))
+    with pytest.raises(ValueError, match="--linear_companion needs a text classification target"):
+        check_text_classification(target, "--linear_companion")
+
+
 def test_finetune_without_hyper_parameters_runs_the_recommended_recipe(tmp_path, capsys):
     from hf_rnn_transfer.cli import main
 

@@ -72,7 +72,12 @@ def test_demo_runs_end_to_end_on_the_offline_hub(tmp_path):
     with LocalHub(out / "hub") as hub, hub_endpoint(hub.endpoint):  # the same repositories, served again
         files = set(HfApi().list_repo_files(results["target_repo"]))
         assert {"model.safetensors", "tokenizer.json", "learning_curve.png", "README.md"} <= files
-        assert {"transfer_config.json", "transfer_report.json"} <= files
+        assert {
+            "transfer_config.json",
+            "transfer_report.json",
+            "linear_model.json",
+            "linear_model.safetensors",
+        } <= files
         card = ModelCard(open(hf_hub_download(results["target_repo"], "README.md", cache_dir=tmp_path / "c")).read())
         assert card.data.base_model == results["source_repo"] and card.data.base_model_relation == "finetune"
         assert "## Transfer vs training from scratch" in card.text and "## Transfer recipe" in card.text
@@ -88,6 +93,13 @@ def test_demo_runs_end_to_end_on_the_offline_hub(tmp_path):
         assert model.transfer_config.revision == results["source_commit"] and model.transfer_config.transfer_head
         classify = pipeline("text-classification", model=results["target_repo"])
         assert classify("This kettle is great")[0]["label"] in {"negative", "positive"}
+        from hf_rnn_transfer import TextClassificationWithLinearPipeline
+
+        both = pipeline(
+            "text-classification", model=results["target_repo"], pipeline_class=TextClassificationWithLinearPipeline
+        )
+        assert both("This kettle is great, it boils fast and looks lovely")[0]["label"] == "positive"
+    assert 0.5 < results["pushed_model_with_linear_accuracy"] <= 1 and "averaged with the linear model" in result.stdout
 
 
 def test_demo_refuses_bad_arguments(tmp_path, capsys):

@@ -9,6 +9,7 @@ wrapper that opens the session (`resolve_hub`) and prints; the demo composes the
 from .auto import AutoArguments, AutoTransferResult, auto_transfer, run_auto, write_auto_report
 from .compare import CompareArguments, compare_transfer, parse_budgets, run_compare, write_comparison
 from .finetune import FinetuneRun, SourceArguments, finetune, finetuned_card, push_finetuned, run_finetune
+from .linear_companion import LinearCompanionArguments, LinearSourceArguments, fit_linear_companion
 from .pretrain import PRETRAIN_OBJECTIVES, PretrainArguments, PretrainRun, pretrain, push_source, run_pretrain
 from .rank_sources import RankSourcesArguments, run_rank_sources
 from .target_data import EncodedTarget, TargetDataArguments, encode_target, load_target, read_target
@@ -21,6 +22,9 @@ __all__ = [
     "run_auto",
     "write_auto_report",
     "CompareArguments",
+    "LinearCompanionArguments",
+    "LinearSourceArguments",
+    "fit_linear_companion",
     "EncodedTarget",
     "FinetuneRun",
     "PretrainArguments",

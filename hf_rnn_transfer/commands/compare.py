@@ -5,20 +5,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .finetune import SourceArguments, selection_score, target_score, transferred_model
+from .linear_companion import LinearSourceArguments
 from .target_data import (
     TargetDataArguments,
-    check_data_file,
     encode_target,
     is_classifier_of,
     load_source_config,
-    read_labelled_texts,
     read_target,
 )
 
 
 @dataclass
-class CompareArguments:
-    """Arguments of `hf-rnn-transfer compare` beyond the source, data and training ones."""
+class CompareArguments(LinearSourceArguments):
+    """Arguments of `hf-rnn-transfer compare` beyond the source, data and training ones (and the linear model's
+    source labels: a row of the linear model on the same labels as transfer, and its average with transfer)."""
 
     budgets: list[str] = field(
         default_factory=lambda: ["50", "100", "200", "500"],
@@ -38,18 +38,6 @@ class CompareArguments:
         },
     )
     report: str = field(default="comparison.md", metadata={"help": "Markdown report (a PNG curve goes beside it)."})
-    linear_source_file: str | None = field(
-        default=None,
-        metadata={
-            "help": "The source task's labelled texts (json/jsonl/csv/parquet; --text_column, --label_column with "
-            "the target's label names) for the linear model on the same labels as transfer: TF-IDF + LR on them "
-            "plus each budget's target labels, and the average of its and transfer's class probabilities (rows "
-            "and reference lines of the report). Text classification targets only."
-        },
-    )
-    linear_target_weight: float = field(
-        default=10.0, metadata={"help": "Weight of a target label beside a source label in that linear model."}
-    )
 
     def scratch_training_arguments(self, training_args):
         """The scratch model's recipe: `training_args` without what only a transferred model has, for
@@ -106,11 +94,7 @@ def compare_transfer(
     folds = compare_args.scratch_select_folds
     if folds is not None and (folds < 0 or folds == 1):
         raise ValueError(f"--scratch_select_folds must be 0 (off) or at least 2, got {folds}.")
-    linear_file = compare_args.linear_source_file
-    if linear_file:
-        check_data_file("--linear_source_file", linear_file)
-    if not compare_args.linear_target_weight > 0:
-        raise ValueError(f"--linear_target_weight must be positive, got {compare_args.linear_target_weight}.")
+    compare_args.check_linear_source()
     if training_args.resume_from_checkpoint:
         raise ValueError("compare trains a fresh model per budget and seed: --resume_from_checkpoint does not apply.")
     if training_args.eval_strategy != "no":
@@ -134,11 +118,7 @@ def compare_transfer(
         return type(template)(RNNConfig.from_dict(template.config.to_dict()))
 
     scratch_args = compare_args.scratch_training_arguments(training_args)
-    linear_source = None
-    if linear_file:
-        if target.texts is None or target.labels is None or target.is_seq2seq:
-            raise ValueError("--linear_source_file needs a text classification target (texts and class labels).")
-        linear_source = read_labelled_texts(linear_file, data_args, target.labels.label2id)
+    linear_source = compare_args.read_linear_source(target, data_args)
     result = compare(
         make_transfer,
         make_scratch,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from ..configuration_rnn import POOLING_TYPES
 from ..hub.repo_id import is_hub_id
 from ..transfer_config import TransferArguments, TransferConfig, transfer_config_from_arguments
+from .linear_companion import LinearCompanionArguments, check_text_classification, fit_linear_companion
 from .target_data import (
     TargetDataArguments,
     encode_domain_texts,
@@ -90,26 +91,39 @@ class FinetuneRun:
     tokenizer: object
     results: dict
     start: object = None
+    linear: object = None  # the LinearTextClassifier saved beside the model (--linear_companion)
 
 
 def finetune(
-    source_args: SourceArguments, data_args: TargetDataArguments, training_args, token=None, keep_start: bool = False
+    source_args: SourceArguments,
+    data_args: TargetDataArguments,
+    training_args,
+    token=None,
+    keep_start: bool = False,
+    linear_args: LinearCompanionArguments | None = None,
 ) -> FinetuneRun:
     """
     Transfer the source into a classifier for the target labels, fine-tune it, save it to `output_dir` and score it
     on the test split (through `Trainer.evaluate`). No Hub session of its own: `token` reads the source.
 
     Texts go through the source's tokenizer; series (a source with continuous input) keep their values and the
-    target's own normalisation statistics.
+    target's own normalisation statistics. With `linear_args` asking for it, a `LinearTextClassifier` on the same
+    labels is saved beside the model, and the test split also scores it and the average of the two.
     """
     from transformers import set_seed
 
     from ..evaluation import classification_metrics, evaluate_generation, snapshot
     from ..trainer import TransferTrainer, checkpoint_to_resume
 
+    if linear_args is not None:
+        linear_args.check_linear_source()
     raw = read_target(data_args)
     source_config, tokenizer = load_source_config(source_args.source, source_args.revision, token)
     target = encode_target(raw, source_config, tokenizer, data_args)
+    linear_source = None
+    if linear_args is not None and linear_args.wanted:  # bad source labels are refused before any training
+        check_text_classification(target, "--linear_companion")
+        linear_source = linear_args.read_linear_source(target, data_args)
     validation = target.splits.get("validation")
     if training_args.eval_strategy != "no" and validation is None:
         raise ValueError(
@@ -156,7 +170,24 @@ def finetune(
         metrics = trainer.evaluate(target.splits["test"], metric_key_prefix="test")
         results["test_accuracy"] = metrics["test_accuracy"]
         results["test_macro_f1"] = metrics["test_macro_f1"]
-    return FinetuneRun(model, trainer, target, tokenizer, results, start)
+    linear = None
+    if linear_args is not None and linear_args.wanted and trainer.is_world_process_zero():
+        linear = fit_linear_companion(raw, target, data_args, linear_source, linear_args.linear_target_weight)
+        linear.save_pretrained(training_args.output_dir)
+        results["linear_model"] = linear.training
+        if "test" in target.splits:
+            results.update(_linear_test_accuracies(model, linear, target))
+    return FinetuneRun(model, trainer, target, tokenizer, results, start, linear)
+
+
+def _linear_test_accuracies(model, linear, target) -> dict:
+    """Test accuracy of the linear companion alone and of its probabilities averaged with the RNN's."""
+    from ..evaluation import class_probabilities
+
+    rnn, labels = class_probabilities(model, target.splits["test"], target.collator)
+    alone = linear.predict_proba(target.texts[1])
+    accuracy = lambda p: round(float((p.argmax(-1) == labels).mean()), 6)  # noqa: E731
+    return {"linear_test_accuracy": accuracy(alone), "with_linear_test_accuracy": accuracy((alone + rnn) / 2)}
 
 
 def _select_within_budget(make_model, target, training_args, trainer_kwargs: dict):
@@ -194,6 +225,8 @@ def finetuned_card(run: FinetuneRun, repo_id: str, data_description: str, **card
         metrics = [Metric("accuracy", run.results["test_accuracy"])]
     if metrics is None and "test_bleu" in run.results:
         metrics = [Metric("bleu", run.results["test_bleu"]), Metric("chrf", run.results["test_chrf"])]
+    if run.linear is not None and "summary" not in card:
+        card["summary"] = linear_companion_summary(run)
     lineage = run.model.transfer_config
     task = (
         "sequence to sequence (text2text generation)"
@@ -212,26 +245,62 @@ def finetuned_card(run: FinetuneRun, repo_id: str, data_description: str, **card
     )
 
 
+def linear_companion_summary(run: FinetuneRun) -> str:
+    """The card's paragraph on the linear model shipped beside the RNN: what it learnt from, how to use it, scores."""
+    trained = run.linear.training
+    text = (
+        f"A linear model (TF-IDF of word 1-2 grams + logistic regression) trained on the same labels ships beside "
+        f"the RNN (`linear_model.json`, `linear_model.safetensors`; {trained.get('source_texts', 0)} source and "
+        f"{trained.get('target_texts', 0)} target labelled texts, target weight {trained.get('target_weight')}). "
+        '`pipeline("text-classification", model=..., pipeline_class=TextClassificationWithLinearPipeline)` '
+        "(hf-rnn-transfer) answers with the average of both models' class probabilities."
+    )
+    if "with_linear_test_accuracy" in run.results:
+        text += (
+            f" Test accuracy: RNN {run.results['test_accuracy']:.4f}, linear model "
+            f"{run.results['linear_test_accuracy']:.4f}, average {run.results['with_linear_test_accuracy']:.4f}."
+        )
+    return text
+
+
 def push_finetuned(run: FinetuneRun, repo_id: str, token, data_description: str, extra_files=None, **card):
-    """Push a fine-tuned model with its tokenizer and `finetuned_card` (and `extra_files`, e.g. plots)."""
+    """Push a fine-tuned model with its tokenizer and `finetuned_card` (and `extra_files`, e.g. plots; the linear
+    companion's two files when it has one)."""
+    import os
+
     from ..hub import push_model
+    from ..linear_model import LINEAR_CONFIG_NAME, LINEAR_WEIGHTS_NAME
 
     content = finetuned_card(run, repo_id, data_description, **card)
+    if run.linear is not None:
+        folder = run.trainer.args.output_dir
+        names = (LINEAR_CONFIG_NAME, LINEAR_WEIGHTS_NAME)
+        extra_files = {**{name: os.path.join(folder, name) for name in names}, **(extra_files or {})}
     return push_model(run.model, repo_id, card=content, tokenizer=run.tokenizer, token=token, extra_files=extra_files)
 
 
-def run_finetune(source_args: SourceArguments, data_args: TargetDataArguments, training_args) -> dict:
+def run_finetune(
+    source_args: SourceArguments,
+    data_args: TargetDataArguments,
+    training_args,
+    linear_args: LinearCompanionArguments | None = None,
+) -> dict:
     """`hf-rnn-transfer finetune`: `finetune` in a Hub session, then `push_finetuned` when `--push_to` is given."""
     from ..hub import resolve_hub
 
     namespace = (source_args.push_to or "local/x").split("/")[0]
     with resolve_hub(source_args.endpoint, None, source_args.hub_root, namespace=namespace) as (_, token):
-        run = finetune(source_args, data_args, training_args, token)
+        run = finetune(source_args, data_args, training_args, token, linear_args=linear_args)
         if not run.trainer.is_world_process_zero():
             return {}  # a distributed run's other processes: the first one reports and pushes
         results = dict(run.results)
         if "test_accuracy" in results:
             print(f"test accuracy: {results['test_accuracy']:.4f}")
+        if "with_linear_test_accuracy" in results:
+            print(
+                f"linear model beside it (saved in {training_args.output_dir}): {results['linear_test_accuracy']:.4f}; "
+                f"the average of both: {results['with_linear_test_accuracy']:.4f}"
+            )
         if "test_bleu" in results:
             print(f"test BLEU: {results['test_bleu']:.2f}, chrF: {results['test_chrf']:.2f}")
         if source_args.push_to:

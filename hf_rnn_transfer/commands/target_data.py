@@ -204,26 +204,30 @@ def read_texts(path: str, args: TargetDataArguments) -> list[str]:
 def read_labelled_texts(path: str, args: TargetDataArguments, label2id: dict[str, int]) -> tuple[list, list]:
     """The `--text_column` texts and `--label_column` labels of a file, the labels as the target's class ids
     (`label2id`: names, or "0", "1", ... for integer labels); refuses a label the target does not have."""
+    return labelled_texts(load_target(None, path, None)["train"], args, label2id, path)
+
+
+def labelled_texts(rows, args: TargetDataArguments, label2id: dict[str, int], where: str) -> tuple[list, list]:
+    """`read_labelled_texts` of a dataset's `rows` (`where` names them in errors); rows without text are left out."""
     from datasets import ClassLabel
 
-    rows = load_target(None, path, None)["train"]
     for column in (args.text_column, args.label_column):
         if column not in rows.column_names:
-            raise ValueError(f"{path}: missing column {column!r}; the file has {rows.column_names}.")
+            raise ValueError(f"{where}: missing column {column!r}; the file has {rows.column_names}.")
     feature = rows.features[args.label_column]
     texts, labels = [], []
     for text, value in zip(rows[args.text_column], rows[args.label_column]):
         name = feature.int2str(value) if isinstance(feature, ClassLabel) else str(value)
         if name not in label2id:
             raise ValueError(
-                f"{path}: label {value!r} is not one of the target's labels {list(label2id)}; the source's labels "
+                f"{where}: label {value!r} is not one of the target's labels {list(label2id)}; the source's labels "
                 "must mean the same as the target's."
             )
         if isinstance(text, str) and text.strip():
             texts.append(text)
             labels.append(label2id[name])
     if not texts:
-        raise ValueError(f"{path}: no non-empty texts in {args.text_column!r}.")
+        raise ValueError(f"{where}: no non-empty texts in {args.text_column!r}.")
     return texts, labels
 
 
