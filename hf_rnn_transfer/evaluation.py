@@ -556,6 +556,7 @@ def compare(
     labels = train_dataset[label_column]
     test_labels = test_dataset[label_column]
     classes = not isinstance(labels[0], list)  # class ids, or token sequences (sequence to sequence)
+    default_score = score is None
     if score is None:
         if not classes:
             raise ValueError("labels are sequences: pass score= (e.g. BLEU through evaluate_generation) and metric=.")
@@ -650,7 +651,12 @@ def compare(
                     else:
                         model = make(seed)
                         TransferTrainer(model, run_args, train_dataset=subset, data_collator=collator).train()
-                result.scores[method][budget].append(score(model, test_dataset))
+                if method == "transfer" and linear_source is not None and default_score:
+                    # one pass over the test set gives both the accuracy and what the average needs
+                    transfer_probabilities = class_probabilities(model, test_dataset, collator)[0]
+                    result.scores[method][budget].append(accuracy(transfer_probabilities))
+                else:
+                    result.scores[method][budget].append(score(model, test_dataset))
                 trained[method] = model
             if texts is not None:
                 train_texts = [texts[0][i] for i in subsets[budget]]
@@ -659,7 +665,8 @@ def compare(
                 )
             if linear_source is not None:
                 linear_probabilities = linear(subsets[budget])
-                transfer_probabilities = class_probabilities(trained["transfer"], test_dataset, collator)[0]
+                if not default_score:
+                    transfer_probabilities = class_probabilities(trained["transfer"], test_dataset, collator)[0]
                 result.scores["tfidf_lr_source"][budget].append(accuracy(linear_probabilities))
                 result.scores["transfer_linear"][budget].append(
                     accuracy((linear_probabilities + transfer_probabilities) / 2)

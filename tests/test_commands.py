@@ -594,17 +594,23 @@ def test_finetune_from_an_arguments_file_with_validation_and_resume(tmp_path, ca
         assert message in capsys.readouterr().err
 
 
+def _linear_source_files(folder, test_rows: int) -> None:
+    """A tiny text source, 40 kitchen training reviews, `test_rows` test ones, 300 books reviews as the linear
+    model's source labels, and a file whose label the target lacks (bad.jsonl)."""
+    reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
+    _tiny_text_source(folder / "source", reviews["text"][:200])
+    write_jsonl(reviews.select(range(40)), folder / "train.jsonl")
+    write_jsonl(reviews.select(range(100, 100 + test_rows)), folder / "test.jsonl")
+    write_jsonl(load_amazon_reviews("books").shuffle(seed=0).select(range(300)), folder / "books.jsonl")
+    (folder / "bad.jsonl").write_text('{"text": "fine", "label": 2}\n')
+
+
 def test_compare_with_the_source_labels_for_the_linear_model(tmp_path, capsys):
     """--linear_source_file: the report holds the linear model on the source + target labels and its average with
     transfer; a source label the target does not have, a missing file and a series target are refused by name."""
     from hf_rnn_transfer.cli import main
 
-    reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
-    _tiny_text_source(tmp_path / "source", reviews["text"][:200])
-    write_jsonl(reviews.select(range(40)), tmp_path / "train.jsonl")
-    write_jsonl(reviews.select(range(100, 140)), tmp_path / "test.jsonl")
-    write_jsonl(load_amazon_reviews("books").shuffle(seed=0).select(range(300)), tmp_path / "books.jsonl")
-    (tmp_path / "bad.jsonl").write_text('{"text": "fine", "label": 2}\n')
+    _linear_source_files(tmp_path, test_rows=40)
     common = ["compare", "--source", str(tmp_path / "source"), "--train_file", str(tmp_path / "train.jsonl")]
     common += ["--test_file", str(tmp_path / "test.jsonl"), "--output_dir", str(tmp_path / "cmp"), "--report_to"]
     common += ["none", "--budgets", "10", "--seeds", "0", "1", "--num_train_epochs", "1", "--select_folds", "0"]
@@ -635,12 +641,7 @@ def test_finetune_ships_a_linear_companion_that_the_pipeline_averages(tmp_path, 
     from hf_rnn_transfer.commands.linear_companion import check_text_classification
     from hf_rnn_transfer.evaluation import class_probabilities
 
-    reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
-    _tiny_text_source(tmp_path / "source", reviews["text"][:200])
-    write_jsonl(reviews.select(range(40)), tmp_path / "train.jsonl")
-    write_jsonl(reviews.select(range(100, 160)), tmp_path / "test.jsonl")
-    write_jsonl(load_amazon_reviews("books").shuffle(seed=0).select(range(300)), tmp_path / "books.jsonl")
-    (tmp_path / "bad.jsonl").write_text('{"text": "fine", "label": 2}\n')
+    _linear_source_files(tmp_path, test_rows=60)
     argv = ["finetune", "--source", str(tmp_path / "source"), "--train_file", str(tmp_path / "train.jsonl")]
     argv += ["--test_file", str(tmp_path / "test.jsonl"), "--report_to", "none", "--num_train_epochs", "1"]
     argv += ["--select_folds", "0", "--hub_root", str(tmp_path / "hub")]
