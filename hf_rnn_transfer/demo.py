@@ -320,6 +320,7 @@ def run_demo(args: DemoArguments) -> dict:
         "negative_transfer_p_value": p_value,
         "pushed_model_accuracy": round(final_accuracy, 4),
         "pushed_model_with_linear_accuracy": round(shared.results["with_linear_test_accuracy"], 4),
+        "pushed_model_linear_weight": shared.results["linear_weight"],
         "scores": {m: {str(b): v for b, v in per.items()} for m, per in result.scores.items()},
         "seconds": round(time.perf_counter() - started, 1),
         "precision": "bf16" if args.bf16 else "fp32",
@@ -349,8 +350,9 @@ def run_demo(args: DemoArguments) -> dict:
     )
     print(
         f"The pushed model (seed {args.seeds[0]}): {final_accuracy:.3f} alone, "
-        f"{results['pushed_model_with_linear_accuracy']:.3f} averaged with the linear model shipped beside it "
-        "(pipeline_class=TextClassificationWithLinearPipeline)."
+        f"{results['pushed_model_with_linear_accuracy']:.3f} averaged with the linear model shipped beside it (its "
+        f"share {results['pushed_model_linear_weight']:.1f}, chosen inside the budget; "
+        "pipeline_class=TextClassificationWithLinearPipeline)."
     )
     print(f"Pushed {source_repo} and {target_repo}; report, plots and models in {out} ({results['seconds']:.0f}s).")
     return results

@@ -43,6 +43,8 @@ class LinearTextClassifier:
         classes: the class id of each row of `coef` (two classes: the two ids).
         id2label: every class of the task (ids 0..n-1); classes the regression never saw get probability 0.
         training: what it was trained on (counts, weights), for the record.
+        ensemble_weight: the linear model's share when averaged with the RNN it ships beside (what
+            `TextClassificationWithLinearPipeline` uses unless told otherwise; `finetune` chooses it inside the budget).
 
     Example:
 
@@ -54,7 +56,9 @@ class LinearTextClassifier:
     ```
     """
 
-    def __init__(self, vocabulary, idf, coef, intercept, classes, id2label, training: dict | None = None):
+    def __init__(
+        self, vocabulary, idf, coef, intercept, classes, id2label, training: dict | None = None, ensemble_weight=0.5
+    ):
         self.vocabulary = list(vocabulary)
         self.idf = np.asarray(idf, dtype=np.float64)
         self.coef = np.asarray(coef, dtype=np.float64)
@@ -62,6 +66,7 @@ class LinearTextClassifier:
         self.classes = np.asarray(classes, dtype=np.int64)
         self.id2label = {int(k): str(v) for k, v in id2label.items()}
         self.training = dict(training or {})
+        self.ensemble_weight = ensemble_weight
         self._check()
         self._index = {term: i for i, term in enumerate(self.vocabulary)}
         self._tokens = re.compile(TOKEN_PATTERN)
@@ -94,6 +99,9 @@ class LinearTextClassifier:
         for name in ("idf", "coef", "intercept"):
             if not np.isfinite(getattr(self, name)).all():
                 raise ValueError(f"{where}: {name} holds NaN or infinite values.")
+        weight = self.ensemble_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+            raise ValueError(f"{where}: ensemble_weight (the linear model's share) must be in [0, 1], got {weight!r}.")
 
     # ------------------------------------------------------------------------------------------------- fitting
 
@@ -215,6 +223,7 @@ class LinearTextClassifier:
             "tfidf": {"sublinear_tf": True, "norm": "l2"},
             "id2label": {str(k): v for k, v in self.id2label.items()},
             "training": self.training,
+            "ensemble_weight": self.ensemble_weight,
             "vocabulary": self.vocabulary,
         }
         with open(paths[0], "w", encoding="utf-8") as handle:
@@ -267,7 +276,7 @@ class LinearTextClassifier:
         try:
             return cls(
                 vocabulary, tensors["idf"], tensors["coef"], tensors["intercept"], tensors["classes"],
-                {int(k): v for k, v in id2label.items()}, training,
+                {int(k): v for k, v in id2label.items()}, training, config.get("ensemble_weight", 0.5),
             )  # fmt: skip
         except ValueError as error:
             raise ValueError(f"{path_or_repo_id}: {error}") from None

@@ -12,13 +12,14 @@ from .linear_model import LinearTextClassifier
 class TextClassificationWithLinearPipeline(TextClassificationPipeline):
     """
     `pipeline("text-classification")` whose answer is the weighted average of the RNN's and the linear model's class
-    probabilities (`linear_weight` is the linear model's share; 0.5, the equal average the benchmarks measured).
+    probabilities (`linear_weight` is the linear model's share; by default the one saved with the linear model:
+    chosen inside the label budget by `finetune`, else 0.5).
 
     Args:
         linear_model: a `LinearTextClassifier`, or a folder / Hub repo id holding one (default: where the model was
             loaded from; pass `LinearTextClassifier.from_pretrained(repo, revision=..., token=...)` for a pinned
             revision or a private repo).
-        linear_weight: the linear model's share of the average, in [0, 1].
+        linear_weight: the linear model's share of the average, in [0, 1] (default: `linear_model.ensemble_weight`).
 
     Example:
 
@@ -32,9 +33,9 @@ class TextClassificationWithLinearPipeline(TextClassificationPipeline):
     ```
     """
 
-    def __init__(self, *args, linear_model: LinearTextClassifier | str | None = None, linear_weight=0.5, **kwargs):
+    def __init__(self, *args, linear_model: LinearTextClassifier | str | None = None, linear_weight=None, **kwargs):
         super().__init__(*args, **kwargs)
-        if not 0.0 <= float(linear_weight) <= 1.0:
+        if linear_weight is not None and not 0.0 <= float(linear_weight) <= 1.0:
             raise ValueError(f"linear_weight (the linear model's share) is in [0, 1]; got {linear_weight}")
         if linear_model is None:
             linear_model = self.model.name_or_path
@@ -49,7 +50,7 @@ class TextClassificationWithLinearPipeline(TextClassificationPipeline):
                 "trained for the same task, and their probabilities cannot be averaged."
             )
         self.linear_model = linear_model
-        self.linear_weight = float(linear_weight)
+        self.linear_weight = float(linear_model.ensemble_weight if linear_weight is None else linear_weight)
 
     def preprocess(self, inputs, **tokenizer_kwargs):
         if not isinstance(inputs, str):

@@ -652,7 +652,7 @@ def test_finetune_ships_a_linear_companion_that_the_pipeline_averages(tmp_path, 
     summary = json.loads(result.stdout[result.stdout.index("{\n") :])
     assert summary["linear_model"]["source_texts"] == 300 and summary["linear_model"]["target_texts"] == 40
     assert summary["linear_model"]["target_weight"] == 5.0 and summary["linear_test_accuracy"] > 0.6
-    assert "the average of both" in result.stdout
+    assert "its share of the average" in result.stdout and "3-fold cross-fitting" in result.stdout
     saved = LinearTextClassifier.from_pretrained(str(out_dir))
     model = RNNForSequenceClassification.from_pretrained(out_dir)
     test = load_amazon_reviews("kitchen").shuffle(seed=0).select(range(100, 160))
@@ -661,7 +661,10 @@ def test_finetune_ships_a_linear_companion_that_the_pipeline_averages(tmp_path, 
         lambda rows: tokenizer(rows["text"], truncation=True, max_length=256), batched=True, remove_columns=["text"]
     )
     rnn, labels = class_probabilities(model, encoded, DataCollatorWithPadding(tokenizer))
-    average = (rnn + saved.predict_proba(test["text"])) / 2
+    weight = summary["linear_weight"]
+    choice = summary["linear_model"]["weight_choice"]
+    assert saved.ensemble_weight == weight == choice["weight"] and choice["folds"] == 3 and len(choice["scores"]) == 11
+    average = weight * saved.predict_proba(test["text"]) + (1 - weight) * rnn
     assert summary["with_linear_test_accuracy"] == pytest.approx((average.argmax(-1) == labels).mean(), abs=1e-6)
     with LocalHub(tmp_path / "hub") as hub, hub_endpoint(hub.endpoint):
         card = open(hf_hub_download("local/kitchen-lin", "README.md")).read()
@@ -686,6 +689,54 @@ def test_finetune_ships_a_linear_companion_that_the_pipeline_averages(tmp_path, 
     target = encode_target(DatasetDict(train=series), config, None, TargetDataArguments(values_column="values"))
     with pytest.raises(ValueError, match="--linear_companion needs a text classification target"):
         check_text_classification(target, "--linear_companion")
+
+
+def test_the_linear_share_moves_only_as_far_as_the_budget_shows(tmp_path):
+    """choose_linear_weight: an RNN that answers "negative" to everything pushes the share towards the linear model;
+    two equally good models keep the equal average; a class with one label cannot be validated: the equal average.
+    --linear_weight takes auto or a number in [0, 1]."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer, DataCollatorWithPadding
+
+    from hf_rnn_transfer.commands import LinearCompanionArguments
+    from hf_rnn_transfer.commands.linear_companion import choose_linear_weight
+
+    _linear_source_files(tmp_path, test_rows=1)
+    reviews = load_amazon_reviews("kitchen").shuffle(seed=1).select(range(90))
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "source")
+    rows = Dataset.from_dict({"text": reviews["text"], "labels": reviews["label"]}).map(
+        lambda batch: tokenizer(batch["text"], truncation=True, max_length=64), batched=True, remove_columns=["text"]
+    )
+    books = load_amazon_reviews("books").shuffle(seed=0).select(range(600))
+    source = (books["text"], [int(v) for v in books["label"]])
+
+    def stubborn(rows_):  # an RNN that learnt nothing but a strong prior for "negative"
+        model = RNNForSequenceClassification.from_pretrained(tmp_path / "source", num_labels=2)
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.bias.copy_(torch.tensor([2.0, -2.0]))
+        return model
+
+    labels = {0: "negative", 1: "positive"}
+    collator = DataCollatorWithPadding(tokenizer)
+    choice = choose_linear_weight(stubborn, rows, collator, reviews["text"], labels, source)
+    assert choice.weight >= 0.9 and choice.folds == 3, choice
+    assert choice.scores["1.0"] > choice.scores["0.0"] + 0.2 and "3-fold cross-fitting" in choice.reason
+
+    def shrug(rows_):  # probability 0.5 everywhere: any share gives the linear model's answers
+        model = stubborn(rows_)
+        with torch.no_grad():
+            model.classifier.bias.zero_()
+        return model
+
+    assert choose_linear_weight(shrug, rows, collator, reviews["text"], labels, source).weight == 0.5
+    lonely = rows.select(range(5)).map(lambda row, i: {"labels": int(i == 0)}, with_indices=True)
+    fallback = choose_linear_weight(stubborn, lonely, collator, reviews["text"][:5], labels, source)
+    assert fallback.weight == 0.5 and fallback.folds == 0 and "fewer than 2 labels" in fallback.reason
+    assert LinearCompanionArguments(linear_weight="0.3").linear_weight == "0.3"
+    for bad in ("1.5", "most"):
+        with pytest.raises(ValueError, match="--linear_weight takes auto or a number in \\[0, 1\\]"):
+            LinearCompanionArguments(linear_weight=bad)
 
 
 def test_finetune_without_hyper_parameters_runs_the_recommended_recipe(tmp_path, capsys):

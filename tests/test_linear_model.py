@@ -77,6 +77,7 @@ def _tamper(folder, config=None, tensors=None):
     "config, tensors, message",
     [
         (lambda c: c.update(format="pickle"), None, "is not a linear model of hf-rnn-transfer"),
+        (lambda c: c.update(ensemble_weight=2), None, "ensemble_weight .* must be in \\[0, 1\\], got 2"),
         (lambda c: c.update(version=9), None, "format version 9; this hf-rnn-transfer reads version 1"),
         (lambda c: c["analyzer"].update(ngram_range=[1, 3]), None, "unsupported analyzer"),
         (lambda c: c.update(id2label={"x": "a"}), None, "id2label must map class ids"),

@@ -64,6 +64,10 @@ def test_the_weight_moves_between_the_two_models(model_folder):
     linear = LinearTextClassifier.from_pretrained(str(model_folder))
     only_linear = _ensemble(model_folder, linear_model=linear, linear_weight=1.0, top_k=None)
     np.testing.assert_allclose(_table(only_linear(TEXTS)), linear.predict_proba(TEXTS), rtol=1e-5)
+    saved_weight = LinearTextClassifier.from_pretrained(str(model_folder))
+    saved_weight.ensemble_weight = 1.0  # the share saved with the linear model is the pipeline's default
+    by_default = _ensemble(model_folder, linear_model=saved_weight, top_k=None)
+    np.testing.assert_allclose(_table(by_default(TEXTS)), linear.predict_proba(TEXTS), rtol=1e-5)
     only_rnn = _ensemble(model_folder, linear_weight=0.0)
     expected = _rnn_probabilities(model_folder, TEXTS)
     np.testing.assert_allclose([a["score"] for a in only_rnn(TEXTS)], expected.max(-1), rtol=1e-5)

@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 from ..configuration_rnn import POOLING_TYPES
 from ..hub.repo_id import is_hub_id
 from ..transfer_config import TransferArguments, TransferConfig, transfer_config_from_arguments
-from .linear_companion import LinearCompanionArguments, check_text_classification, fit_linear_companion
+from .linear_companion import (
+    LinearCompanionArguments,
+    LinearWeightChoice,
+    check_text_classification,
+    choose_linear_weight,
+    fit_linear_companion,
+)
 from .target_data import (
     TargetDataArguments,
     encode_domain_texts,
@@ -171,23 +177,72 @@ def finetune(
         results["test_accuracy"] = metrics["test_accuracy"]
         results["test_macro_f1"] = metrics["test_macro_f1"]
     linear = None
-    if linear_args is not None and linear_args.wanted and trainer.is_world_process_zero():
-        linear = fit_linear_companion(raw, target, data_args, linear_source, linear_args.linear_target_weight)
-        linear.save_pretrained(training_args.output_dir)
-        results["linear_model"] = linear.training
-        if "test" in target.splits:
-            results.update(_linear_test_accuracies(model, linear, target))
+    if linear_args is not None and linear_args.wanted:
+        if linear_args.linear_weight == "auto":  # in every process: cross-fitting trains, collectively when distributed
+            selection = getattr(model, "budget_selection", None) if training_args.select_folds else None
+            choice = choose_linear_weight(
+                _recipe_on_rows(make_model, target, training_args, selection, trainer_kwargs["domain_dataset"]),
+                target.splits["train"],
+                target.collator,
+                [text or "" for text in raw["train"][data_args.text_column]],
+                target.labels.id2label,
+                linear_source,
+                linear_args.linear_target_weight,
+                seed=training_args.seed,
+            )
+        else:
+            choice = LinearWeightChoice(float(linear_args.linear_weight), reason="given (--linear_weight)")
+        if trainer.is_world_process_zero():
+            linear = fit_linear_companion(raw, target, data_args, linear_source, linear_args.linear_target_weight)
+            linear.ensemble_weight = choice.weight
+            linear.training["weight_choice"] = choice.to_dict()
+            linear.save_pretrained(training_args.output_dir)
+            results["linear_model"] = linear.training
+            if "test" in target.splits:
+                results.update(_linear_test_accuracies(model, linear, target))
     return FinetuneRun(model, trainer, target, tokenizer, results, start, linear)
 
 
+def _recipe_on_rows(make_model, target, training_args, selection, domain_dataset):
+    """`rows -> model`: the recipe on those training rows, quietly in a temporary folder; with the epochs and mix
+    the selection inside the budget chose for the final model, else the plain recipe."""
+    import tempfile
+    from dataclasses import replace
+
+    from ..budget_selection import fit_selected
+    from ..trainer import TransferTrainer
+
+    def train(rows):
+        subset = target.splits["train"].select(rows)
+        with tempfile.TemporaryDirectory(prefix="linear-weight-") as folder:
+            quiet = dict(output_dir=folder, save_strategy="no", report_to="none", disable_tqdm=True)
+            args = replace(training_args, logging_strategy="no", **quiet)
+            if selection is not None:
+                chosen = replace(selection, trainer=None)
+                return fit_selected(make_model, subset, args, target.collator, chosen, domain_dataset=domain_dataset)
+            model = make_model()
+            kwargs = dict(train_dataset=subset, data_collator=target.collator, domain_dataset=domain_dataset)
+            TransferTrainer(model, args, **kwargs).train()
+            return model
+
+    return train
+
+
 def _linear_test_accuracies(model, linear, target) -> dict:
-    """Test accuracy of the linear companion alone and of its probabilities averaged with the RNN's."""
+    """Test accuracy of the linear companion alone, of its average with the RNN at the chosen share, and of the
+    equal average."""
     from ..evaluation import class_probabilities
 
     rnn, labels = class_probabilities(model, target.splits["test"], target.collator)
     alone = linear.predict_proba(target.texts[1])
     accuracy = lambda p: round(float((p.argmax(-1) == labels).mean()), 6)  # noqa: E731
-    return {"linear_test_accuracy": accuracy(alone), "with_linear_test_accuracy": accuracy((alone + rnn) / 2)}
+    weight = linear.ensemble_weight
+    return {
+        "linear_test_accuracy": accuracy(alone),
+        "with_linear_test_accuracy": accuracy(weight * alone + (1 - weight) * rnn),
+        "linear_weight": weight,
+        "equal_average_test_accuracy": accuracy((alone + rnn) / 2),
+    }
 
 
 def _select_within_budget(make_model, target, training_args, trainer_kwargs: dict):
@@ -258,7 +313,7 @@ def linear_companion_summary(run: FinetuneRun) -> str:
     if "with_linear_test_accuracy" in run.results:
         text += (
             f" Test accuracy: RNN {run.results['test_accuracy']:.4f}, linear model "
-            f"{run.results['linear_test_accuracy']:.4f}, average {run.results['with_linear_test_accuracy']:.4f}."
+            f"{run.results['linear_test_accuracy']:.4f}, their average {run.results['with_linear_test_accuracy']:.4f}."
         )
     return text
 
@@ -296,10 +351,13 @@ def run_finetune(
         results = dict(run.results)
         if "test_accuracy" in results:
             print(f"test accuracy: {results['test_accuracy']:.4f}")
+        if "linear_model" in results:
+            choice = results["linear_model"]["weight_choice"]
+            print(f"linear model saved beside it, its share of the average {choice['weight']:.1f}: {choice['reason']}")
         if "with_linear_test_accuracy" in results:
             print(
-                f"linear model beside it (saved in {training_args.output_dir}): {results['linear_test_accuracy']:.4f}; "
-                f"the average of both: {results['with_linear_test_accuracy']:.4f}"
+                f"test accuracy of the linear model: {results['linear_test_accuracy']:.4f}; of the average: "
+                f"{results['with_linear_test_accuracy']:.4f} (equal: {results['equal_average_test_accuracy']:.4f})"
             )
         if "test_bleu" in results:
             print(f"test BLEU: {results['test_bleu']:.2f}, chrF: {results['test_chrf']:.2f}")

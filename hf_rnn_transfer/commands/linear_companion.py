@@ -4,6 +4,8 @@ fine-tuned RNN (`--linear_companion`)."""
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .target_data import TargetDataArguments, check_data_file, labelled_texts, read_labelled_texts
 
 
@@ -54,9 +56,108 @@ class LinearCompanionArguments(LinearSourceArguments):
         },
     )
 
+    linear_weight: str = field(
+        default="auto",
+        metadata={
+            "help": "The linear model's share of the average (saved with it, the pipeline's default): a number in "
+            "[0, 1], or auto: chosen inside the budget by 3-fold cross-fitting of both models (3 more trainings on "
+            "two thirds of the budget), the equal average unless another share is better by a standard error."
+        },
+    )
+
+    def __post_init__(self):
+        if self.linear_weight != "auto":
+            try:
+                value = float(self.linear_weight)
+            except ValueError:
+                value = -1.0
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"--linear_weight takes auto or a number in [0, 1], got {self.linear_weight!r}.")
+
     @property
     def wanted(self) -> bool:
         return self.linear_companion or bool(self.linear_source_file)
+
+
+LINEAR_SHARES = tuple(i / 10 for i in range(11))
+
+
+@dataclass
+class LinearWeightChoice:
+    """The linear model's share of the average, chosen inside the budget, and the held-out accuracy of each share."""
+
+    weight: float
+    folds: int = 0
+    scores: dict = field(default_factory=dict)  # share -> held-out accuracy of the average
+    reason: str = ""
+
+    def to_dict(self) -> dict:
+        return {"weight": self.weight, "folds": self.folds, "scores": self.scores, "reason": self.reason}
+
+
+def choose_linear_weight(
+    train_rnn, train_dataset, collator, texts, id2label, source=None, target_weight=10.0, folds=3, seed=0
+) -> LinearWeightChoice:
+    """
+    Cross-fit both models inside the budget: for each of `folds` class-stratified folds, `train_rnn(rows)` (the
+    recipe on the other folds) and the linear model on the source labels plus the other folds score the held-out
+    rows; each share of the average (0, 0.1, ..., 1) gets the held-out accuracy of its average. The choice is the
+    share nearest the equal average among those within one standard error (of the paired per-row difference) of the
+    best: a share moves away from 0.5 only as far as the budget's evidence carries it.
+
+    Args:
+        train_rnn: `rows -> model`: the RNN trained with the recipe on those rows of `train_dataset`.
+        train_dataset, collator: the encoded budget (with `labels`) and its collator.
+        texts: the raw text of each row of `train_dataset`.
+        id2label: the task's classes.
+        source: the source's `(texts, class ids)` for the linear model, or None.
+        target_weight: a target label's weight beside a source label.
+        folds, seed: the cross-fitting folds (fewer when a class has fewer rows; under 2: the equal average).
+    """
+    import scipy.sparse
+
+    from ..budget_selection import fold_indices
+    from ..evaluation import class_probabilities
+    from ..linear_model import LinearTextClassifier
+
+    labels = np.asarray(train_dataset["labels"])
+    folds = int(min(folds, np.bincount(labels)[np.bincount(labels) > 0].min()))
+    if folds < 2:
+        return LinearWeightChoice(0.5, reason="a class has fewer than 2 labels: no held-out rows, the equal average")
+    source_texts, source_labels = (list(source[0]), list(source[1])) if source else ([], [])
+    vectorizer = LinearTextClassifier.fit_vectorizer(source_texts + list(texts), min_df=2 if source else 1)
+    source_features = vectorizer.transform(source_texts) if source else None
+    features = vectorizer.transform(texts)
+    rnn = np.zeros((len(labels), len(id2label)))
+    linear = np.zeros_like(rnn)
+    parts = fold_indices(labels.tolist(), folds, seed)
+    for k, heldout in enumerate(parts):
+        rows = np.sort(np.concatenate([p for j, p in enumerate(parts) if j != k]))
+        model = train_rnn(rows)
+        rnn[heldout] = class_probabilities(model, train_dataset.select(heldout), collator)[0]
+        fold_features = features[rows] if not source else scipy.sparse.vstack([source_features, features[rows]])
+        linear[heldout] = LinearTextClassifier.fit(
+            source_texts + [texts[i] for i in rows],
+            source_labels + labels[rows].tolist(),
+            id2label,
+            sample_weight=[1.0] * len(source_texts) + [target_weight] * len(rows),
+            vectorizer=vectorizer,
+            features=scipy.sparse.csr_matrix(fold_features),
+        ).predict_proba([texts[i] for i in heldout])
+    correct = {w: ((w * linear + (1 - w) * rnn).argmax(-1) == labels).astype(float) for w in LINEAR_SHARES}
+    best = max(LINEAR_SHARES, key=lambda w: (correct[w].mean(), -abs(w - 0.5)))
+
+    def within_noise(w: float) -> bool:
+        difference = correct[best] - correct[w]
+        return difference.mean() <= difference.std(ddof=1) / np.sqrt(len(labels))
+
+    weight = min((w for w in LINEAR_SHARES if within_noise(w)), key=lambda w: (abs(w - 0.5), w))
+    scores = {f"{w:.1f}": round(float(correct[w].mean()), 4) for w in LINEAR_SHARES}
+    reason = (
+        f"held-out accuracy {scores[f'{weight:.1f}']} at this share (best {scores[f'{best:.1f}']} at {best:.1f}; "
+        f"linear alone {scores['1.0']}, RNN alone {scores['0.0']}), {folds}-fold cross-fitting of both models"
+    )
+    return LinearWeightChoice(weight, folds, scores, reason)
 
 
 def check_text_classification(target, flag: str) -> None:
@@ -83,4 +184,10 @@ def fit_linear_companion(raw, target, data_args: TargetDataArguments, source, ta
     )
 
 
-__all__ = ["LinearSourceArguments", "LinearCompanionArguments", "fit_linear_companion"]
+__all__ = [
+    "LinearSourceArguments",
+    "LinearCompanionArguments",
+    "LinearWeightChoice",
+    "choose_linear_weight",
+    "fit_linear_companion",
+]
