@@ -481,6 +481,7 @@ def test_finetune_under_torchrun_trains_one_model_over_two_processes_and_pushes_
             "me/kitchen-ddp",
             "--hub_root",
             tmp_path / "hub",
+            "--linear_companion",  # its share's cross-fitting trains in both processes, one process saves it
         ]
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
@@ -488,7 +489,8 @@ def test_finetune_under_torchrun_trains_one_model_over_two_processes_and_pushes_
     # 64 rows, 8 per process, 2 processes: 4 optimizer steps for the epoch (one process alone would take 8)
     assert summary["processes"] == 2 and summary["optimizer_steps"] == 4
     assert launched.stdout.count("test accuracy:") == 1 and launched.stdout.count("pushed me/kitchen-ddp@") == 1
-    assert (tmp_path / "ft" / "model.safetensors").exists()
+    assert (tmp_path / "ft" / "model.safetensors").exists() and (tmp_path / "ft" / "linear_model.safetensors").exists()
+    assert launched.stdout.count("linear model saved beside it") == 1 and summary["linear_model"]["target_texts"] == 64
 
 
 def test_accelerate_launch_of_several_cpu_processes_that_starts_one_fails_loudly(tmp_path):

@@ -3,6 +3,8 @@ fine-tune it with any strategy of `TransferTrainer`."""
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..configuration_rnn import POOLING_TYPES
 from ..hub.repo_id import is_hub_id
 from ..transfer_config import TransferArguments, TransferConfig, transfer_config_from_arguments
@@ -192,14 +194,19 @@ def finetune(
             )
         else:
             choice = LinearWeightChoice(float(linear_args.linear_weight), reason="given (--linear_weight)")
+        rnn_test = None
+        if "test" in target.splits:  # every process: a distributed prediction gathers from all of them
+            from ..evaluation import class_probabilities
+
+            rnn_test = class_probabilities(model, target.splits["test"], target.collator)
         if trainer.is_world_process_zero():
             linear = fit_linear_companion(raw, target, data_args, linear_source, linear_args.linear_target_weight)
             linear.ensemble_weight = choice.weight
             linear.training["weight_choice"] = choice.to_dict()
             linear.save_pretrained(training_args.output_dir)
             results["linear_model"] = linear.training
-            if "test" in target.splits:
-                results.update(_linear_test_accuracies(model, linear, target))
+            if rnn_test is not None:
+                results.update(_linear_test_accuracies(*rnn_test, linear, target.texts[1]))
     return FinetuneRun(model, trainer, target, tokenizer, results, start, linear)
 
 
@@ -228,13 +235,10 @@ def _recipe_on_rows(make_model, target, training_args, selection, domain_dataset
     return train
 
 
-def _linear_test_accuracies(model, linear, target) -> dict:
-    """Test accuracy of the linear companion alone, of its average with the RNN at the chosen share, and of the
-    equal average."""
-    from ..evaluation import class_probabilities
-
-    rnn, labels = class_probabilities(model, target.splits["test"], target.collator)
-    alone = linear.predict_proba(target.texts[1])
+def _linear_test_accuracies(rnn: np.ndarray, labels: np.ndarray, linear, test_texts) -> dict:
+    """Test accuracy of the linear companion alone, of its average with the RNN's probabilities `rnn` at the chosen
+    share, and of the equal average."""
+    alone = linear.predict_proba(test_texts)
     accuracy = lambda p: round(float((p.argmax(-1) == labels).mean()), 6)  # noqa: E731
     weight = linear.ensemble_weight
     return {
