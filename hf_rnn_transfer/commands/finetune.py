@@ -182,6 +182,8 @@ def finetune(
     if linear_args is not None and linear_args.wanted:
         if linear_args.linear_weight == "auto":  # in every process: cross-fitting trains, collectively when distributed
             selection = getattr(model, "budget_selection", None) if training_args.select_folds else None
+            if training_args.process_index == 0:
+                print("the linear model's share of the average: 3-fold cross-fitting of both models inside the budget")
             choice = choose_linear_weight(
                 _recipe_on_rows(make_model, target, training_args, selection, trainer_kwargs["domain_dataset"]),
                 target.splits["train"],
