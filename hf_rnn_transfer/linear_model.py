@@ -312,7 +312,10 @@ def _resolve_files(path_or_repo_id: str, revision: str | None, token: str | None
             "one with `hf-rnn-transfer finetune --linear_companion --push_to ...`."
         ) from None
     except RepositoryNotFoundError:
-        raise FileNotFoundError(f"no Hub repo {path_or_repo_id} (or no access to it with this token).") from None
+        raise FileNotFoundError(
+            f"{path_or_repo_id} is not a folder, and there is no Hub repo of that name (or no access to it with this "
+            "token)."
+        ) from None
 
 
 __all__ = ["LinearTextClassifier", "has_linear_model", "LINEAR_CONFIG_NAME", "LINEAR_WEIGHTS_NAME"]

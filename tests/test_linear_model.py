@@ -140,5 +140,5 @@ def test_loads_from_the_offline_hub_at_a_revision(tmp_path, hub, fitted, reviews
     api.create_repo("alice/empty")
     with pytest.raises(FileNotFoundError, match="has no linear model"):
         LinearTextClassifier.from_pretrained("alice/empty", token=ALICE)
-    with pytest.raises(FileNotFoundError, match="no Hub repo alice/none"):
+    with pytest.raises(FileNotFoundError, match="alice/none is not a folder, and there is no Hub repo of that name"):
         LinearTextClassifier.from_pretrained("alice/none", token=ALICE)
