@@ -19,12 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import scipy.sparse
 import torch
 from scipy import stats
 
 from .budget_selection import fit_within_budget
-from .linear_model import LinearTextClassifier
+from .linear_model import LinearTextClassifier, SourceAndTargetFits
 from .trainer import TransferTrainer, TransferTrainingArguments
 
 NEGATIVE_TRANSFER_TEST = (
@@ -588,20 +587,13 @@ def compare(
         accuracy = lambda p: float((p.argmax(-1) == np.asarray(test_labels)).mean())  # noqa: E731
 
         # one vocabulary for every budget and seed: the texts are read once, each fit is the regression alone
-        vectorizer = LinearTextClassifier.fit_vectorizer(source_texts + list(texts[0]), min_df=2)
-        source_features, pool_features = vectorizer.transform(source_texts), vectorizer.transform(texts[0])
+        fits = SourceAndTargetFits(
+            source_texts, source_labels, texts[0], {i: str(i) for i in range(num_classes)}, linear_target_weight
+        )
 
         def linear(extra: Sequence[int]) -> np.ndarray:
             """The linear model on the source labels plus the target rows `extra`: test class probabilities."""
-            extra = list(extra)
-            return LinearTextClassifier.fit(
-                source_texts + [texts[0][i] for i in extra],
-                source_labels + [labels[i] for i in extra],
-                {i: str(i) for i in range(num_classes)},
-                sample_weight=[1.0] * len(source_texts) + [linear_target_weight] * len(extra),
-                vectorizer=vectorizer,
-                features=scipy.sparse.vstack([source_features, pool_features[extra]]).tocsr(),
-            ).predict_proba(texts[1])
+            return fits.fit(extra, [labels[i] for i in extra]).predict_proba(texts[1])
 
         source_linear = linear([])
         result.references["linear model on the source labels"] = accuracy(source_linear)

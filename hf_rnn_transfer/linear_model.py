@@ -282,6 +282,51 @@ class LinearTextClassifier:
             raise ValueError(f"{path_or_repo_id}: {error}") from None
 
 
+class SourceAndTargetFits:
+    """
+    Many fits of the linear model on one source's labelled texts plus different rows of the target's texts (budgets,
+    folds), sharing one vocabulary (fitted on the source's and every target text) and the texts' features: each fit
+    is the regression alone. With source texts, a target label weighs `target_weight` source labels.
+
+    Args:
+        source_texts, source_labels: the source task's labelled texts (class ids of the target), possibly none.
+        target_texts: every target text a fit may take rows of.
+        id2label: the task's classes.
+        target_weight: a target label's weight beside a source label.
+        min_df: a term's least document count to enter the vocabulary.
+    """
+
+    def __init__(self, source_texts, source_labels, target_texts, id2label, target_weight=10.0, min_df=2):
+        import scipy.sparse
+
+        self.source_texts, self.source_labels = list(source_texts), [int(v) for v in source_labels]
+        self.target_texts = list(target_texts)
+        self.id2label, self.target_weight = id2label, target_weight
+        self.vectorizer = LinearTextClassifier.fit_vectorizer(self.source_texts + self.target_texts, min_df)
+        self._target = self.vectorizer.transform(self.target_texts)
+        self._source = (  # scikit-learn refuses to transform no texts
+            self.vectorizer.transform(self.source_texts)
+            if self.source_texts
+            else scipy.sparse.csr_matrix((0, self._target.shape[1]))
+        )
+        self._stack = scipy.sparse.vstack
+
+    def fit(self, rows: Sequence[int], labels: Sequence[int], training: dict | None = None) -> LinearTextClassifier:
+        """The linear model on the source plus the target texts `rows`, labelled `labels`."""
+        rows = list(rows)
+        weights = [1.0] * len(self.source_texts) + [self.target_weight] * len(rows) if self.source_texts else None
+        return LinearTextClassifier.fit(
+            self.source_texts + [self.target_texts[i] for i in rows],
+            self.source_labels + [int(v) for v in labels],
+            self.id2label,
+            sample_weight=weights,
+            fit_texts=self.source_texts + self.target_texts,
+            training=training,
+            vectorizer=self.vectorizer,
+            features=self._stack([self._source, self._target[rows]]).tocsr(),
+        )
+
+
 def has_linear_model(path: str) -> bool:
     """Whether a folder holds a linear model (both files)."""
     return all(os.path.isfile(os.path.join(path, name)) for name in (LINEAR_CONFIG_NAME, LINEAR_WEIGHTS_NAME))
@@ -318,4 +363,10 @@ def _resolve_files(path_or_repo_id: str, revision: str | None, token: str | None
         ) from None
 
 
-__all__ = ["LinearTextClassifier", "has_linear_model", "LINEAR_CONFIG_NAME", "LINEAR_WEIGHTS_NAME"]
+__all__ = [
+    "LinearTextClassifier",
+    "SourceAndTargetFits",
+    "has_linear_model",
+    "LINEAR_CONFIG_NAME",
+    "LINEAR_WEIGHTS_NAME",
+]

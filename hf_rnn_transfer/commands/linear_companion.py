@@ -114,20 +114,15 @@ def choose_linear_weight(
         target_weight: a target label's weight beside a source label.
         folds, seed: the cross-fitting folds (fewer when a class has fewer rows; under 2: the equal average).
     """
-    import scipy.sparse
-
     from ..budget_selection import fold_indices
     from ..evaluation import class_probabilities
-    from ..linear_model import LinearTextClassifier
+    from ..linear_model import SourceAndTargetFits
 
     labels = np.asarray(train_dataset["labels"])
     folds = int(min(folds, np.bincount(labels)[np.bincount(labels) > 0].min()))
     if folds < 2:
         return LinearWeightChoice(0.5, reason="a class has fewer than 2 labels: no held-out rows, the equal average")
-    source_texts, source_labels = (list(source[0]), list(source[1])) if source else ([], [])
-    vectorizer = LinearTextClassifier.fit_vectorizer(source_texts + list(texts), min_df=2 if source else 1)
-    source_features = vectorizer.transform(source_texts) if source else None
-    features = vectorizer.transform(texts)
+    fits = SourceAndTargetFits(*(source or ([], [])), texts, id2label, target_weight, min_df=2 if source else 1)
     rnn = np.zeros((len(labels), len(id2label)))
     linear = np.zeros_like(rnn)
     parts = fold_indices(labels.tolist(), folds, seed)
@@ -135,15 +130,7 @@ def choose_linear_weight(
         rows = np.sort(np.concatenate([p for j, p in enumerate(parts) if j != k]))
         model = train_rnn(rows)
         rnn[heldout] = class_probabilities(model, train_dataset.select(heldout), collator)[0]
-        fold_features = features[rows] if not source else scipy.sparse.vstack([source_features, features[rows]])
-        linear[heldout] = LinearTextClassifier.fit(
-            source_texts + [texts[i] for i in rows],
-            source_labels + labels[rows].tolist(),
-            id2label,
-            sample_weight=[1.0] * len(source_texts) + [target_weight] * len(rows),
-            vectorizer=vectorizer,
-            features=scipy.sparse.csr_matrix(fold_features),
-        ).predict_proba([texts[i] for i in heldout])
+        linear[heldout] = fits.fit(rows, labels[rows]).predict_proba([texts[i] for i in heldout])
     correct = {w: ((w * linear + (1 - w) * rnn).argmax(-1) == labels).astype(float) for w in LINEAR_SHARES}
     best = max(LINEAR_SHARES, key=lambda w: (correct[w].mean(), -abs(w - 0.5)))
 
@@ -169,19 +156,17 @@ def check_text_classification(target, flag: str) -> None:
 def fit_linear_companion(raw, target, data_args: TargetDataArguments, source, target_weight: float):
     """The `LinearTextClassifier` on the source's labelled texts (`source`, or None) and the target's training split,
     each target label weighted `target_weight` beside a source label."""
-    from ..linear_model import LinearTextClassifier
+    from ..linear_model import SourceAndTargetFits
 
     check_text_classification(target, "--linear_companion")
     texts, labels = labelled_texts(raw["train"], data_args, target.labels.label2id, "the training split")
     source_texts, source_labels = source or ([], [])
-    return LinearTextClassifier.fit(
-        list(source_texts) + texts,
-        list(source_labels) + labels,
-        target.labels.id2label,
-        sample_weight=[1.0] * len(source_texts) + [target_weight] * len(texts) if source else None,
-        min_df=2 if source else 1,  # the source's thousands of texts: a term seen once is noise
-        training={"source_texts": len(source_texts), "target_texts": len(texts), "target_weight": target_weight},
+    # the source's thousands of texts: a term seen once is noise
+    fits = SourceAndTargetFits(
+        source_texts, source_labels, texts, target.labels.id2label, target_weight, min_df=2 if source else 1
     )
+    record = {"source_texts": len(source_texts), "target_texts": len(texts), "target_weight": target_weight}
+    return fits.fit(range(len(texts)), labels, training=record)
 
 
 __all__ = [
