@@ -9,7 +9,8 @@ trains one beside the RNN and saves it in the model's folder as two files, never
 
 Fitting needs scikit-learn; scoring needs only numpy and safetensors, and reproduces scikit-learn's
 `TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)` + `LogisticRegression.predict_proba` exactly.
-`TextClassificationWithLinearPipeline` (in `pipeline_linear.py`) averages it with the RNN.
+`TextClassificationWithLinearPipeline` (in `pipeline_linear.py`) averages it with the RNN. This file imports nothing
+of the package: it ships beside checkpoints as the pipeline's remote code.
 """
 
 from __future__ import annotations
@@ -109,8 +110,7 @@ class LinearTextClassifier:
     def fit_vectorizer(texts: Sequence[str], min_df: int = 1):
         """The scikit-learn `TfidfVectorizer` this model reproduces, fitted on `texts` (to share between fits on
         the same vocabulary: `fit(..., vectorizer=, features=)`)."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
+        TfidfVectorizer, _ = _scikit_learn()
         vectorizer = TfidfVectorizer(
             ngram_range=(1, 2), sublinear_tf=True, min_df=min_df, lowercase=True, token_pattern=TOKEN_PATTERN
         )
@@ -144,8 +144,7 @@ class LinearTextClassifier:
             vectorizer, features: a vectorizer from `fit_vectorizer` (then `fit_texts` and `min_df` are its own)
                 and, optionally, its transform of `texts`: many fits on one vocabulary skip the text processing.
         """
-        from sklearn.linear_model import LogisticRegression
-
+        _, LogisticRegression = _scikit_learn()
         labels = [int(label) for label in labels]
         if len(texts) != len(labels) or not texts:
             raise ValueError(f"fit takes as many labels as texts (1+), got {len(texts)} texts, {len(labels)} labels.")
@@ -332,6 +331,32 @@ def has_linear_model(path: str) -> bool:
     return all(os.path.isfile(os.path.join(path, name)) for name in (LINEAR_CONFIG_NAME, LINEAR_WEIGHTS_NAME))
 
 
+def _scikit_learn():
+    """scikit-learn's `TfidfVectorizer` and `LogisticRegression`, imported when fitting: scoring runs where only
+    transformers is installed (this file is the pipeline's remote code, and transformers requires every import it
+    finds outside a `try` block)."""
+    try:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+    except ImportError as error:
+        raise ImportError(
+            "fitting a LinearTextClassifier needs scikit-learn (pip install scikit-learn); loading and scoring one "
+            "do not."
+        ) from error
+    return TfidfVectorizer, LogisticRegression
+
+
+def _is_repo_id(value: str) -> bool:
+    """Whether `value` has the form of a Hub repo id (`name` or `namespace/name`), by huggingface_hub's rule."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(value)
+    except HFValidationError:
+        return False
+    return True
+
+
 def _resolve_files(path_or_repo_id: str, revision: str | None, token: str | None) -> list[str]:
     """The two files' local paths: in a folder, or downloaded from a Hub repo."""
     names = (LINEAR_CONFIG_NAME, LINEAR_WEIGHTS_NAME)
@@ -345,9 +370,7 @@ def _resolve_files(path_or_repo_id: str, revision: str | None, token: str | None
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
-    from .hub.repo_id import is_hub_id
-
-    if not is_hub_id(path_or_repo_id):
+    if not _is_repo_id(path_or_repo_id):
         raise FileNotFoundError(f"{path_or_repo_id} is neither a folder nor a Hub repo id (namespace/name).")
     try:
         return [hf_hub_download(path_or_repo_id, name, revision=revision, token=token) for name in names]

@@ -36,7 +36,6 @@ from .configuration_rnn import RNNConfig
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 # Beyond `TransferConfig`'s fields: the arguments of a transfer that are not part of its saved configuration.
 TRANSFER_CALL_ARGUMENTS = ("transfer", "source_tokenizer", "target_tokenizer", "corpus")
-PIPELINE_FILE = "pipeline_rnn.py"  # shipped beside sequence-to-sequence checkpoints
 TRANSFER_CONFIG_NAME = "transfer_config.json"
 TRANSFER_REPORT_NAME = "transfer_report.json"
 
@@ -192,6 +191,19 @@ def _asks_for_transfer(kwargs: dict) -> bool:
     )
 
 
+def _pipeline_code_files(config) -> list[Path]:
+    """The files of the pipelines `config.custom_pipelines` names (`module.Class`), with the files they import
+    relatively: shipped beside the checkpoint so `pipeline(task, model=..., trust_remote_code=True)` finds them."""
+    from transformers.dynamic_module_utils import get_relative_import_files
+
+    files = set()
+    for task in (getattr(config, "custom_pipelines", None) or {}).values():
+        module = Path(__file__).with_name(f"{task['impl'].rsplit('.', 1)[0]}.py")
+        if module.is_file():  # remote code re-saving: the pipeline files may not have been downloaded with it
+            files |= {module, *map(Path, get_relative_import_files(module))}
+    return sorted(files)
+
+
 def _transfer_files(model) -> dict[str, dict]:
     """`transfer_config.json` and `transfer_report.json` for a model built by a transfer (nothing otherwise)."""
     files = {}
@@ -311,6 +323,8 @@ class RNNPreTrainedModel(PreTrainedModel):
             super().save_pretrained(staging, *args, **kwargs)
             for name, value in _transfer_files(self).items():
                 (staging / name).write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+            for path in _pipeline_code_files(self.config):
+                shutil.copyfile(path, staging / path.name)
             sums = {p.name: _sha256(p) for p in sorted(staging.glob("*.safetensors"))}
             config_path = staging / "config.json"
             if sums and config_path.exists():
@@ -1370,7 +1384,8 @@ class RNNForSeq2SeqLM(RNNPreTrainedModel, GenerationMixin):
             raise ValueError("RNNForSeq2SeqLM reads tokens (RNNConfig.vocab_size) on both sides.")
         config.is_encoder_decoder = True
         task = {"impl": "pipeline_rnn.RNNText2TextPipeline", "pt": ["AutoModelForSeq2SeqLM"], "type": "text"}
-        config.custom_pipelines = {"translation": task, "text2text-generation": task}  # see save_pretrained
+        # transformers 5 has no translation or text2text-generation pipeline: saves ship pipeline_rnn.py for both
+        config.custom_pipelines = {"translation": task, "text2text-generation": task}
         if config.decoder_start_token_id is None:
             config.decoder_start_token_id = config.bos_token_id
         super().__init__(config)
@@ -1406,14 +1421,6 @@ class RNNForSeq2SeqLM(RNNPreTrainedModel, GenerationMixin):
 
     def get_encoder(self):
         return _EncoderForGeneration(self)
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """As every head, plus `pipeline_rnn.py` (named in `config.custom_pipelines` for `translation` and
-        `text2text-generation`, which transformers 5 no longer ships) so the checkpoint works in a pipeline."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        pipeline_file = Path(__file__).with_name(PIPELINE_FILE)
-        if pipeline_file.exists() and not (Path(save_directory) / PIPELINE_FILE).exists():
-            shutil.copyfile(pipeline_file, Path(save_directory) / PIPELINE_FILE)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.rnn.embeddings

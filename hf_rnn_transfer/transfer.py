@@ -41,6 +41,7 @@ _TASK_FIELDS = (
     "problem_type",
     "architectures",
     "auto_map",
+    "custom_pipelines",
     "_name_or_path",
     "is_encoder_decoder",
 )

@@ -12,8 +12,9 @@ from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
 from hf_rnn_transfer.data import load_amazon_reviews
 from hf_rnn_transfer.hub import LocalHub, hub_endpoint
 
-from .conftest import run_cli
+from .conftest import run_child, run_cli
 from .test_commands import _tiny_text_source, write_jsonl
+from .test_pipeline_linear import REMOTE
 
 
 def _linear_source_files(folder, test_rows: int) -> None:
@@ -94,7 +95,17 @@ def test_finetune_ships_a_linear_companion_that_the_pipeline_averages(tmp_path, 
             "text-classification", model="local/kitchen-lin", pipeline_class=TextClassificationWithLinearPipeline
         )
         answers = classify(test["text"][:8])
+        # a stranger's machine: transformers alone, the pipeline's code pulled with the model
+        hub_env = {"HF_ENDPOINT": hub.endpoint, "HF_HUB_OFFLINE": "0"}
+        task = "text-classification-with-linear"
+        remote = run_child(
+            REMOTE, "local/kitchen-lin", task, json.dumps(test["text"][:8]), tmp_path=tmp_path, env_extra=hub_env
+        )
     assert "linear_model.safetensors" in card and "TextClassificationWithLinearPipeline" in card
+    assert f'pipeline("{task}", model="local/kitchen-lin", trust_remote_code=True)' in card
+    names = [model.config.id2label[i] for i in range(2)]
+    remote_table = [[dict((d["label"], d["score"]) for d in row)[n] for n in names] for row in remote["answers"]]
+    np.testing.assert_allclose(remote_table, average[:8], rtol=1e-4)
     assert [a["label"] for a in answers] == [model.config.id2label[i] for i in average[:8].argmax(-1)]
     np.testing.assert_allclose([a["score"] for a in answers], average[:8].max(-1), rtol=1e-4)
     # refusals, each before any training

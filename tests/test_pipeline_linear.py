@@ -1,6 +1,9 @@
 """`TextClassificationWithLinearPipeline`: `pipeline("text-classification")` averaging the RNN's and the linear
 companion's probabilities, found beside the model or given, with mismatched labels and weights refused."""
 
+import json
+import textwrap
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +12,9 @@ from transformers import pipeline
 from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification, TextClassificationWithLinearPipeline
 from hf_rnn_transfer.data import load_amazon_reviews, train_tokenizer
 from hf_rnn_transfer.linear_model import LinearTextClassifier
+from hf_rnn_transfer.pipeline_linear import LINEAR_PIPELINE, LINEAR_PIPELINE_TASK
+
+from .conftest import WITHOUT_THE_PACKAGE, run_child
 
 LABELS = {0: "negative", 1: "positive"}
 
@@ -24,6 +30,7 @@ def model_folder(tmp_path_factory):
         vocab_size=len(tokenizer), pad_token_id=0, embedding_size=8, hidden_size=8, num_layers=1,
         id2label=LABELS, label2id={v: k for k, v in LABELS.items()},
     )  # fmt: skip
+    config.custom_pipelines = {LINEAR_PIPELINE_TASK: dict(LINEAR_PIPELINE)}  # as finetune --linear_companion sets
     RNNForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     LinearTextClassifier.fit(reviews["text"][:300], reviews["label"][:300], LABELS).save_pretrained(folder)
@@ -86,3 +93,40 @@ def test_refusals(model_folder, tmp_path):
         build(linear_model=str(tmp_path))
     with pytest.raises(ValueError, match="classifies single texts"):
         build()({"text": "a", "text_pair": "b"})
+
+
+# Where only transformers is installed: neither the package nor scikit-learn can be imported.
+REMOTE = WITHOUT_THE_PACKAGE + textwrap.dedent(
+    """
+    sys.modules["sklearn"] = None  # as if not installed: importing it fails, find_spec answers None
+    from transformers import pipeline
+
+    classify = pipeline(sys.argv[2], model=sys.argv[1], trust_remote_code=True, top_k=None)
+    answers = classify(json.loads(sys.argv[3]))
+    print(json.dumps({"module": type(classify).__module__, "class": type(classify).__name__, "answers": answers}))
+    """
+)
+
+
+def test_remote_code_averages_without_the_package_or_scikit_learn(model_folder, tmp_path):
+    """The save ships `pipeline_linear.py` and `linear_model.py` and names the task in `config.custom_pipelines`:
+    `pipeline("text-classification-with-linear", trust_remote_code=True)` answers with the same average in a process
+    that can import neither hf_rnn_transfer nor scikit-learn."""
+    config = json.loads((model_folder / "config.json").read_text())
+    assert config["custom_pipelines"][LINEAR_PIPELINE_TASK]["impl"] == LINEAR_PIPELINE["impl"]
+    assert (model_folder / "pipeline_linear.py").is_file() and (model_folder / "linear_model.py").is_file()
+    child = run_child(REMOTE, model_folder, LINEAR_PIPELINE_TASK, json.dumps(TEXTS), tmp_path=tmp_path)
+    assert (
+        child["module"].startswith("transformers_modules") and child["class"] == type(_ensemble(model_folder)).__name__
+    )
+    expected = _table(_ensemble(model_folder, top_k=None)(TEXTS))
+    np.testing.assert_allclose(_table(child["answers"]), expected, rtol=1e-5)
+
+
+def test_fitting_without_scikit_learn_says_what_to_install(monkeypatch):
+    import sys
+
+    for name in ("sklearn", "sklearn.feature_extraction.text", "sklearn.linear_model"):
+        monkeypatch.setitem(sys.modules, name, None)  # importing it raises ImportError
+    with pytest.raises(ImportError, match=r"needs scikit-learn \(pip install scikit-learn\); loading and scoring"):
+        LinearTextClassifier.fit(["good", "bad"], [0, 1], LABELS)

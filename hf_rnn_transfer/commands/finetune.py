@@ -162,6 +162,10 @@ def finetune(
     else:
         trainer = TransferTrainer(model, training_args, train_dataset=target.splits["train"], **trainer_kwargs)
         trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args))
+    if linear_args is not None and linear_args.wanted:  # the save ships the pipeline's code (remote code)
+        from ..pipeline_linear import LINEAR_PIPELINE, LINEAR_PIPELINE_TASK
+
+        model.config.custom_pipelines = {LINEAR_PIPELINE_TASK: dict(LINEAR_PIPELINE)}
     trainer.save_model(training_args.output_dir)
     results = {
         "transfer": model.transfer_report.summary,
@@ -287,7 +291,7 @@ def finetuned_card(run: FinetuneRun, repo_id: str, data_description: str, **card
     if metrics is None and "test_bleu" in run.results:
         metrics = [Metric("bleu", run.results["test_bleu"]), Metric("chrf", run.results["test_chrf"])]
     if run.linear is not None and "summary" not in card:
-        card["summary"] = linear_companion_summary(run)
+        card["summary"] = linear_companion_summary(run, repo_id)
     lineage = run.model.transfer_config
     task = (
         "sequence to sequence (text2text generation)"
@@ -306,15 +310,17 @@ def finetuned_card(run: FinetuneRun, repo_id: str, data_description: str, **card
     )
 
 
-def linear_companion_summary(run: FinetuneRun) -> str:
+def linear_companion_summary(run: FinetuneRun, repo_id: str) -> str:
     """The card's paragraph on the linear model shipped beside the RNN: what it learnt from, how to use it, scores."""
     trained = run.linear.training
     text = (
         f"A linear model (TF-IDF of word 1-2 grams + logistic regression) trained on the same labels ships beside "
         f"the RNN (`linear_model.json`, `linear_model.safetensors`; {trained.get('source_texts', 0)} source and "
         f"{trained.get('target_texts', 0)} target labelled texts, target weight {trained.get('target_weight')}). "
-        '`pipeline("text-classification", model=..., pipeline_class=TextClassificationWithLinearPipeline)` '
-        "(hf-rnn-transfer) answers with the average of both models' class probabilities."
+        f'`pipeline("text-classification-with-linear", model="{repo_id}", trust_remote_code=True)` answers with '
+        f"the average of both models' class probabilities, the linear model's share {run.linear.ensemble_weight:.1f} "
+        "(with hf-rnn-transfer installed: "
+        '`pipeline("text-classification", model=..., pipeline_class=TextClassificationWithLinearPipeline)`).'
     )
     if "with_linear_test_accuracy" in run.results:
         text += (
