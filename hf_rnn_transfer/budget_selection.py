@@ -193,6 +193,7 @@ def fit_within_budget(
     rule: str = "one_standard_error",
     progress: bool = False,
     domain_dataset=None,
+    replay_dataset=None,
     **final_trainer_kwargs,
 ) -> tuple[torch.nn.Module, BudgetSelection]:
     """
@@ -212,6 +213,7 @@ def fit_within_budget(
             best held-out score), `paired_standard_error` (the same with the standard error of each candidate's
             per-row difference from the best, on the same rows) or `best` (the highest score).
         domain_dataset: unlabelled target rows for domain-adversarial training (every run gets them).
+        replay_dataset: the source's labelled rows for source replay (every run gets them; never held out).
         final_trainer_kwargs: more arguments of the final run's trainer (e.g. `eval_dataset`, `compute_metrics`,
             `processing_class`); it runs with `args` as given (its evaluation, saving and logging), the folds quietly.
 
@@ -232,9 +234,11 @@ def fit_within_budget(
     bar = tqdm(total=folds + 1, desc="selection inside the budget", disable=not progress)
     chosen = cross_validate(
         make_model, train_dataset, args, collator, score, folds, mixes, label_column, rule, domain_dataset,
-        on_fold=lambda: bar.update(1),
+        on_fold=lambda: bar.update(1), replay_dataset=replay_dataset,
     )  # fmt: skip
-    model = fit_selected(make_model, train_dataset, args, collator, chosen, domain_dataset, **final_trainer_kwargs)
+    model = fit_selected(
+        make_model, train_dataset, args, collator, chosen, domain_dataset, replay_dataset, **final_trainer_kwargs
+    )
     bar.update(1)
     bar.close()
     return model, chosen
@@ -252,6 +256,7 @@ def cross_validate(
     rule: str = "one_standard_error",
     domain_dataset=None,
     on_fold: Callable[[], None] | None = None,
+    replay_dataset=None,
 ) -> BudgetSelection:
     """
     The cross-validation half of `fit_within_budget` (same arguments): the held-out score of every (epoch, mix) and
@@ -292,6 +297,7 @@ def cross_validate(
                 train_dataset=train_dataset.select(train_rows),
                 data_collator=collator,
                 domain_dataset=domain_dataset,
+                replay_dataset=replay_dataset,
             )
             trainer.add_callback(scorer)
             trainer.train()
@@ -320,7 +326,14 @@ def cross_validate(
 
 
 def fit_selected(
-    make_model, train_dataset, args, collator, chosen: BudgetSelection, domain_dataset=None, **final_trainer_kwargs
+    make_model,
+    train_dataset,
+    args,
+    collator,
+    chosen: BudgetSelection,
+    domain_dataset=None,
+    replay_dataset=None,
+    **final_trainer_kwargs,
 ) -> torch.nn.Module:
     """The final half of `fit_within_budget`: train `make_model()` on the whole budget, stop at `chosen.epochs` and
     take `chosen.mix` (mix 0 keeps the starting model untrained). Sets `chosen.trainer` and `model.budget_selection`."""
@@ -335,6 +348,7 @@ def fit_selected(
             train_dataset=train_dataset,
             data_collator=collator,
             domain_dataset=domain_dataset,
+            replay_dataset=replay_dataset,
             **final_trainer_kwargs,
         )
         trainer.add_callback(_StopAfterEpochs(chosen.epochs))

@@ -218,6 +218,16 @@ class TransferTrainingArguments(TrainingArguments):
             "reversal strength (ramped up from 0 as in the paper); 0 = off. Sequence classifiers only."
         },
     )
+    source_replay_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Source replay (rehearsal): each training step also takes a batch of the source's labelled rows "
+            "(--replay_file; TransferTrainer's replay_dataset), in the target's labels, and adds its loss times this "
+            "weight, so fine-tuning on a few target labels does not forget what thousands of source labels taught "
+            "(the linear model a user would pick instead trains on both too). 0 = off; 1 weighs a source batch as a "
+            "target one. Classifiers whose source shares the target's labels."
+        },
+    )
     select_folds: int = field(
         default=0,
         metadata={
@@ -310,6 +320,8 @@ class TransferTrainingArguments(TrainingArguments):
             warnings.warn(f"TransferTrainingArguments: {option} is ignored.", UserWarning, stacklevel=3)
         if self.domain_adversarial_weight < 0:
             raise ValueError(f"domain_adversarial_weight must be >= 0, got {self.domain_adversarial_weight}.")
+        if self.source_replay_weight < 0:
+            raise ValueError(f"source_replay_weight must be >= 0, got {self.source_replay_weight}.")
         if self.select_folds < 0 or self.select_folds == 1:
             raise ValueError(f"select_folds must be 0 (off) or at least 2, got {self.select_folds}.")
         if self.select_rule not in SELECTION_RULES:
@@ -398,7 +410,9 @@ class TransferTrainer(Trainer):
     ```
     """
 
-    def __init__(self, model=None, args: TransferTrainingArguments = None, domain_dataset=None, **kwargs):
+    def __init__(
+        self, model=None, args: TransferTrainingArguments = None, domain_dataset=None, replay_dataset=None, **kwargs
+    ):
         if args is None:
             raise ValueError("TransferTrainer needs TransferTrainingArguments (args=...).")
         if not isinstance(args, TransferTrainingArguments):
@@ -427,7 +441,44 @@ class TransferTrainer(Trainer):
         )
         super().__init__(model=model, args=args, **kwargs)
         self.adversary = self._domain_adversary(domain_dataset)
+        self.replay = self._source_replay(replay_dataset)
         self._apply_schedule()
+
+    def _source_replay(self, replay_dataset):
+        """The source batches replayed beside the target's, when `source_replay_weight > 0`."""
+        from torch.utils.data import DataLoader
+
+        from .source_replay import SourceReplay
+
+        weight = self.args.source_replay_weight
+        if weight == 0:
+            if replay_dataset is not None:
+                raise ValueError(
+                    "replay_dataset is read only by source replay: set source_replay_weight > 0 (e.g. 1.0), or leave "
+                    "replay_dataset out."
+                )
+            return None
+        if replay_dataset is None or len(replay_dataset) == 0:
+            raise ValueError(
+                "source_replay_weight > 0 needs the source's labelled rows: TransferTrainer(replay_dataset=...) "
+                "(--replay_file in the commands)."
+            )
+        if self.args.world_size > 1:
+            raise ValueError("source replay runs on one process; train without torchrun/accelerate.")
+        missing = {"input_ids", "labels"} - set(replay_dataset.column_names)
+        if missing:
+            raise ValueError(
+                f"replay_dataset needs tokenised, labelled rows (input_ids, labels); it lacks {sorted(missing)}."
+            )
+        columns = [c for c in ("input_ids", "attention_mask", "labels") if c in replay_dataset.column_names]
+        batches = DataLoader(
+            replay_dataset.select_columns(columns),
+            batch_size=self.args.per_device_train_batch_size,
+            shuffle=True,
+            collate_fn=self.data_collator,
+            generator=torch.Generator().manual_seed(self.args.seed),
+        )
+        return SourceReplay(batches, weight, rows=len(replay_dataset))
 
     def _domain_adversary(self, domain_dataset):
         """The DANN domain classifier and its target batches, when `domain_adversarial_weight > 0`."""
@@ -595,6 +646,8 @@ class TransferTrainer(Trainer):
         itself is the top group's (the Trainer's default would be the first group's, often a frozen embedding)."""
         if "loss" in logs and getattr(self, "adversary", None) is not None:
             logs.update(self.adversary.drain_metrics())
+        if "loss" in logs and getattr(self, "replay", None) is not None:
+            logs.update(self.replay.drain_metrics())
         if "learning_rate" in logs and self._groups_differ:
             rates = self.group_rates()
             if rates:
@@ -649,6 +702,8 @@ class TransferTrainer(Trainer):
         finally:
             if self.adversary is not None:
                 self.adversary.capturing = False
+        if self.replay is not None and model.training:  # after the adversary: its hook must not see source rows
+            loss = loss + self._per_optimizer_step(self.replay.loss(model), num_items_in_batch)
         if carry:
             state = outputs.get("recurrent_state") if isinstance(outputs, dict) else None
             if state is None:
@@ -736,6 +791,11 @@ class TransferTrainer(Trainer):
             recipe["domain adaptation"] = (
                 f"domain-adversarial (DANN): reversal strength up to {args.domain_adversarial_weight:g}, "
                 f"{len(self.adversary.batches.dataset):,} unlabelled target rows"
+            )
+        if self.replay is not None:
+            recipe["source replay"] = (
+                f"a batch of the source's labelled rows each step, its loss weighted {args.source_replay_weight:g} "
+                f"({self.replay.rows:,} source rows)"
             )
         chosen = getattr(self.model, "budget_selection", None)
         if chosen is not None:

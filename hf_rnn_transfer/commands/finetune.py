@@ -18,6 +18,7 @@ from .linear_companion import (
 from .target_data import (
     TargetDataArguments,
     encode_domain_texts,
+    encode_replay_rows,
     encode_target,
     load_source_config,
     read_target,
@@ -152,6 +153,7 @@ def finetune(
         eval_dataset=validation, data_collator=target.collator, processing_class=tokenizer,
         compute_metrics=None if target.is_seq2seq else classification_metrics,
         domain_dataset=encode_domain_texts(data_args, tokenizer, training_args),
+        replay_dataset=encode_replay_rows(data_args, tokenizer, training_args, target),
     )  # fmt: skip
     if training_args.select_folds:
         model, chosen = _select_within_budget(make_model, target, training_args, trainer_kwargs)
@@ -189,7 +191,7 @@ def finetune(
             if training_args.process_index == 0:
                 print("the linear model's share of the average: 3-fold cross-fitting of both models inside the budget")
             choice = choose_linear_weight(
-                _recipe_on_rows(make_model, target, training_args, selection, trainer_kwargs["domain_dataset"]),
+                _recipe_on_rows(make_model, target, training_args, selection, trainer_kwargs),
                 target.splits["train"],
                 target.collator,
                 [text or "" for text in raw["train"][data_args.text_column]],
@@ -216,14 +218,17 @@ def finetune(
     return FinetuneRun(model, trainer, target, tokenizer, results, start, linear)
 
 
-def _recipe_on_rows(make_model, target, training_args, selection, domain_dataset):
+def _recipe_on_rows(make_model, target, training_args, selection, trainer_kwargs: dict):
     """`rows -> model`: the recipe on those training rows, quietly in a temporary folder; with the epochs and mix
-    the selection inside the budget chose for the final model, else the plain recipe."""
+    the selection inside the budget chose for the final model, else the plain recipe (with the final run's unlabelled
+    target rows and replayed source rows)."""
     import tempfile
     from dataclasses import replace
 
     from ..budget_selection import fit_selected
     from ..trainer import TransferTrainer
+
+    extras = {k: trainer_kwargs.get(k) for k in ("domain_dataset", "replay_dataset")}
 
     def train(rows):
         subset = target.splits["train"].select(rows)
@@ -232,10 +237,9 @@ def _recipe_on_rows(make_model, target, training_args, selection, domain_dataset
             args = replace(training_args, logging_strategy="no", **quiet)
             if selection is not None:
                 chosen = replace(selection, trainer=None)
-                return fit_selected(make_model, subset, args, target.collator, chosen, domain_dataset=domain_dataset)
+                return fit_selected(make_model, subset, args, target.collator, chosen, **extras)
             model = make_model()
-            kwargs = dict(train_dataset=subset, data_collator=target.collator, domain_dataset=domain_dataset)
-            TransferTrainer(model, args, **kwargs).train()
+            TransferTrainer(model, args, train_dataset=subset, data_collator=target.collator, **extras).train()
             return model
 
     return train

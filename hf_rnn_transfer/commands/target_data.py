@@ -58,6 +58,13 @@ class TargetDataArguments:
             "domain-adversarial training (--domain_adversarial_weight); never the test data."
         },
     )
+    replay_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "The source's labelled texts (same columns and label names as the target's) for source replay "
+            "(--source_replay_weight): batches of them are trained on beside the target's; never the test data."
+        },
+    )
     max_length: int = field(default=256, metadata={"help": "Texts are cut to this many tokens."})
     max_train_examples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
     impute: str | None = field(
@@ -274,6 +281,28 @@ def encode_domain_texts(args: TargetDataArguments, tokenizer, training_args):
     from datasets import Dataset
 
     return Dataset.from_dict(dict(tokenizer(texts, truncation=True, max_length=args.max_length)))
+
+
+def encode_replay_rows(args: TargetDataArguments, tokenizer, training_args, target):
+    """The `--replay_file` rows tokenised, with their labels as the target's class ids, for source replay (`None`
+    without one); refuses the file without the weight that reads it, the weight without the file, and labels the
+    target does not have."""
+    weight = training_args.source_replay_weight
+    if args.replay_file is None:
+        if weight > 0:
+            raise ValueError("--source_replay_weight needs the source's labelled texts: pass --replay_file.")
+        return None
+    if weight == 0:
+        raise ValueError("--replay_file is read only by source replay: set --source_replay_weight (e.g. 1.0).")
+    if tokenizer is None or target.labels is None or target.is_seq2seq:
+        raise ValueError("--replay_file replays labelled texts: it needs a text classification target.")
+    if not Path(args.replay_file).is_file():
+        raise ValueError(f"--replay_file {args.replay_file} does not exist.")
+    texts, labels = read_labelled_texts(args.replay_file, args, target.labels.label2id)
+    from datasets import Dataset
+
+    encoded = dict(tokenizer(texts, truncation=True, max_length=args.max_length))
+    return Dataset.from_dict({**encoded, "labels": labels})
 
 
 def check_source(source: str) -> None:
