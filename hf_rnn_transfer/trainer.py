@@ -444,74 +444,56 @@ class TransferTrainer(Trainer):
         self.replay = self._source_replay(replay_dataset)
         self._apply_schedule()
 
-    def _source_replay(self, replay_dataset):
-        """The source batches replayed beside the target's, when `source_replay_weight > 0`."""
+    def _second_stream(self, dataset, required, *, name: str, weight: str, purpose: str, example: str, needs: str):
+        """Shuffled, seeded batches of `dataset`'s `required` columns (and `attention_mask`), collated as the
+        training rows, read beside the training batches when the argument `weight` is > 0 (`None` when it is 0);
+        refuses the dataset without the weight, the weight without the dataset, missing columns, several processes."""
         from torch.utils.data import DataLoader
 
-        from .source_replay import SourceReplay
-
-        weight = self.args.source_replay_weight
-        if weight == 0:
-            if replay_dataset is not None:
+        if getattr(self.args, weight) == 0:
+            if dataset is not None:
                 raise ValueError(
-                    "replay_dataset is read only by source replay: set source_replay_weight > 0 (e.g. 1.0), or leave "
-                    "replay_dataset out."
+                    f"{name} is read only by {purpose}: set {weight} > 0 (e.g. {example}), or leave {name} out."
                 )
             return None
-        if replay_dataset is None or len(replay_dataset) == 0:
-            raise ValueError(
-                "source_replay_weight > 0 needs the source's labelled rows: TransferTrainer(replay_dataset=...) "
-                "(--replay_file in the commands)."
-            )
+        flag = {"domain_dataset": "--domain_file", "replay_dataset": "--replay_file"}[name]
+        if dataset is None or len(dataset) == 0:
+            raise ValueError(f"{weight} > 0 needs {needs}: TransferTrainer({name}=...) ({flag} in the commands).")
         if self.args.world_size > 1:
-            raise ValueError("source replay runs on one process; train without torchrun/accelerate.")
-        missing = {"input_ids", "labels"} - set(replay_dataset.column_names)
+            raise ValueError(f"{purpose} runs on one process; train without torchrun/accelerate.")
+        missing = [c for c in required if c not in dataset.column_names]
         if missing:
-            raise ValueError(
-                f"replay_dataset needs tokenised, labelled rows (input_ids, labels); it lacks {sorted(missing)}."
-            )
-        columns = [c for c in ("input_ids", "attention_mask", "labels") if c in replay_dataset.column_names]
-        batches = DataLoader(
-            replay_dataset.select_columns(columns),
+            raise ValueError(f"{name} needs the columns {required} (tokenised {needs}); it lacks {missing}.")
+        columns = [c for c in (*required, "attention_mask") if c in dataset.column_names]
+        return DataLoader(
+            dataset.select_columns(columns),
             batch_size=self.args.per_device_train_batch_size,
             shuffle=True,
             collate_fn=self.data_collator,
             generator=torch.Generator().manual_seed(self.args.seed),
         )
-        return SourceReplay(batches, weight, rows=len(replay_dataset))
+
+    def _source_replay(self, replay_dataset):
+        """The source batches replayed beside the target's, when `source_replay_weight > 0`."""
+        from .source_replay import SourceReplay
+
+        batches = self._second_stream(
+            replay_dataset, ["input_ids", "labels"], name="replay_dataset", weight="source_replay_weight",
+            purpose="source replay", example="1.0", needs="the source's labelled rows",
+        )  # fmt: skip
+        return None if batches is None else SourceReplay(batches, self.args.source_replay_weight, len(replay_dataset))
 
     def _domain_adversary(self, domain_dataset):
         """The DANN domain classifier and its target batches, when `domain_adversarial_weight > 0`."""
-        from torch.utils.data import DataLoader
-
         from .domain_adversarial import DomainAdversary
 
-        weight = self.args.domain_adversarial_weight
-        if weight == 0:
-            if domain_dataset is not None:
-                raise ValueError(
-                    "domain_dataset is read only by domain-adversarial training: set domain_adversarial_weight > 0 "
-                    "(e.g. 0.1), or leave domain_dataset out."
-                )
+        batches = self._second_stream(
+            domain_dataset, ["input_ids"], name="domain_dataset", weight="domain_adversarial_weight",
+            purpose="domain-adversarial training", example="0.1", needs="unlabelled target rows",
+        )  # fmt: skip
+        if batches is None:
             return None
-        if domain_dataset is None or len(domain_dataset) == 0:
-            raise ValueError(
-                "domain_adversarial_weight > 0 needs unlabelled target rows: TransferTrainer(domain_dataset=...) "
-                "(--domain_file in the commands)."
-            )
-        if self.args.world_size > 1:
-            raise ValueError("domain-adversarial training runs on one process; train without torchrun/accelerate.")
-        columns = [c for c in ("input_ids", "attention_mask") if c in domain_dataset.column_names]
-        if "input_ids" not in columns:
-            raise ValueError(f"domain_dataset needs input_ids (tokenised texts); it has {domain_dataset.column_names}.")
-        batches = DataLoader(
-            domain_dataset.select_columns(columns),
-            batch_size=self.args.per_device_train_batch_size,
-            shuffle=True,
-            collate_fn=self.data_collator,
-            generator=torch.Generator().manual_seed(self.args.seed),
-        )
-        return DomainAdversary(self.model, batches, weight).to(self.args.device)
+        return DomainAdversary(self.model, batches, self.args.domain_adversarial_weight).to(self.args.device)
 
     # -- optimizer and schedule ----------------------------------------------------------------------------------
     @property

@@ -110,7 +110,9 @@ def test_dann_refuses_what_it_cannot_run(tmp_path):
     tagger = RNNForTokenClassification(RNNConfig(**SHAPE, num_labels=3))
     with pytest.raises(ValueError, match="RNNForTokenClassification has no pooler"):
         TransferTrainer(tagger, args(0.1), train_dataset=rows, domain_dataset=unlabelled)
-    with pytest.raises(ValueError, match="domain_dataset needs input_ids"):
+    with pytest.raises(
+        ValueError, match=r"domain_dataset needs the columns \['input_ids'\] .* it lacks \['input_ids'\]"
+    ):
         TransferTrainer(model, args(0.1), train_dataset=rows, domain_dataset=Dataset.from_dict({"text": ["a"]}))
 
 

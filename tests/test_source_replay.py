@@ -73,7 +73,9 @@ def test_replay_refuses_what_it_cannot_run(source_model, tmp_path):
     with pytest.raises(ValueError, match="source_replay_weight must be >= 0"):
         args(-1.0)
     unlabelled = Dataset.from_dict({"input_ids": [[4, 5]]})
-    with pytest.raises(ValueError, match=r"needs tokenised, labelled rows .* it lacks \['labels'\]"):
+    with pytest.raises(
+        ValueError, match=r"replay_dataset needs the columns \['input_ids', 'labels'\] .* it lacks \['labels'\]"
+    ):
         TransferTrainer(model, args(1.0), train_dataset=rows, replay_dataset=unlabelled)
 
 

@@ -263,16 +263,25 @@ def _encode_pairs(raw: DatasetDict, source_config, tokenizer, args: TargetDataAr
     return EncodedTarget(encoded, None, collator, {}, None, tokenizer)
 
 
+def _file_with_its_weight(file, weight, file_flag, weight_flag, purpose, example, needs) -> bool:
+    """Whether a data file read only when its weight is > 0 is in use; refuses one without the other."""
+    if file is None:
+        if weight > 0:
+            raise ValueError(f"{weight_flag} needs {needs}: pass {file_flag}.")
+        return False
+    if weight == 0:
+        raise ValueError(f"{file_flag} is read only by {purpose}: set {weight_flag} (e.g. {example}).")
+    return True
+
+
 def encode_domain_texts(args: TargetDataArguments, tokenizer, training_args):
     """The `--domain_file` texts tokenised for domain-adversarial training (`None` without one); refuses the file
     without the weight that reads it, and the weight without the file."""
-    weight = training_args.domain_adversarial_weight
-    if args.domain_file is None:
-        if weight > 0:
-            raise ValueError("--domain_adversarial_weight needs unlabelled target texts: pass --domain_file.")
+    if not _file_with_its_weight(
+        args.domain_file, training_args.domain_adversarial_weight, "--domain_file", "--domain_adversarial_weight",
+        "domain-adversarial training", "0.1", "unlabelled target texts",
+    ):  # fmt: skip
         return None
-    if weight == 0:
-        raise ValueError("--domain_file is read only by domain-adversarial training: set --domain_adversarial_weight.")
     if tokenizer is None:
         raise ValueError("--domain_file holds texts, but this source reads series: domain adaptation needs texts.")
     texts = read_texts(args.domain_file, args)
@@ -287,13 +296,11 @@ def encode_replay_rows(args: TargetDataArguments, tokenizer, training_args, targ
     """The `--replay_file` rows tokenised, with their labels as the target's class ids, for source replay (`None`
     without one); refuses the file without the weight that reads it, the weight without the file, and labels the
     target does not have."""
-    weight = training_args.source_replay_weight
-    if args.replay_file is None:
-        if weight > 0:
-            raise ValueError("--source_replay_weight needs the source's labelled texts: pass --replay_file.")
+    if not _file_with_its_weight(
+        args.replay_file, training_args.source_replay_weight, "--replay_file", "--source_replay_weight",
+        "source replay", "1.0", "the source's labelled texts",
+    ):  # fmt: skip
         return None
-    if weight == 0:
-        raise ValueError("--replay_file is read only by source replay: set --source_replay_weight (e.g. 1.0).")
     if tokenizer is None or target.labels is None or target.is_seq2seq:
         raise ValueError("--replay_file replays labelled texts: it needs a text classification target.")
     if not Path(args.replay_file).is_file():
