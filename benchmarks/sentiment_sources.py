@@ -24,6 +24,10 @@ Source variants (no source ever holds a review of the target's domain; texts are
   over all that review text, labelled and unlabelled (the target's unlabelled reviews included, never a test
   review), then the `all_domains` supervised stage continued from it (`pretrain --init_from`).
 
+`--source_replay_weight w` fine-tunes with source replay (`TransferTrainer(replay_dataset=...)`: a batch of the
+source's labelled reviews beside each target batch, its loss weighted w); `--select_rule` picks another selection
+rule. Either adds rows beside the default run's (the sources are reused).
+
 Results go to `--output_dir/results.json` (a finished part is not rerun) and one section of docs/benchmarks.md per
 target.
 """
@@ -214,7 +218,8 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
     sources = {}
     for variant in cli.variants:
         source = sources[variant] = source_reviews(target, fdu=VARIANTS[variant]["fdu"])
-        key = variant if cli.select_rule == "one_standard_error" else f"{variant} ({cli.select_rule} rule)"
+        run = run_name(cli)
+        key = variant if run == "one_standard_error" else f"{variant} ({run_description(cli)})"
         if key in result["variants"]:
             continue
         # a trained source is kept: fine-tuned again with another selection rule, or after an interrupted run
@@ -229,7 +234,7 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
         print(f"[{target}/{variant}] source: {len(source):,} reviews, zero-shot {zero_shot:.3f}, {seconds:.0f}s")
         collator, pool, test, score = encoded_target(folder, variant, splits)
         # every model's test probabilities, for the ensemble with the linear model on the same labels
-        saved = probabilities_folder(out, variant, cli.select_rule)
+        saved = probabilities_folder(out, variant, run)
         saved.mkdir(parents=True, exist_ok=True)
         zero_shot_probabilities, labels = class_probabilities(
             RNNForSequenceClassification.from_pretrained(folder), test, collator
@@ -239,7 +244,8 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
             np.save(saved / f"0-{seed}.npy", zero_shot_probabilities)
         select = lambda model, rows, collator=collator: row_accuracy(model, rows, collator)  # noqa: E731 (any rule)
         entry = {"source_reviews": len(source), "zero_shot": zero_shot, "source_seconds": round(seconds, 1)}
-        entry.update(variant=variant, rule=cli.select_rule)
+        entry.update(variant=variant, rule=run)
+        replay = encoded_source(folder, variant, source) if cli.source_replay_weight else None
         entry["transfer"], entry["selection"] = {str(b): [] for b in budgets}, {str(b): [] for b in budgets}
         started = time.perf_counter()
         for seed in cli.seeds:
@@ -258,11 +264,12 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
                 model, chosen = fit_within_budget(
                     make_transfer,
                     rows,
-                    replace(finetune, seed=seed),
+                    replace(finetune, seed=seed, source_replay_weight=cli.source_replay_weight),
                     collator,
                     select,
                     folds=cli.select_folds,
                     rule=cli.select_rule,
+                    replay_dataset=replay,
                 )
                 probabilities, labels = class_probabilities(model, test, collator)
                 np.save(saved / f"{budget}-{seed}.npy", probabilities)
@@ -374,6 +381,29 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
     return result
 
 
+def run_name(cli) -> str:
+    """The fine-tuning run's name: its selection rule, and the source replay weight when it replays."""
+    return cli.select_rule + (f"+replay{cli.source_replay_weight:g}" if cli.source_replay_weight else "")
+
+
+def run_description(cli) -> str:
+    """How a row's fine-tuning differs from the default run."""
+    parts = [] if cli.select_rule == "one_standard_error" else [f"{cli.select_rule} rule"]
+    if cli.source_replay_weight:
+        parts.append(f"source replay {cli.source_replay_weight:g}")
+    return ", ".join(parts)
+
+
+def encoded_source(folder: Path, variant: str, source):
+    """The source's labelled reviews through its tokenizer, for source replay while fine-tuning."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    encoded = tokenizer(list(source["text"]), truncation=True, max_length=VARIANTS[variant]["max_length"])
+    return Dataset.from_dict({**dict(encoded), "labels": [int(label) for label in source["label"]]})
+
+
 def probabilities_folder(out: Path, variant: str, rule: str) -> Path:
     """Where a variant's models (fine-tuned with one selection rule, or the linear model: `rule="linear"`) leave
     their test probabilities, `BUDGET-SEED.npy`."""
@@ -433,7 +463,9 @@ def section(res: dict, cli) -> str:
         f"Mean ± std over seeds {cli.seeds}; nested, balanced budgets; the recommended recipe selects its stopping "
         f"epoch and mix by {cli.select_folds}-fold cross-validation inside each budget with the one-standard-error "
         "rule (a row marked `best rule` takes the highest held-out score instead; `paired_standard_error rule` uses "
-        "the standard error of each candidate's per-row difference from the best). `RNN + linear model` averages "
+        "the standard error of each candidate's per-row difference from the best; `source replay w` trains on a "
+        "batch of the source's labelled reviews beside each target batch, its loss weighted w, in every fold and "
+        "the final run). `RNN + linear model` averages "
         "the class probabilities of that RNN and of the linear model on the same source and target labels (same "
         "budget and seed; equal weights, not tuned); the upper-bound row picks the linear model's share (0 to 1 "
         "by 0.1) that does best on the test set itself, to show what tuning the weight could add at most.\n\n"
@@ -455,6 +487,12 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--select_folds", type=int, default=3)
     parser.add_argument("--select_rule", default="one_standard_error", choices=list(SELECTION_RULES))
+    parser.add_argument(
+        "--source_replay_weight",
+        type=float,
+        default=0.0,
+        help="fine-tune with source replay (the source's labelled reviews beside each target batch), this weight",
+    )
     parser.add_argument("--output_dir", default="/tmp/hf-rnn-transfer-sentiment-sources")
     parser.add_argument(
         "--section",
