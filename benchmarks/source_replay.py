@@ -93,7 +93,10 @@ def main():
                     continue
                 set_seed(seed)
                 model = RNNForSequenceClassification.from_pretrained(
-                    folder, transfer=TransferConfig(transfer_head=True)
+                    folder,
+                    transfer=TransferConfig(transfer_head=True),
+                    id2label=dict(enumerate(bench.NAMES)),
+                    label2id={n: i for i, n in enumerate(bench.NAMES)},
                 )
                 args = replace(recipe, seed=seed, source_replay_weight=weight)
                 started = time.perf_counter()
