@@ -108,3 +108,25 @@ def test_finetune_replays_a_source_file_from_the_command_line(tmp_path, capsys):
         assert main([*argv, "--output_dir", str(tmp_path / "other"), *extra]) == 2
         assert message in capsys.readouterr().err
         assert not (tmp_path / "other" / "model.safetensors").exists()
+
+
+def test_commands_that_do_not_read_the_fine_tuning_data_options_refuse_them(tmp_path, capsys):
+    """compare, auto, rank-sources and pretrain refuse --replay_file / --domain_file and their weights by name (pretrain
+    reads --domain_file) instead of running as if they had not been given."""
+    from hf_rnn_transfer.cli import main
+
+    (tmp_path / "train.jsonl").write_text('{"text": "good", "label": 1}\n')
+    data = ["--train_file", str(tmp_path / "train.jsonl")]
+    out = ["--output_dir", str(tmp_path / "out")]
+    for argv, message in [
+        (["compare", "--source", "x", *out, "--replay_file", "r.jsonl"], "compare does not read --replay_file"),
+        (
+            ["auto", "--candidates", "x", *out, "--source_replay_weight", "1"],
+            "auto does not read --source_replay_weight",
+        ),
+        (["rank-sources", "--candidates", "x", "--domain_file", "d.txt"], "rank-sources does not read --domain_file"),
+        (["pretrain", *out, "--replay_file", "r.jsonl"], "pretrain does not read --replay_file"),
+    ]:
+        assert main([*argv, *data]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -40,7 +40,14 @@ from ..selection import SCORES
 from ..transfer_config import TransferConfig
 from .compare import CompareArguments
 from .finetune import SourceArguments, selection_score, target_score, transferred_model
-from .target_data import TargetDataArguments, check_source, encode_target, is_classifier_of, load_source_config
+from .target_data import (
+    TargetDataArguments,
+    check_source,
+    encode_target,
+    is_classifier_of,
+    load_source_config,
+    refuse_unread_options,
+)
 
 # name -> what it changes in the recommended recipe (`RecommendedTrainingArguments`)
 STRATEGIES = {
@@ -536,6 +543,7 @@ def run_auto(auto_args: AutoArguments, data_args: TargetDataArguments, training_
     from ..hub import build_model_card, resolve_hub
     from .target_data import read_target
 
+    refuse_unread_options("auto", data_args, training_args)
     raw = read_target(data_args)
     namespace = (auto_args.push_to or "local/x").split("/")[0]
     with resolve_hub(auto_args.endpoint, None, auto_args.hub_root, namespace=namespace) as (endpoint, token):

@@ -12,6 +12,7 @@ from .target_data import (
     is_classifier_of,
     load_source_config,
     read_target,
+    refuse_unread_options,
 )
 
 
@@ -172,6 +173,7 @@ def run_compare(
 
     from ..hub import resolve_hub
 
+    refuse_unread_options("compare", data_args, training_args)
     with resolve_hub(source_args.endpoint, None, source_args.hub_root) as (_, token):
         result = compare_transfer(compare_args, source_args, data_args, training_args, token)
     if not PartialState().is_main_process:

@@ -3,7 +3,14 @@ or on labelled texts or series (classification), from scratch or continued from 
 
 from dataclasses import dataclass, field, replace
 
-from .target_data import TargetDataArguments, column_texts, encode_domain_texts, read_target, read_texts
+from .target_data import (
+    TargetDataArguments,
+    column_texts,
+    encode_domain_texts,
+    read_target,
+    read_texts,
+    refuse_unread_options,
+)
 
 PRETRAIN_OBJECTIVES = ("causal_lm", "forecasting", "classification")
 
@@ -324,6 +331,8 @@ def push_source(run: PretrainRun, repo_id: str, token, data_description: str, ar
 def run_pretrain(args: PretrainArguments, data_args: TargetDataArguments, training_args) -> dict:
     """`hf-rnn-transfer pretrain`: `pretrain` in a Hub session, then `push_source` when `--push_to` is given."""
     from ..hub import resolve_hub
+
+    refuse_unread_options("pretrain", data_args, training_args, reads=("--domain_file", "--domain_adversarial_weight"))
 
     namespace = (args.push_to or "local/x").split("/")[0]
     with resolve_hub(args.endpoint, None, args.hub_root, namespace=namespace) as (_, token):

@@ -4,7 +4,7 @@ candidate sources on the target's training rows."""
 from dataclasses import dataclass, field
 
 from ..selection import SCORES
-from .target_data import TargetDataArguments, read_target
+from .target_data import TargetDataArguments, read_target, refuse_unread_options
 
 
 @dataclass
@@ -33,6 +33,7 @@ def run_rank_sources(args: RankSourcesArguments, data_args: TargetDataArguments)
     from ..hub import resolve_hub
     from ..selection import rank_sources
 
+    refuse_unread_options("rank-sources", data_args)
     raw = read_target(data_args)
     train = raw["train"].shuffle(seed=0)
     label_column = data_args.label_column

@@ -263,6 +263,18 @@ def _encode_pairs(raw: DatasetDict, source_config, tokenizer, args: TargetDataAr
     return EncodedTarget(encoded, None, collator, {}, None, tokenizer)
 
 
+def refuse_unread_options(command: str, data_args: TargetDataArguments, training_args=None, reads=()) -> None:
+    """Refuse, by name, the fine-tuning data options `command` does not read (all but `reads`), rather than train
+    as if they had not been given."""
+    options = {"--domain_file": data_args.domain_file, "--replay_file": data_args.replay_file}
+    if training_args is not None:
+        options["--domain_adversarial_weight"] = training_args.domain_adversarial_weight
+        options["--source_replay_weight"] = training_args.source_replay_weight
+    given = [flag for flag, value in options.items() if value and flag not in reads]
+    if given:
+        raise ValueError(f"{command} does not read {', '.join(given)}: they are options of `hf-rnn-transfer finetune`.")
+
+
 def _file_with_its_weight(file, weight, file_flag, weight_flag, purpose, example, needs) -> bool:
     """Whether a data file read only when its weight is > 0 is in use; refuses one without the other."""
     if file is None:
