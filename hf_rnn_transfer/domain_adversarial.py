@@ -24,6 +24,12 @@ class _ReverseGradient(torch.autograd.Function):
         return -ctx.scale * grad, None
 
 
+def cycled(batches):
+    """`batches` again and again, re-iterated each pass (a shuffling DataLoader reshuffles)."""
+    while True:
+        yield from batches
+
+
 def reverse_gradient(features: torch.Tensor, scale: float) -> torch.Tensor:
     """The identity forward; the gradient multiplied by `-scale` backward."""
     return _ReverseGradient.apply(features, scale)
@@ -58,7 +64,7 @@ class DomainAdversary(nn.Module):
         self.classifier = nn.Sequential(nn.Linear(size, 100), nn.ReLU(), nn.Linear(100, 1))
         self.weight = weight
         self.batches = batches
-        self._iterator = None
+        self._stream = cycled(batches)
         self._features: list[torch.Tensor] = []
         self.capturing = False
         self._hook = model.pooler.register_forward_hook(self._capture)
@@ -69,17 +75,8 @@ class DomainAdversary(nn.Module):
         if self.capturing:
             self._features.append(output)
 
-    def _next_batch(self) -> dict:
-        if self._iterator is None:
-            self._iterator = iter(self.batches)
-        try:
-            return next(self._iterator)
-        except StopIteration:
-            self._iterator = iter(self.batches)
-            return next(self._iterator)
-
     def target_batch(self, device) -> dict:
-        batch = self._next_batch()
+        batch = next(self._stream)
         return {k: v.to(device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
 
     def loss(self, model: nn.Module, progress: float) -> torch.Tensor:

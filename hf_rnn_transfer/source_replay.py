@@ -12,15 +12,11 @@ labelled rows (in the target's label ids) and adds its loss, times `source_repla
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import torch
 
-
-def _cycle(batches: Iterable) -> Iterator:
-    """`batches` again and again, re-iterated each pass (a shuffling DataLoader reshuffles)."""
-    while True:
-        yield from batches
+from .domain_adversarial import cycled
 
 
 class SourceReplay:
@@ -30,7 +26,6 @@ class SourceReplay:
     Args:
         batches: an iterable of labelled source batches (`input_ids`, `attention_mask`, `labels`), cycled.
         weight: the replayed loss's weight beside the target batch's (`source_replay_weight`).
-        rows: how many source rows the batches come from (for the recipe).
 
     Example:
 
@@ -40,15 +35,15 @@ class SourceReplay:
     ```
     """
 
-    def __init__(self, batches: Iterable, weight: float, rows: int | None = None):
-        self.weight, self.rows = weight, rows
-        self._batches = _cycle(batches)
+    def __init__(self, batches: Iterable, weight: float):
+        self.weight, self.batches = weight, batches
+        self._stream = cycled(batches)
         self.losses: list[float] = []
 
     def loss(self, model: torch.nn.Module) -> torch.Tensor:
         """The next source batch through `model` (on the model's device): its loss times the weight."""
         device = next(model.parameters()).device
-        batch = {k: v.to(device) for k, v in next(self._batches).items()}
+        batch = {k: v.to(device) for k, v in next(self._stream).items()}
         loss = model(**batch).loss
         self.losses.append(float(loss.detach()))
         return self.weight * loss

@@ -444,7 +444,9 @@ class TransferTrainer(Trainer):
         self.replay = self._source_replay(replay_dataset)
         self._apply_schedule()
 
-    def _second_stream(self, dataset, required, *, name: str, weight: str, purpose: str, example: str, needs: str):
+    def _second_stream(
+        self, dataset, required, *, name: str, weight: str, flag: str, purpose: str, example: str, needs: str
+    ):
         """Shuffled, seeded batches of `dataset`'s `required` columns (and `attention_mask`), collated as the
         training rows, read beside the training batches when the argument `weight` is > 0 (`None` when it is 0);
         refuses the dataset without the weight, the weight without the dataset, missing columns, several processes."""
@@ -456,7 +458,6 @@ class TransferTrainer(Trainer):
                     f"{name} is read only by {purpose}: set {weight} > 0 (e.g. {example}), or leave {name} out."
                 )
             return None
-        flag = {"domain_dataset": "--domain_file", "replay_dataset": "--replay_file"}[name]
         if dataset is None or len(dataset) == 0:
             raise ValueError(f"{weight} > 0 needs {needs}: TransferTrainer({name}=...) ({flag} in the commands).")
         if self.args.world_size > 1:
@@ -479,9 +480,9 @@ class TransferTrainer(Trainer):
 
         batches = self._second_stream(
             replay_dataset, ["input_ids", "labels"], name="replay_dataset", weight="source_replay_weight",
-            purpose="source replay", example="1.0", needs="the source's labelled rows",
+            flag="--replay_file", purpose="source replay", example="1.0", needs="the source's labelled rows",
         )  # fmt: skip
-        return None if batches is None else SourceReplay(batches, self.args.source_replay_weight, len(replay_dataset))
+        return None if batches is None else SourceReplay(batches, self.args.source_replay_weight)
 
     def _domain_adversary(self, domain_dataset):
         """The DANN domain classifier and its target batches, when `domain_adversarial_weight > 0`."""
@@ -489,7 +490,7 @@ class TransferTrainer(Trainer):
 
         batches = self._second_stream(
             domain_dataset, ["input_ids"], name="domain_dataset", weight="domain_adversarial_weight",
-            purpose="domain-adversarial training", example="0.1", needs="unlabelled target rows",
+            flag="--domain_file", purpose="domain-adversarial training", example="0.1", needs="unlabelled target rows",
         )  # fmt: skip
         if batches is None:
             return None
@@ -777,7 +778,7 @@ class TransferTrainer(Trainer):
         if self.replay is not None:
             recipe["source replay"] = (
                 f"a batch of the source's labelled rows each step, its loss weighted {args.source_replay_weight:g} "
-                f"({self.replay.rows:,} source rows)"
+                f"({len(self.replay.batches.dataset):,} source rows)"
             )
         chosen = getattr(self.model, "budget_selection", None)
         if chosen is not None:
