@@ -479,6 +479,50 @@ def row_accuracy(model, dataset, collator, batch_size: int = 128) -> np.ndarray:
     return (probabilities.argmax(-1) == labels).astype(float)
 
 
+def row_losses(model, dataset, collator, batch_size: int = 64) -> np.ndarray:
+    """Each row's mean cross-entropy over its labelled positions (`labels` of -100 ignored), for an encoded dataset of
+    a model whose logits line up with its labels (a classifier's row: minus the log-probability of its label; sequence
+    to sequence and token classification: the mean over the row's output tokens). Computed in this
+    process on the model's device, in order, so every process of a distributed run gets the same values. What selection
+    inside the budget compares row by row (negated) where accuracy does not apply.
+
+    Example:
+
+    ```python
+    >>> losses = row_losses(model, encoded["test"], collator)  # shape [rows]; losses.mean() weighs every row alike
+    ```
+    """
+    import inspect
+
+    import torch.nn.functional as F
+
+    accepted = set(inspect.signature(model.forward).parameters)
+    was_training = model.training
+    model.eval()
+    values = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(dataset), batch_size):
+                rows = dataset[start : start + batch_size]
+                batch = collator([{k: rows[k][i] for k in rows} for i in range(len(next(iter(rows.values()))))])
+                batch = to_device({k: v for k, v in batch.items() if k in accepted}, model.device)
+                if "labels" not in batch:
+                    raise ValueError(f"row_losses needs a `labels` column; the dataset has {dataset.column_names}.")
+                logits = model(**batch).logits.float()
+                labels = batch["labels"]
+                if logits.shape[:-1] != labels.shape:
+                    raise ValueError(
+                        f"row_losses needs one prediction per label: logits {tuple(logits.shape)} do not line up "
+                        f"with labels {tuple(labels.shape)} (a regression or forecasting head has no cross-entropy)."
+                    )
+                losses = F.cross_entropy(logits.flatten(0, -2), labels.flatten(), ignore_index=-100, reduction="none")
+                kept = (labels != -100).view(len(labels), -1).float()
+                values.append(((losses.view(len(labels), -1) * kept).sum(1) / kept.sum(1).clamp(min=1)).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(values).numpy().astype(float) if values else np.zeros(0)
+
+
 def to_device(batch: dict, device) -> dict:
     """A collated batch on `device` (the model's: CPU, CUDA or MPS); non-tensor values stay as they are."""
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

@@ -246,12 +246,13 @@ class TransferTrainingArguments(TrainingArguments):
     )
 
     select_rule: str = field(
-        default="one_standard_error",
+        default="paired_standard_error",
         metadata={
-            "help": "With --select_folds: one_standard_error keeps the candidate closest to the source among those "
-            "within one (binomial) standard error of the best held-out score (noise does not move the model); "
-            "paired_standard_error does the same with the standard error of each candidate's per-row difference "
-            "from the best on the same rows (smaller: less cautious at large budgets); best takes the highest score.",
+            "help": "With --select_folds: paired_standard_error (recommended) keeps the candidate closest to the "
+            "source among those within one standard error of the best held-out score, the error being that of each "
+            "candidate's per-row difference from the best on the same rows (noise does not move the model, a gain "
+            "seen row after row does); one_standard_error does the same with the binomial error of an accuracy "
+            "(more cautious: keeps the source more often); best takes the highest score.",
             "choices": list(SELECTION_RULES),
         },
     )

@@ -9,7 +9,7 @@ from transformers import default_data_collator, set_seed
 
 from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
 from hf_rnn_transfer.budget_selection import fit_within_budget, fold_indices, mix_weights, starting_weights
-from hf_rnn_transfer.evaluation import accuracy_of, compare
+from hf_rnn_transfer.evaluation import accuracy_of, compare, row_accuracy
 from hf_rnn_transfer.trainer import RecommendedTrainingArguments, TransferTrainer, TransferTrainingArguments
 
 SHAPE = dict(vocab_size=12, embedding_size=8, hidden_size=16, num_layers=1, pad_token_id=0, pooling="max")
@@ -27,6 +27,11 @@ def marker_task(rows: int, seed: int, flip: bool = False) -> Dataset:
 
 def score(model, rows):
     return accuracy_of(model, rows, default_data_collator)
+
+
+def per_row(model, rows):
+    """Right (1) or wrong (0) on each row: what the default (paired) rule compares."""
+    return row_accuracy(model, rows, default_data_collator)
 
 
 def recipe(tmp_path, epochs=4, **extra):
@@ -80,7 +85,7 @@ def test_folds_cover_every_row_once_and_keep_the_class_balance():
 def test_a_source_the_budget_cannot_improve_is_kept_as_it_is(source, tmp_path):
     budget = marker_task(24, 1)
     model, chosen = fit_within_budget(
-        lambda: copy_of(source), budget, recipe(tmp_path), default_data_collator, score, folds=3
+        lambda: copy_of(source), budget, recipe(tmp_path), default_data_collator, per_row, folds=3
     )
     assert chosen.mix == 0.0 and chosen.source_score == 1.0 and chosen.trainings == 3  # no final training
     for name, value in model.state_dict().items():
@@ -97,9 +102,10 @@ def test_a_source_with_the_wrong_answers_is_fine_tuned_and_beats_its_zero_shot(s
         budget,
         recipe(tmp_path, epochs=8, learning_rate=5e-2, per_device_train_batch_size=4),
         default_data_collator,
-        score,
+        per_row,
         folds=2,
     )
+    assert chosen.rule == "paired_standard_error"  # the default
     assert zero_shot < 0.1 and chosen.mix > 0.0 and chosen.best_score > chosen.source_score + 0.5
     assert score(model, test) > 0.9
     assert len(chosen.scores) == 8 and len(chosen.scores[0]) == len(chosen.mixes)
@@ -184,17 +190,13 @@ def test_the_paired_rule_keeps_a_gain_that_is_consistent_row_by_row():
         _choose(means, 500, "paired_standard_error")
 
 
-def test_the_paired_rule_runs_on_row_scores_and_refuses_a_single_number(source, tmp_path):
-    from hf_rnn_transfer.evaluation import row_accuracy
-
+def test_the_default_paired_rule_refuses_a_single_number_and_the_binomial_rule_takes_it(source, tmp_path):
     budget, test = marker_task(48, 2, flip=True), marker_task(200, 3, flip=True)
-    per_row = lambda model, rows: row_accuracy(model, rows, default_data_collator)  # noqa: E731
     assert per_row(source, test).shape == (200,) and per_row(source, test).mean() == score(source, test)
     args = recipe(tmp_path, epochs=8, learning_rate=5e-2, per_device_train_batch_size=4)
-    model, chosen = fit_within_budget(
-        lambda: copy_of(source), budget, args, default_data_collator, per_row, folds=2, rule="paired_standard_error"
-    )
-    assert chosen.rule == "paired_standard_error" and chosen.mix > 0.0 and score(model, test) > 0.9
     with pytest.raises(ValueError, match="must return one value per held-out row"):
-        fit_within_budget(lambda: copy_of(source), budget, args, default_data_collator, score, folds=2,
-                          rule="paired_standard_error")  # fmt: skip
+        fit_within_budget(lambda: copy_of(source), budget, args, default_data_collator, score, folds=2)
+    model, chosen = fit_within_budget(
+        lambda: copy_of(source), budget, args, default_data_collator, score, folds=2, rule="one_standard_error"
+    )
+    assert chosen.rule == "one_standard_error" and chosen.mix > 0.0 and score(model, test) > 0.9

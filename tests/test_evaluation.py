@@ -20,6 +20,7 @@ from hf_rnn_transfer.evaluation import (
     layer_change_table,
     linear_cka,
     plot_layer_changes,
+    row_losses,
     snapshot,
     what_transferred,
 )
@@ -160,6 +161,37 @@ def test_class_probabilities_are_the_models_softmax_in_dataset_order(kitchen):
         expected = model(**batch).logits.softmax(-1).numpy()
     assert np.allclose(probabilities[:5], expected, atol=1e-5)
     assert float((probabilities.argmax(-1) == labels).mean()) == pytest.approx(accuracy_of(model, rows, collator))
+
+
+def test_row_losses_give_each_output_text_its_own_mean_loss(kitchen):
+    """Per-row loss of a sequence-to-sequence model (what selection inside the budget compares row by row): each
+    row's value is the model's loss on that row alone, whatever the batch and its padding; a classifier's is minus the
+    log-probability of its label."""
+    from datasets import Dataset
+    from transformers import DataCollatorForSeq2Seq
+
+    from hf_rnn_transfer import RNNForSeq2SeqLM
+    from hf_rnn_transfer.data import prepare_translation, token_fields
+
+    tokenizer = train_tokenizer(["alpha beta gamma delta omega sigma kappa zeta"], min_frequency=1)
+    torch.manual_seed(0)
+    model = RNNForSeq2SeqLM(RNNConfig(**token_fields(tokenizer), embedding_size=8, hidden_size=16, num_layers=1))
+    words = "alpha beta gamma delta omega sigma kappa zeta".split()
+    texts = [{"question": " ".join(words[: 2 + i % 5]), "answer": " ".join(words[i % 3 : 3 + i % 6])} for i in range(9)]
+    pairs = prepare_translation(Dataset.from_list(texts), tokenizer, "question", "answer").remove_columns("length")
+    collator = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)
+    losses = row_losses(model, pairs, collator, batch_size=4)
+    assert losses.shape == (9,) and len(set(np.round(losses, 5))) > 1
+    model.eval()
+    with torch.no_grad():
+        alone = [model(**collator([pairs[i]])).loss.item() for i in range(9)]
+    np.testing.assert_allclose(losses, alone, rtol=1e-4)
+    _, text_tokenizer, train, _ = kitchen
+    classifier = RNNForSequenceClassification(RNNConfig(vocab_size=len(text_tokenizer), **SHAPE))
+    rows = train.select(range(6))
+    probabilities, labels = class_probabilities(classifier, rows, DataCollatorWithPadding(text_tokenizer))
+    expected = -np.log(probabilities[np.arange(6), labels])  # a classifier's row loss: minus log p(its label)
+    np.testing.assert_allclose(row_losses(classifier, rows, DataCollatorWithPadding(text_tokenizer)), expected, rtol=1e-4)
 
 
 def test_linear_cka_and_what_transferred(kitchen, tmp_path):

@@ -80,12 +80,12 @@ def target_score(target):
 
 
 def selection_score(target):
-    """What selection inside the budget maximises: accuracy (row by row, so every selection rule applies), or for
-    output texts minus the held-out loss (generating at every epoch for every mix would cost more than the training)."""
-    from ..evaluation import evaluate_classifier, row_accuracy
+    """What selection inside the budget maximises, row by row so that every selection rule applies: accuracy, or for
+    output texts minus each row's loss (generating at every epoch for every mix would cost more than the training)."""
+    from ..evaluation import row_accuracy, row_losses
 
     if target.is_seq2seq:
-        return lambda model, rows: -evaluate_classifier(model, rows, target.collator, loss_only=True)["test_loss"]
+        return lambda model, rows: -row_losses(model, rows, target.collator)
     return lambda model, rows: row_accuracy(model, rows, target.collator)  # its mean is the accuracy
 
 
