@@ -189,9 +189,10 @@ def test_row_losses_give_each_output_text_its_own_mean_loss(kitchen):
     _, text_tokenizer, train, _ = kitchen
     classifier = RNNForSequenceClassification(RNNConfig(vocab_size=len(text_tokenizer), **SHAPE))
     rows = train.select(range(6))
-    probabilities, labels = class_probabilities(classifier, rows, DataCollatorWithPadding(text_tokenizer))
+    padding = DataCollatorWithPadding(text_tokenizer)
+    probabilities, labels = class_probabilities(classifier, rows, padding)
     expected = -np.log(probabilities[np.arange(6), labels])  # a classifier's row loss: minus log p(its label)
-    np.testing.assert_allclose(row_losses(classifier, rows, DataCollatorWithPadding(text_tokenizer)), expected, rtol=1e-4)
+    np.testing.assert_allclose(row_losses(classifier, rows, padding), expected, rtol=1e-4)
 
 
 def test_linear_cka_and_what_transferred(kitchen, tmp_path):
