@@ -116,6 +116,31 @@ def run_cli(argv: list, capsys) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(argv, code, captured.out, captured.err)
 
 
+def run_command(argv: list) -> subprocess.CompletedProcess:
+    """ARGV in a real subprocess (launchers, the console script), captured, with a timeout."""
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+
+
+def tiny_text_source(folder, texts):
+    """A small untrained LSTM classifier and a tokenizer trained on `texts`, saved in `folder` (a source)."""
+    from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
+    from hf_rnn_transfer.data import train_tokenizer
+
+    tokenizer = train_tokenizer(texts, vocab_size=300, model_max_length=32)
+    config = RNNConfig(vocab_size=len(tokenizer), pad_token_id=0, embedding_size=8, hidden_size=8, num_layers=1)
+    RNNForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def write_jsonl(rows, path):
+    """The `text` and `label` of each row, one JSON object per line (what the commands' --train_file reads)."""
+    import json
+
+    with open(path, "w") as handle:
+        for row in rows:
+            handle.write(json.dumps({"text": row["text"], "label": row["label"]}) + "\n")
+
+
 # The start of a child script that runs where `hf_rnn_transfer` cannot be imported (a user with transformers only).
 WITHOUT_THE_PACKAGE = """
 import importlib.abc, json, sys

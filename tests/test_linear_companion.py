@@ -12,8 +12,7 @@ from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
 from hf_rnn_transfer.data import load_amazon_reviews
 from hf_rnn_transfer.hub import LocalHub, hub_endpoint
 
-from .conftest import run_child, run_cli
-from .test_commands import _tiny_text_source, write_jsonl
+from .conftest import run_child, run_cli, tiny_text_source, write_jsonl
 from .test_pipeline_linear import REMOTE
 
 
@@ -21,7 +20,7 @@ def _linear_source_files(folder, test_rows: int) -> None:
     """A tiny text source, 40 kitchen training reviews, `test_rows` test ones, 300 books reviews as the linear
     model's source labels, and a file whose label the target lacks (bad.jsonl)."""
     reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
-    _tiny_text_source(folder / "source", reviews["text"][:200])
+    tiny_text_source(folder / "source", reviews["text"][:200])
     write_jsonl(reviews.select(range(40)), folder / "train.jsonl")
     write_jsonl(reviews.select(range(100, 100 + test_rows)), folder / "test.jsonl")
     write_jsonl(load_amazon_reviews("books").shuffle(seed=0).select(range(300)), folder / "books.jsonl")

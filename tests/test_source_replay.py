@@ -85,10 +85,10 @@ def test_finetune_replays_a_source_file_from_the_command_line(tmp_path, capsys):
     from hf_rnn_transfer.cli import main
     from hf_rnn_transfer.data import load_amazon_reviews
 
-    from .test_commands import _tiny_text_source, write_jsonl
+    from .conftest import tiny_text_source, write_jsonl
 
     reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
-    _tiny_text_source(tmp_path / "source", reviews["text"][:200])
+    tiny_text_source(tmp_path / "source", reviews["text"][:200])
     write_jsonl(reviews.select(range(32)), tmp_path / "train.jsonl")
     write_jsonl(load_amazon_reviews("books").shuffle(seed=0).select(range(48)), tmp_path / "books.jsonl")
     (tmp_path / "bad.jsonl").write_text('{"text": "fine", "label": 2}\n')
