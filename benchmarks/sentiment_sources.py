@@ -25,8 +25,9 @@ Source variants (no source ever holds a review of the target's domain; texts are
   review), then the `all_domains` supervised stage continued from it (`pretrain --init_from`).
 
 `--source_replay_weight w` fine-tunes with source replay (`TransferTrainer(replay_dataset=...)`: a batch of the
-source's labelled reviews beside each target batch, its loss weighted w); `--select_rule` picks another selection
-rule. Either adds rows beside the default run's (the sources are reused).
+source's labelled reviews beside each target batch, its loss weighted w); `--select_rule` picks the selection rule
+(default `paired_standard_error`, the recipe's; runs made before it was the default used `one_standard_error`, and
+their results are kept under that name). Each run adds rows beside the others (the sources are reused).
 
 Results go to `--output_dir/results.json` (a finished part is not rerun) and one section of docs/benchmarks.md per
 target.
@@ -387,7 +388,7 @@ def run_name(cli) -> str:
 
 
 def run_description(cli) -> str:
-    """How a row's fine-tuning differs from the default run."""
+    """How a run differs from the first runs (one_standard_error, no replay): part of its results' key."""
     parts = [] if cli.select_rule == "one_standard_error" else [f"{cli.select_rule} rule"]
     if cli.source_replay_weight:
         parts.append(f"source replay {cli.source_replay_weight:g}")
@@ -410,6 +411,12 @@ def probabilities_folder(out: Path, variant: str, rule: str) -> Path:
     return out / variant / "test_probabilities" / rule
 
 
+def row_rule(entry: dict) -> str:
+    """The selection rule (and source replay) a variant's row was fine-tuned with."""
+    rule, _, replay = entry.get("rule", "one_standard_error").partition("+replay")
+    return f"{rule} rule" + (f", source replay {replay}" if replay else "")
+
+
 def cell(values) -> str:
     if not values:
         return ""
@@ -423,7 +430,7 @@ def section(res: dict, cli) -> str:
     for variant, entry in res["variants"].items():
         values = {"0": [entry["zero_shot"]], **entry["transfer"]}
         rows.append(
-            [f"**RNN transfer**, source `{variant}` ({entry['source_reviews']:,} reviews)"]
+            [f"**RNN transfer**, source `{entry['variant']}` ({entry['source_reviews']:,} reviews), {row_rule(entry)}"]
             + [cell(values.get(c, [])) for c in columns]
         )
         mixes = {b: np.mean([s["mix"] for s in runs]) for b, runs in entry["selection"].items()}
@@ -461,9 +468,10 @@ def section(res: dict, cli) -> str:
     )
     return (
         f"Mean ± std over seeds {cli.seeds}; nested, balanced budgets; the recommended recipe selects its stopping "
-        f"epoch and mix by {cli.select_folds}-fold cross-validation inside each budget with the one-standard-error "
-        "rule (a row marked `best rule` takes the highest held-out score instead; `paired_standard_error rule` uses "
-        "the standard error of each candidate's per-row difference from the best; `source replay w` trains on a "
+        f"epoch and mix by {cli.select_folds}-fold cross-validation inside each budget with the rule each row names "
+        "(`paired_standard_error`, the default: the candidate closest to the source within one standard error of "
+        "each candidate's per-row difference from the best; `one_standard_error`: within one binomial standard error "
+        "of the best accuracy; `best`: the highest held-out score; `source replay w` trains on a "
         "batch of the source's labelled reviews beside each target batch, its loss weighted w, in every fold and "
         "the final run). `RNN + linear model` averages "
         "the class probabilities of that RNN and of the linear model on the same source and target labels (same "
@@ -486,7 +494,7 @@ def main():
     parser.add_argument("--budgets", nargs="+", type=int, default=[0, 50, 100, 200, 500, 1000])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--select_folds", type=int, default=3)
-    parser.add_argument("--select_rule", default="one_standard_error", choices=list(SELECTION_RULES))
+    parser.add_argument("--select_rule", default="paired_standard_error", choices=list(SELECTION_RULES))
     parser.add_argument(
         "--source_replay_weight",
         type=float,
