@@ -17,8 +17,7 @@ BIN = $(VENV)/bin
 # pytest-xdist workers: two keep both cores of a small machine busy while a test waits on a subprocess or a server
 # (each worker gets its share of the cores for torch); `make test PYTEST_WORKERS=0` runs in one process.
 PYTEST_WORKERS ?= 2
-# whole files per worker (module fixtures built once), the longest collected first (tests/conftest.py)
-PYTEST = $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+PYTEST = $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: install demo quickstart test test-fast gpu-check lint clean
 

@@ -42,28 +42,6 @@ os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
 torch.set_num_threads(_THREADS)
 
 
-# The two xdist workers take whole files (`--dist loadfile --no-loadscope-reorder`, Makefile) in collection order, the
-# next file to whichever worker is free; started last, a long file leaves the other worker idle. So the files that take
-# a minute or more (subprocess launchers, examples on the real datasets) are collected first, longest first, and the
-# rest follow in name order: the workers then end within a short file of each other.
-LONGEST_FILES_FIRST = (
-    "test_commands.py",
-    "test_examples.py",
-    "test_commands_pretrain.py",
-    "test_trainer.py",
-    "test_auto.py",
-    "test_cli.py",
-    "test_evaluation.py",
-    "test_demo.py",
-    "test_hub_server.py",
-)
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: name order within a rank
-
-
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
