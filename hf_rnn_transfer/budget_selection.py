@@ -17,7 +17,7 @@ the best candidate on the same held-out rows: two close candidates are right and
 gain seen row after row is kept where the binomial error of an accuracy (`rule="one_standard_error"`) would call it
 noise and keep the source. The paired rule needs a score that returns one value per held-out row
 (`evaluation.row_accuracy`, or minus `evaluation.row_losses`). Measured on three Amazon targets
-(`benchmarks/sentiment_sources.py`, docs/benchmarks.md), it is never below the binomial rule and up to 0.02 above it.
+(`benchmarks/sentiment_sources.py`, docs/benchmarks.md), it was never below the binomial rule and up to 0.006 above it.
 """
 
 import tempfile

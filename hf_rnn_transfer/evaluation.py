@@ -503,8 +503,7 @@ def row_losses(model, dataset, collator, batch_size: int = 64) -> np.ndarray:
     try:
         with torch.no_grad():
             for start in range(0, len(dataset), batch_size):
-                rows = dataset[start : start + batch_size]
-                batch = collator([{k: rows[k][i] for k in rows} for i in range(len(next(iter(rows.values()))))])
+                batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
                 batch = to_device({k: v for k, v in batch.items() if k in accepted}, model.device)
                 if "labels" not in batch:
                     raise ValueError(f"row_losses needs a `labels` column; the dataset has {dataset.column_names}.")
