@@ -58,6 +58,8 @@ def test_finetune_and_rank_sources_commands(tmp_path, capsys):
             "none",
             "--push_to",
             "alice/kitchen-ft",
+            "--select_folds",  # selection inside the budget: the launcher test below and test_budget_selection.py
+            "0",
         ]
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -138,7 +140,9 @@ LAUNCHERS = {
 # processes; accelerate launch, which starts the same torch.distributed processes, trains once: the suite pays for
 # the recipe's distributed path one time, not two
 LAUNCHED_RECIPE = {
-    "torchrun": ["--linear_companion"],  # its share's cross-fitting trains in both processes, one process saves it
+    # 2 folds (the recipe's 4 cost two more trainings and test nothing more); the linear companion's cross-fitting
+    # trains in both processes, one process saves it
+    "torchrun": ["--select_folds", "2", "--linear_companion"],
     "accelerate": ["--select_folds", "0"],
 }
 
@@ -198,7 +202,7 @@ def test_finetune_under_torchrun_trains_one_model_over_two_processes_and_pushes_
     assert launched.stdout.count("test accuracy:") == 1 and launched.stdout.count("pushed me/kitchen-ddp@") == 1
     assert (tmp_path / "ft" / "model.safetensors").exists()
     if launcher == "torchrun":
-        assert summary["selection"]["folds"] == 4 and summary["selection"]["trainings"] == 5
+        assert summary["selection"]["folds"] == 2 and summary["selection"]["trainings"] == 3
         assert (tmp_path / "ft" / "linear_model.safetensors").exists()
         assert launched.stdout.count("linear model saved beside it") == 1
         assert summary["linear_model"]["target_texts"] == 64

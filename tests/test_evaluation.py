@@ -129,7 +129,7 @@ def test_compare_flags_a_source_trained_on_shuffled_labels(kitchen, tmp_path, mo
         test,
         finetune,
         collator,
-        budgets=[200, None],
+        budgets=[200],
         seeds=[0, 1, 2],
         scratch_args=scratch,
         texts=texts,
@@ -137,15 +137,15 @@ def test_compare_flags_a_source_trained_on_shuffled_labels(kitchen, tmp_path, mo
     )
     assert set(result.scores) == {"transfer", "scratch", "tfidf_lr"}
     assert all(len(v) == 3 for per in result.scores.values() for v in per.values())
-    assert not any(scratch_space.iterdir())  # 12 trainings, no folder left behind
+    assert not any(scratch_space.iterdir())  # 6 trainings, no folder left behind
     flagged, p_value = result.negative_transfer(200)
     assert flagged and p_value < 0.01, result.to_markdown()
-    assert result.mean("transfer", None) < result.mean("scratch", None)
-    assert result.mean("tfidf_lr", None) > 0.6
+    assert result.mean("transfer", 200) < result.mean("scratch", 200)
+    assert result.mean("tfidf_lr", 200) > 0.6
     result.plot(tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 10_000
     card = result.to_card()
-    assert card["header"][:4] == ["labels", "transfer", "scratch", "TF-IDF + LR"] and len(card["rows"]) == 2
+    assert card["header"][:4] == ["labels", "transfer", "scratch", "TF-IDF + LR"] and len(card["rows"]) == 1
 
 
 def test_class_probabilities_are_the_models_softmax_in_dataset_order(kitchen):
