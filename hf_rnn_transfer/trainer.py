@@ -651,8 +651,9 @@ class TransferTrainer(Trainer):
         """`Trainer.train`. On a CPU, the full garbage collection that transformers runs before every training (to
         hand an accelerator's memory back) leaves out the objects that existed before it: it otherwise walks every
         object of the process, about 0.3 s per training after the imports alone, paid by each fold of the selection
-        inside the budget. Those objects are collected as usual afterwards."""
-        if self.args.device.type != "cpu":
+        inside the budget. Those objects are collected as usual afterwards. A process that froze objects itself
+        (`gc.freeze()`) keeps them frozen: the training leaves its collector alone."""
+        if self.args.device.type != "cpu" or gc.get_freeze_count():
             return super().train(*args, **kwargs)
         gc.freeze()
         try:

@@ -575,3 +575,10 @@ def test_a_cpu_training_skips_the_objects_that_existed_before_it_in_the_garbage_
     with pytest.raises(RuntimeError, match="stop here"):
         failing.train()
     assert gc.get_freeze_count() == 0  # a failed training leaves the collector as it found it
+    gc.freeze()  # a process that froze its own objects keeps them frozen
+    try:
+        frozen = gc.get_freeze_count()
+        make_trainer(transferred_classifier(tokenizer), data, tokenizer, tmp_path).train()
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
