@@ -552,11 +552,11 @@ def test_gradient_accumulation_gives_the_full_batch_step_with_token_losses_and_l
 def test_a_cpu_training_skips_the_objects_that_existed_before_it_in_the_garbage_collection(kitchen, tmp_path):
     import gc
 
-    class FreezeCount(TrainerCallback):
-        seen: list = []
+    seen = []
 
+    class FreezeCount(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            self.seen.append(gc.get_freeze_count())
+            seen.append(gc.get_freeze_count())
 
     data, tokenizer = kitchen
     trainer = make_trainer(transferred_classifier(tokenizer), data, tokenizer, tmp_path)
@@ -564,7 +564,7 @@ def test_a_cpu_training_skips_the_objects_that_existed_before_it_in_the_garbage_
     before = len(gc.get_objects())
     trainer.train()
     # during the training the objects from before it are left out of every collection; afterwards they are back
-    assert min(FreezeCount.seen) >= before * 0.9 and gc.get_freeze_count() == 0
+    assert min(seen) >= before * 0.9 and gc.get_freeze_count() == 0
 
     class Fails(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
