@@ -25,9 +25,11 @@ Source variants (no source ever holds a review of the target's domain; texts are
   review), then the `all_domains` supervised stage continued from it (`pretrain --init_from`).
 
 `--source_replay_weight w` fine-tunes with source replay (`TransferTrainer(replay_dataset=...)`: a batch of the
-source's labelled reviews beside each target batch, its loss weighted w); `--select_rule` picks the selection rule
+source's labelled reviews beside each target batch, its loss weighted w); `--select_rule` picks the selection rules
 (default `paired_standard_error`, the recipe's; runs made before it was the default used `one_standard_error`, and
-their results are kept under that name). Each run adds rows beside the others (the sources are reused).
+their results are kept under that name): several rules given together choose from one cross-validation per budget and
+seed, so they are compared on the same held-out scores. Each run adds rows beside the others (the sources are
+reused).
 
 Results go to `--output_dir/results.json` (a finished part is not rerun) and one section of docs/benchmarks.md per
 target.
@@ -44,7 +46,7 @@ from _report import table, write_section
 from _reviews import source_reviews, target_splits, unlabelled_reviews
 
 from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
-from hf_rnn_transfer.budget_selection import SELECTION_RULES, fit_within_budget
+from hf_rnn_transfer.budget_selection import SELECTION_RULES, cross_validate, fit_selected
 from hf_rnn_transfer.commands import PretrainArguments, TargetDataArguments, pretrain
 from hf_rnn_transfer.data import prepare_text_classification
 from hf_rnn_transfer.evaluation import (
@@ -219,9 +221,9 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
     sources = {}
     for variant in cli.variants:
         source = sources[variant] = source_reviews(target, fdu=VARIANTS[variant]["fdu"])
-        run = run_name(cli)
-        key = variant if run == "one_standard_error" else f"{variant} ({run_description(cli)})"
-        if key in result["variants"]:
+        keys = {rule: result_key(variant, rule, cli) for rule in cli.select_rule}
+        rules = [rule for rule in cli.select_rule if keys[rule] not in result["variants"]]
+        if not rules:
             continue
         # a trained source is kept: fine-tuned again with another selection rule, or after an interrupted run
         trained = result["sources"].get(variant)
@@ -235,20 +237,22 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
         print(f"[{target}/{variant}] source: {len(source):,} reviews, zero-shot {zero_shot:.3f}, {seconds:.0f}s")
         collator, pool, test, score = encoded_target(folder, variant, splits)
         # every model's test probabilities, for the ensemble with the linear model on the same labels
-        saved = probabilities_folder(out, variant, run)
-        saved.mkdir(parents=True, exist_ok=True)
         zero_shot_probabilities, labels = class_probabilities(
             RNNForSequenceClassification.from_pretrained(folder), test, collator
         )
         assert labels.tolist() == list(splits["test"]["label"]), "the encoded test set must keep every review in order"
-        for seed in cli.seeds:
-            np.save(saved / f"0-{seed}.npy", zero_shot_probabilities)
+        entries, saved = {}, {}
+        for rule in rules:
+            saved[rule] = probabilities_folder(out, variant, run_name(rule, cli))
+            saved[rule].mkdir(parents=True, exist_ok=True)
+            for seed in cli.seeds:
+                np.save(saved[rule] / f"0-{seed}.npy", zero_shot_probabilities)
+            entries[rule] = {"source_reviews": len(source), "zero_shot": zero_shot, "source_seconds": round(seconds, 1)}
+            entries[rule].update(variant=variant, rule=run_name(rule, cli), finetune_seconds=0.0)
+            entries[rule]["transfer"] = {str(b): [] for b in budgets}
+            entries[rule]["selection"] = {str(b): [] for b in budgets}
         select = lambda model, rows, collator=collator: row_accuracy(model, rows, collator)  # noqa: E731 (any rule)
-        entry = {"source_reviews": len(source), "zero_shot": zero_shot, "source_seconds": round(seconds, 1)}
-        entry.update(variant=variant, rule=run)
         replay = encoded_source(folder, variant, source) if cli.source_replay_weight else None
-        entry["transfer"], entry["selection"] = {str(b): [] for b in budgets}, {str(b): [] for b in budgets}
-        started = time.perf_counter()
         for seed in cli.seeds:
             for budget in budgets:
 
@@ -262,23 +266,33 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
                     )
 
                 rows = pool.select(subsets[seed][budget])
-                model, chosen = fit_within_budget(
-                    make_transfer,
-                    rows,
-                    replace(finetune, seed=seed, source_replay_weight=cli.source_replay_weight),
-                    collator,
-                    select,
-                    folds=cli.select_folds,
-                    rule=cli.select_rule,
-                    replay_dataset=replay,
+                args = replace(finetune, seed=seed, source_replay_weight=cli.source_replay_weight)
+                started = time.perf_counter()
+                # one cross-validation for every rule: the rules differ only in what they choose from its scores
+                folds = cross_validate(
+                    make_transfer, rows, args, collator, select, cli.select_folds, rule=rules[0], replay_dataset=replay
                 )
-                probabilities, labels = class_probabilities(model, test, collator)
-                np.save(saved / f"{budget}-{seed}.npy", probabilities)
-                entry["transfer"][str(budget)].append(float((probabilities.argmax(-1) == labels).mean()))
-                entry["selection"][str(budget)].append({"epochs": chosen.epochs, "mix": chosen.mix})
-                print(f"[{target}/{variant}] seed {seed}, {budget} labels: {entry['transfer'][str(budget)][-1]:.3f}")
-        entry["finetune_seconds"] = round(time.perf_counter() - started, 1)
-        result["variants"][key] = entry
+                shared = time.perf_counter() - started
+                finals = {}  # (epochs, mix) -> (test probabilities, seconds): rules that agree share the training
+                for rule in rules:
+                    chosen = folds.for_rule(rule)
+                    if (chosen.epochs, chosen.mix) not in finals:
+                        started = time.perf_counter()
+                        model = fit_selected(make_transfer, rows, args, collator, chosen, replay_dataset=replay)
+                        probabilities, _ = class_probabilities(model, test, collator)
+                        finals[chosen.epochs, chosen.mix] = probabilities, time.perf_counter() - started
+                    probabilities, final_seconds = finals[chosen.epochs, chosen.mix]
+                    np.save(saved[rule] / f"{budget}-{seed}.npy", probabilities)
+                    entry = entries[rule]
+                    entry["transfer"][str(budget)].append(float((probabilities.argmax(-1) == labels).mean()))
+                    entry["selection"][str(budget)].append({"epochs": chosen.epochs, "mix": chosen.mix})
+                    entry["finetune_seconds"] = round(entry["finetune_seconds"] + shared + final_seconds, 1)
+                    print(
+                        f"[{target}/{variant}] {rule}, seed {seed}, {budget} labels: "
+                        f"{entry['transfer'][str(budget)][-1]:.3f} (epoch {chosen.epochs}, mix {chosen.mix:g})"
+                    )
+        for rule in rules:
+            result["variants"][keys[rule]] = entries[rule]
         save()
 
     # the linear model on exactly the same labels
@@ -382,17 +396,18 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
     return result
 
 
-def run_name(cli) -> str:
-    """The fine-tuning run's name: its selection rule, and the source replay weight when it replays."""
-    return cli.select_rule + (f"+replay{cli.source_replay_weight:g}" if cli.source_replay_weight else "")
+def run_name(rule: str, cli) -> str:
+    """A fine-tuning run's name: its selection rule, and the source replay weight when it replays."""
+    return rule + (f"+replay{cli.source_replay_weight:g}" if cli.source_replay_weight else "")
 
 
-def run_description(cli) -> str:
-    """How a run differs from the first runs (one_standard_error, no replay): part of its results' key."""
-    parts = [] if cli.select_rule == "one_standard_error" else [f"{cli.select_rule} rule"]
+def result_key(variant: str, rule: str, cli) -> str:
+    """A run's key in the results: the variant, and how the run differs from the first runs (one_standard_error, no
+    replay)."""
+    parts = [] if rule == "one_standard_error" else [f"{rule} rule"]
     if cli.source_replay_weight:
         parts.append(f"source replay {cli.source_replay_weight:g}")
-    return ", ".join(parts)
+    return f"{variant} ({', '.join(parts)})" if parts else variant
 
 
 def encoded_source(folder: Path, variant: str, source):
@@ -471,7 +486,10 @@ def section(res: dict, cli) -> str:
         f"epoch and mix by {cli.select_folds}-fold cross-validation inside each budget with the rule each row names "
         "(`paired_standard_error`, the default: the candidate closest to the source within one standard error of "
         "each candidate's per-row difference from the best; `one_standard_error`: within one binomial standard error "
-        "of the best accuracy; `best`: the highest held-out score; `source replay w` trains on a "
+        "of the best accuracy; `source_or_best`: the source unless the best candidate beats it by more than one "
+        "standard error of their per-row difference, then the best; `best`: the highest held-out score; rules run "
+        "together share one cross-validation per budget and seed, and each one's time counts it whole; "
+        "`source replay w` trains on a "
         "batch of the source's labelled reviews beside each target batch, its loss weighted w, in every fold and "
         "the final run). `RNN + linear model` averages "
         "the class probabilities of that RNN and of the linear model on the same source and target labels (same "
@@ -494,7 +512,13 @@ def main():
     parser.add_argument("--budgets", nargs="+", type=int, default=[0, 50, 100, 200, 500, 1000])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--select_folds", type=int, default=3)
-    parser.add_argument("--select_rule", default="paired_standard_error", choices=list(SELECTION_RULES))
+    parser.add_argument(
+        "--select_rule",
+        nargs="+",
+        default=["paired_standard_error"],
+        choices=list(SELECTION_RULES),
+        help="selection rules to fine-tune with: several share one cross-validation per budget and seed",
+    )
     parser.add_argument(
         "--source_replay_weight",
         type=float,

@@ -74,7 +74,8 @@ class _MixScorer(TrainerCallback):
                 )
             elif self.rows_needed:
                 raise ValueError(
-                    "rule='paired_standard_error' compares candidates row by row: the score must return one value "
+                    "the paired rules (paired_standard_error, source_or_best) compare candidates row by row: the "
+                    "score must return one value "
                     "per held-out row (e.g. hf_rnn_transfer.evaluation.row_accuracy), not one number."
                 )
             means.append(float(values.mean()))
@@ -105,6 +106,31 @@ class BudgetSelection:
     trainings: int = 0
     rule: str = "one_standard_error"
     trainer: object = field(default=None, repr=False, compare=False)  # the final run's (None when mix 0 won)
+    rows: int = 0  # held-out rows over all folds (the budget)
+    means: np.ndarray | None = field(default=None, repr=False, compare=False)  # the unrounded scores
+    row_scores: np.ndarray | None = field(default=None, repr=False, compare=False)  # [epoch, mix, row], if scored
+
+    def for_rule(self, rule: str) -> "BudgetSelection":
+        """The choice another rule makes from the same cross-validation (no training): compare rules on one run.
+
+        Example:
+
+        ```python
+        >>> chosen = cross_validate(make_model, budget_rows, args, collator, row_score)
+        >>> {rule: (chosen.for_rule(rule).epochs, chosen.for_rule(rule).mix) for rule in SELECTION_RULES}
+        ```
+        """
+        if rule not in SELECTION_RULES:
+            raise ValueError(f"rule must be one of {SELECTION_RULES}, got {rule!r}.")
+        means = self.means if self.means is not None else np.asarray(self.scores, dtype=float)
+        if rule in PAIRED_RULES and self.row_scores is None:
+            raise ValueError(
+                f"rule={rule!r} needs the per-row held-out scores, which this selection does not have (a score "
+                "returning one number, or folds that ended early): use 'one_standard_error' or 'best'."
+            )
+        source = self.mixes.index(0.0) if 0.0 in self.mixes else None
+        epoch, mix = _choose(means, self.rows, rule, self.row_scores, source)
+        return replace(self, epochs=epoch + 1, mix=self.mixes[mix], rule=rule, trainer=None)
 
     @property
     def best_score(self) -> float:
@@ -135,13 +161,23 @@ class BudgetSelection:
         }
 
 
-SELECTION_RULES = ("one_standard_error", "paired_standard_error", "best")
+SELECTION_RULES = ("one_standard_error", "paired_standard_error", "source_or_best", "best")
+PAIRED_RULES = ("paired_standard_error", "source_or_best")  # the rules that compare candidates row by row
 
 
-def _choose(means: np.ndarray, rows: int, rule: str, row_scores: np.ndarray | None = None) -> tuple[int, int]:
+def _choose(
+    means: np.ndarray,
+    rows: int,
+    rule: str,
+    row_scores: np.ndarray | None = None,
+    source_index: int | None = None,
+) -> tuple[int, int]:
     """The (epoch, mix) index pair to keep from the cross-validated scores `[epoch, mix]`.
 
     `best`: the highest score (ties, within float error, to the smaller mix, then the earlier epoch).
+    `source_or_best`: the starting model (mix index `source_index`) unless the best candidate beats it by more than
+    one standard error of their per-row difference (`row_scores`), then the best: a test against the source, not a
+    pull of every choice towards it (without mix 0 among the candidates, `best`).
     `one_standard_error` (Breiman et al.'s rule): among the candidates scoring within one standard error of the best,
     the one closest to the source (smallest mix), then the earliest epoch. For scores in [0, 1] (accuracy) the error is
     the binomial one over the held-out rows, sqrt(p (1 - p) / n); otherwise it is 0 and the rule is `best`. A budget
@@ -153,10 +189,17 @@ def _choose(means: np.ndarray, rows: int, rule: str, row_scores: np.ndarray | No
     candidates = [(e, m) for e in range(means.shape[0]) for m in range(means.shape[1])]
     top = float(means.max())
     margin = 1e-9
+    best = max((em for em in candidates if means[em] >= top - margin), key=order)
+    if rule in PAIRED_RULES and row_scores is None:
+        raise ValueError(f"rule={rule!r} needs the per-row scores of every candidate.")
+    if rule == "source_or_best":
+        if source_index is None or rows < 2:
+            return best
+        source = (0, source_index)
+        difference = row_scores[best] - row_scores[source]
+        error = difference.std(ddof=1) / np.sqrt(difference.shape[-1])
+        return best if means[best] - means[source] > error + margin else source
     if rule == "paired_standard_error":
-        if row_scores is None:
-            raise ValueError("rule='paired_standard_error' needs the per-row scores of every candidate.")
-        best = max((em for em in candidates if means[em] >= top - margin), key=order)
         differences = row_scores[best][None, None] - row_scores  # [epoch, mix, row]
         errors = differences.std(axis=-1, ddof=1) / np.sqrt(differences.shape[-1]) if rows > 1 else 0 * means
         return max((em for em in candidates if means[em] >= top - margin - errors[em]), key=order)
@@ -290,7 +333,7 @@ def cross_validate(
         model = make_model()
         scorer = _MixScorer(
             model, starting_weights(model), train_dataset.select(heldout), score, mixes,
-            rows_needed=rule == "paired_standard_error",
+            rows_needed=rule in PAIRED_RULES,
         )  # fmt: skip
         with tempfile.TemporaryDirectory(prefix="budget-fold-") as fold_dir:  # nothing of the folds is kept
             trainer = TransferTrainer(
@@ -312,19 +355,21 @@ def cross_validate(
     means = totals / len(train_dataset)
     complete = len(fold_rows) == folds and all(r.shape[0] == epochs for r in fold_rows)
     row_scores = np.concatenate(fold_rows, axis=-1) if complete else None
-    if rule == "paired_standard_error" and row_scores is None:  # a fold stopped before the last epoch
+    if rule in PAIRED_RULES and row_scores is None:  # a fold stopped before the last epoch
         warnings.warn("some folds ended early: choosing with the binomial one-standard-error rule", stacklevel=2)
         rule = "one_standard_error"
-    best = _choose(means, len(train_dataset), rule, row_scores)
-    return BudgetSelection(
-        epochs=best[0] + 1,
-        mix=mixes[best[1]],
+    selection = BudgetSelection(
+        epochs=0,
+        mix=0.0,
         folds=folds,
         mixes=mixes,
         scores=means.round(6).tolist(),
         trainings=folds,
         rule=rule,
+        rows=len(train_dataset),
     )
+    selection.means, selection.row_scores = means, row_scores
+    return selection.for_rule(rule)
 
 
 def fit_selected(

@@ -190,6 +190,57 @@ def test_the_paired_rule_keeps_a_gain_that_is_consistent_row_by_row():
         _choose(means, 500, "paired_standard_error")
 
 
+def test_the_source_or_best_rule_tests_the_best_against_the_source_and_does_not_shrink_towards_it():
+    from hf_rnn_transfer.budget_selection import _choose
+
+    # 1,000 held-out rows, mixes (0, 0.5, 1): the source is right on 880; mix 1.0 fixes 20 more rows; mix 0.5 differs
+    # from it on 10 rows, 4 for and 6 against it
+    source = np.r_[np.ones(880), np.zeros(120)]
+    full = source.copy()
+    full[880:900] = 1.0
+    half = full.copy()
+    half[:6], half[900:904] = 0.0, 1.0
+    rows = np.array([[source, half, full]])
+    means = rows.mean(-1)  # 0.880, 0.898, 0.900
+    # the paired rule takes the mix closest to the source within one error of the best (0.5: 0.002 below, its error
+    # 0.003); this one, once the best has beaten the source beyond its error, takes the best
+    assert _choose(means, 1000, "paired_standard_error", rows) == (0, 1)
+    assert _choose(means, 1000, "source_or_best", rows, source_index=0) == (0, 2)
+    # a best that differs from the source on 100 rows, 52 for and 48 against it: the gain (0.004) is noise (error 0.01)
+    changed = source.copy()
+    changed[:48], changed[880:932] = 0.0, 1.0
+    noisy = np.array([[source, source, changed]])
+    assert _choose(noisy.mean(-1), 1000, "source_or_best", noisy, source_index=0) == (0, 0)
+    # without the source among the candidates there is nothing to test against: the best
+    assert _choose(means, 1000, "source_or_best", rows, source_index=None) == (0, 2)
+    with pytest.raises(ValueError, match="'source_or_best' needs the per-row scores"):
+        _choose(means, 1000, "source_or_best")
+
+
+def test_every_rule_can_choose_again_from_one_cross_validation(source, tmp_path):
+    """`for_rule` re-chooses from the same held-out scores without training: what comparing the rules needs."""
+    from hf_rnn_transfer.budget_selection import SELECTION_RULES, _choose, cross_validate
+
+    budget = marker_task(48, 2, flip=True)
+    args = recipe(tmp_path, epochs=3, learning_rate=5e-2, per_device_train_batch_size=4)
+    chosen = cross_validate(lambda: copy_of(source), budget, args, default_data_collator, per_row, folds=2)
+    assert chosen.rule == "paired_standard_error" and chosen.rows == 48 and chosen.row_scores.shape[-1] == 48
+    for rule in SELECTION_RULES:
+        again = chosen.for_rule(rule)
+        index = _choose(chosen.means, 48, rule, chosen.row_scores, source_index=0)
+        assert again.rule == rule and (again.epochs, again.mix) == (index[0] + 1, chosen.mixes[index[1]])
+        assert again.scores == chosen.scores and again.trainings == chosen.trainings
+    assert chosen.for_rule("source_or_best").mix > 0.0  # inverted labels: the source is beaten beyond any noise
+    with pytest.raises(ValueError, match="rule must be one of"):
+        chosen.for_rule("median")
+    single = cross_validate(
+        lambda: copy_of(source), budget, args, default_data_collator, score, folds=2, rule="one_standard_error"
+    )
+    assert single.row_scores is None and single.for_rule("best").rule == "best"
+    with pytest.raises(ValueError, match="needs the per-row held-out scores"):
+        single.for_rule("source_or_best")
+
+
 def test_the_default_paired_rule_refuses_a_single_number_and_the_binomial_rule_takes_it(source, tmp_path):
     budget, test = marker_task(48, 2, flip=True), marker_task(200, 3, flip=True)
     assert per_row(source, test).shape == (200,) and per_row(source, test).mean() == score(source, test)
