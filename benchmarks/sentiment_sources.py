@@ -396,15 +396,22 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
     return result
 
 
+DEFAULT_FOLDS = 3  # the benchmark's cross-validation inside the budget, unless --select_folds says otherwise
+
+
 def run_name(rule: str, cli) -> str:
-    """A fine-tuning run's name: its selection rule, and the source replay weight when it replays."""
-    return rule + (f"+replay{cli.source_replay_weight:g}" if cli.source_replay_weight else "")
+    """A fine-tuning run's name: its selection rule, its folds when not the default, and the source replay weight
+    when it replays."""
+    folds = f"+folds{cli.select_folds}" if cli.select_folds != DEFAULT_FOLDS else ""
+    return rule + folds + (f"+replay{cli.source_replay_weight:g}" if cli.source_replay_weight else "")
 
 
 def result_key(variant: str, rule: str, cli) -> str:
-    """A run's key in the results: the variant, and how the run differs from the first runs (one_standard_error, no
-    replay)."""
+    """A run's key in the results: the variant, and how the run differs from the first runs (one_standard_error, 3
+    folds, no replay)."""
     parts = [] if rule == "one_standard_error" else [f"{rule} rule"]
+    if cli.select_folds != DEFAULT_FOLDS:
+        parts.append(f"{cli.select_folds} folds")
     if cli.source_replay_weight:
         parts.append(f"source replay {cli.source_replay_weight:g}")
     return f"{variant} ({', '.join(parts)})" if parts else variant
@@ -429,7 +436,8 @@ def probabilities_folder(out: Path, variant: str, rule: str) -> Path:
 def row_rule(entry: dict) -> str:
     """The selection rule (and source replay) a variant's row was fine-tuned with."""
     rule, _, replay = entry.get("rule", "one_standard_error").partition("+replay")
-    return f"{rule} rule" + (f", source replay {replay}" if replay else "")
+    rule, _, folds = rule.partition("+folds")
+    return f"{rule} rule" + (f", {folds} folds" if folds else "") + (f", source replay {replay}" if replay else "")
 
 
 def cell(values) -> str:
@@ -483,7 +491,8 @@ def section(res: dict, cli) -> str:
     )
     return (
         f"Mean ± std over seeds {cli.seeds}; nested, balanced budgets; the recommended recipe selects its stopping "
-        f"epoch and mix by {cli.select_folds}-fold cross-validation inside each budget with the rule each row names "
+        f"epoch and mix by {DEFAULT_FOLDS}-fold cross-validation inside each budget (unless a row names more folds) "
+        "with the rule each row names "
         "(`paired_standard_error`, the default: the candidate closest to the source within one standard error of "
         "each candidate's per-row difference from the best; `one_standard_error`: within one binomial standard error "
         "of the best accuracy; `source_or_best`: the source unless the best candidate beats it by more than one "
@@ -511,7 +520,7 @@ def main():
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--budgets", nargs="+", type=int, default=[0, 50, 100, 200, 500, 1000])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--select_folds", type=int, default=3)
+    parser.add_argument("--select_folds", type=int, default=DEFAULT_FOLDS)
     parser.add_argument(
         "--select_rule",
         nargs="+",

@@ -18,6 +18,11 @@ gain seen row after row is kept where the binomial error of an accuracy (`rule="
 noise and keep the source. The paired rule needs a score that returns one value per held-out row
 (`evaluation.row_accuracy`, or minus `evaluation.row_losses`). Measured on three Amazon targets
 (`benchmarks/sentiment_sources.py`, docs/benchmarks.md), it was never below the binomial rule and up to 0.006 above it.
+
+`rule="source_or_best"` uses the same paired error as a test rather than a pull: the source is kept unless the best
+candidate beats it by more than one standard error of their per-row difference, and then the best is taken, not the
+candidate nearest the source. `rule="best"` takes the highest held-out score. `BudgetSelection.for_rule` re-chooses
+from one cross-validation with another rule, so rules can be compared on the same held-out scores.
 """
 
 import tempfile

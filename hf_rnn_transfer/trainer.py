@@ -253,7 +253,9 @@ class TransferTrainingArguments(TrainingArguments):
             "source among those within one standard error of the best held-out score, the error being that of each "
             "candidate's per-row difference from the best on the same rows (noise does not move the model, a gain "
             "seen row after row does); one_standard_error does the same with the binomial error of an accuracy "
-            "(more cautious: keeps the source more often); best takes the highest score.",
+            "(more cautious: keeps the source more often); source_or_best keeps the source unless the best "
+            "candidate beats it by more than one standard error of their per-row difference, then takes the best "
+            "(moves further once the budget shows a gain); best takes the highest score.",
             "choices": list(SELECTION_RULES),
         },
     )
