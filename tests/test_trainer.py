@@ -189,6 +189,20 @@ def test_slanted_triangular_schedule_shape():
     assert all(a < b for a, b in zip(rates[:10], rates[1:11])) and all(a > b for a, b in zip(rates[10:-1], rates[11:]))
 
 
+def test_every_selection_rule_parses_from_the_command_line_and_an_unknown_one_is_refused():
+    from hf_rnn_transfer.budget_selection import SELECTION_RULES
+
+    parser = HfArgumentParser(TransferTrainingArguments)
+    for rule in SELECTION_RULES:
+        (args,) = parser.parse_args_into_dataclasses(["--output_dir", "out", "--select_rule", rule])
+        assert args.select_rule == rule
+    assert "source_or_best" in parser.format_help()
+    with pytest.raises(SystemExit):  # argparse: "invalid choice", with the choices
+        parser.parse_args_into_dataclasses(["--output_dir", "out", "--select_rule", "median"])
+    with pytest.raises(ValueError, match="select_rule must be one of .*source_or_best.*got 'median'"):
+        TransferTrainingArguments(output_dir="out", select_rule="median")
+
+
 def test_arguments_parse_from_the_command_line_with_help():
     parser = HfArgumentParser(TransferTrainingArguments)
     (args,) = parser.parse_args_into_dataclasses(
