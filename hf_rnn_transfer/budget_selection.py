@@ -261,7 +261,9 @@ def fit_within_budget(
         rule: `paired_standard_error` (default: the candidate closest to the source among those within one
             standard error of the best held-out score, the error of each candidate's per-row difference from the
             best on the same rows; `score` must give one value per row), `one_standard_error` (the same with the
-            binomial error of an accuracy: keeps the source more often) or `best` (the highest score).
+            binomial error of an accuracy: keeps the source more often), `source_or_best` (the source unless the
+            best beats it beyond the paired error of their difference, then the best) or `best` (the highest
+            score).
         domain_dataset: unlabelled target rows for domain-adversarial training (every run gets them).
         replay_dataset: the source's labelled rows for source replay (every run gets them; never held out).
         final_trainer_kwargs: more arguments of the final run's trainer (e.g. `eval_dataset`, `compute_metrics`,
