@@ -286,12 +286,13 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
                     entry = entries[rule]
                     entry["transfer"][str(budget)].append(float((probabilities.argmax(-1) == labels).mean()))
                     entry["selection"][str(budget)].append({"epochs": chosen.epochs, "mix": chosen.mix})
-                    entry["finetune_seconds"] = round(entry["finetune_seconds"] + shared + final_seconds, 1)
+                    entry["finetune_seconds"] += shared + final_seconds
                     print(
                         f"[{target}/{variant}] {rule}, seed {seed}, {budget} labels: "
                         f"{entry['transfer'][str(budget)][-1]:.3f} (epoch {chosen.epochs}, mix {chosen.mix:g})"
                     )
         for rule in rules:
+            entries[rule]["finetune_seconds"] = round(entries[rule]["finetune_seconds"], 1)
             result["variants"][keys[rule]] = entries[rule]
         save()
 
