@@ -79,9 +79,8 @@ class _MixScorer(TrainerCallback):
                 )
             elif self.rows_needed:
                 raise ValueError(
-                    "the paired rules (paired_standard_error, source_or_best) compare candidates row by row: the "
-                    "score must return one value "
-                    "per held-out row (e.g. hf_rnn_transfer.evaluation.row_accuracy), not one number."
+                    f"the paired rules {PAIRED_RULES} compare candidates row by row: the score must return one "
+                    "value per held-out row (e.g. hf_rnn_transfer.evaluation.row_accuracy), not one number."
                 )
             means.append(float(values.mean()))
         self.model.train(was_training)
@@ -166,8 +165,9 @@ class BudgetSelection:
         }
 
 
-SELECTION_RULES = ("one_standard_error", "paired_standard_error", "source_or_best", "best")
-PAIRED_RULES = ("paired_standard_error", "source_or_best")  # the rules that compare candidates row by row
+SELECTION_RULES = ("one_standard_error", "paired_standard_error", "source_or_best", "fine_tuned_unless_worse", "best")
+# the rules that compare candidates row by row
+PAIRED_RULES = ("paired_standard_error", "source_or_best", "fine_tuned_unless_worse")
 
 
 def _choose(
@@ -189,6 +189,9 @@ def _choose(
     whose held-out rows cannot tell a change from noise so keeps the source.
     `paired_standard_error`: the same, with each candidate's own error: that of its per-row difference from the best
     candidate on the same rows (`row_scores` `[epoch, mix, row]`), std / sqrt(n).
+    `fine_tuned_unless_worse`: the paired errors of `paired_standard_error`, pulled the other way: among the
+    candidates within one error of the best, the one farthest from the source (largest mix, then latest epoch), so
+    the recipe's full fine-tuning is kept unless the held-out rows show it worse than the best beyond noise.
     """
     order = lambda em: (-em[1], -em[0])  # noqa: E731
     candidates = [(e, m) for e in range(means.shape[0]) for m in range(means.shape[1])]
@@ -204,10 +207,13 @@ def _choose(
         difference = row_scores[best] - row_scores[source]
         error = difference.std(ddof=1) / np.sqrt(difference.shape[-1])
         return best if means[best] - means[source] > error + margin else source
-    if rule == "paired_standard_error":
+    if rule in ("paired_standard_error", "fine_tuned_unless_worse"):
         differences = row_scores[best][None, None] - row_scores  # [epoch, mix, row]
         errors = differences.std(axis=-1, ddof=1) / np.sqrt(differences.shape[-1]) if rows > 1 else 0 * means
-        return max((em for em in candidates if means[em] >= top - margin - errors[em]), key=order)
+        within = [em for em in candidates if means[em] >= top - margin - errors[em]]
+        if rule == "fine_tuned_unless_worse":
+            return max(within, key=lambda em: (em[1], em[0]))
+        return max(within, key=order)
     if rule == "one_standard_error" and 0.0 <= float(means.min()) and top <= 1.0:
         margin += float(np.sqrt(top * (1.0 - top) / rows))
     return max((em for em in candidates if means[em] >= top - margin), key=order)

@@ -255,7 +255,10 @@ class TransferTrainingArguments(TrainingArguments):
             "seen row after row does); one_standard_error does the same with the binomial error of an accuracy "
             "(more cautious: keeps the source more often); source_or_best keeps the source unless the best "
             "candidate beats it by more than one standard error of their per-row difference, then takes the best "
-            "(moves further once the budget shows a gain); best takes the highest score.",
+            "(moves further once the budget shows a gain); fine_tuned_unless_worse uses the same paired errors the "
+            "other way: the candidate farthest from the source (largest mix, latest epoch) within one error of the "
+            "best, so the full fine-tuning is kept unless the held-out rows show it worse; best takes the highest "
+            "score.",
             "choices": list(SELECTION_RULES),
         },
     )

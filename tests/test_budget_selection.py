@@ -217,6 +217,29 @@ def test_the_source_or_best_rule_tests_the_best_against_the_source_and_does_not_
         _choose(means, 1000, "source_or_best")
 
 
+def test_the_fine_tuned_unless_worse_rule_keeps_the_full_fine_tuning_unless_the_rows_show_it_worse():
+    from hf_rnn_transfer.budget_selection import _choose
+
+    # [epoch, mix, row], 1,000 held-out rows, epochs (1, 2), mixes (0, 0.5, 1): the source right on 880 rows
+    source = np.r_[np.ones(880), np.zeros(120)]
+    # full fine-tuning (epoch 2, mix 1) trades 52 rows for 48: 0.004 below the source, within its paired error
+    full = source.copy()
+    full[:52], full[880:928] = 0.0, 1.0
+    rows = np.array([[source, source, source], [source, source, full]])
+    means = rows.mean(-1)
+    assert _choose(means, 1000, "paired_standard_error", rows) == (0, 0)  # noise keeps the source
+    assert _choose(means, 1000, "fine_tuned_unless_worse", rows) == (1, 2)  # ... and the full fine-tuning here
+    # full fine-tuning 30 rows worse on every one it changes: beyond its error, the farthest candidate within reach
+    worse = source.copy()
+    worse[:30] = 0.0
+    half = source.copy()
+    half[:3], half[880:882] = 0.0, 1.0  # 3 rows lost, 2 gained: within the error of the source
+    rows = np.array([[source, source, worse], [source, half, worse]])
+    assert _choose(rows.mean(-1), 1000, "fine_tuned_unless_worse", rows) == (1, 1)
+    with pytest.raises(ValueError, match="'fine_tuned_unless_worse' needs the per-row scores"):
+        _choose(means, 1000, "fine_tuned_unless_worse")
+
+
 def test_every_rule_can_choose_again_from_one_cross_validation(source, tmp_path):
     """`for_rule` re-chooses from the same held-out scores without training: what comparing the rules needs."""
     from hf_rnn_transfer.budget_selection import SELECTION_RULES, _choose, cross_validate
