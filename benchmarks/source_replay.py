@@ -1,16 +1,20 @@
-"""Source replay on kitchen: do the target's labels add accuracy when fine-tuning keeps training on the source's?
+"""Source replay: do the target's labels add accuracy when fine-tuning keeps training on the source's?
 
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/source_replay.py --sources_dir /tmp/bench_ens
+    HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/source_replay.py --sources_dir /tmp/bench_dev \
+        --target electronics --select_rule paired_standard_error --weights 0
 
-With a source trained on ~31,000 labelled reviews of other domains, the recommended recipe's selection inside the
-budget keeps the source untouched at most budgets (sentiment_sources.py: "chosen mix 0"), while the linear model on
-the same source labels plus the budget's gains a point from 1,000 kitchen labels. This script fine-tunes the
-`lm_all_domains` kitchen source (the one `sentiment_sources.py --output_dir DIR` trained under DIR/kitchen, trained
-there if missing) on each budget with the recommended recipe and no selection (all its epochs, the fine-tuned
-weights kept), without and with source replay (`source_replay_weight`, a batch of the 31,442 source reviews beside
-each target batch), and reports test accuracy (the demo's 1,000 kitchen test reviews), the average of each RNN's
-and the linear model's class probabilities (the linear model on the same source labels + the budget's, x10), and the
-fine-tuning time. The source's zero-shot accuracy and the linear model alone are the lines to beat.
+With a source trained on ~31,000 labelled reviews of other domains, the recommended recipe's selection inside the budget
+keeps the source untouched at most budgets (sentiment_sources.py: "chosen mix 0"), while the linear model on the same
+source labels plus the budget's gains a point from 1,000 kitchen labels. This script fine-tunes the `lm_all_domains`
+source of `--target` (kitchen by default; the one `sentiment_sources.py --output_dir DIR` trained under DIR/TARGET,
+trained there if missing) on each budget with the recommended recipe and no selection (all its epochs, the fine-tuned
+weights kept), without and with source replay (`source_replay_weight`, a batch of the ~31,500 source reviews beside each
+target batch), and reports test accuracy (the target's 1,000 test reviews), the average of each RNN's and the linear
+model's class probabilities (the linear model on the same source labels + the budget's, x10), and the fine-tuning time.
+The source's zero-shot accuracy and the linear model alone are the lines to beat; beside them, sentiment_sources.py's
+run with the selection inside the budget (`--select_rule`), when its results hold these budgets and seeds. A target
+other than kitchen gets its own docs/benchmarks.md section.
 """
 
 import argparse
@@ -33,11 +37,11 @@ from hf_rnn_transfer.transfer_config import TransferConfig
 VARIANT = "lm_all_domains"
 
 
-def source_folder(out: Path, splits, source) -> Path:
-    """The kitchen `lm_all_domains` source under `out` (sentiment_sources.py's layout), trained when missing."""
+def source_folder(out: Path, target: str, splits, source) -> Path:
+    """The target's `lm_all_domains` source under `out` (sentiment_sources.py's layout), trained when missing."""
     folder = out / VARIANT / "source"
     if not (folder / "config.json").exists():
-        folder, _, _ = bench.train_source(VARIANT, "kitchen", out / VARIANT, source, splits)
+        folder, _, _ = bench.train_source(VARIANT, target, out / VARIANT, source, splits)
     return folder
 
 
@@ -59,12 +63,13 @@ def linear_probabilities(out: Path, splits, source, chosen, budget: int, seed: i
 
 
 def selection_results(sources_dir: Path, cli) -> list[str] | None:
-    """sentiment_sources.py's kitchen `lm_all_domains` test accuracy (recommended recipe with the selection inside
-    the budget) at these budgets and seeds, when its results.json holds them."""
+    """sentiment_sources.py's `lm_all_domains` test accuracy on the target (recommended recipe with the selection
+    inside the budget, by `cli.select_rule` with 3 folds) at these budgets and seeds, when its results.json holds
+    them."""
     saved = sources_dir / "results.json"
-    entry = (
-        json.loads(saved.read_text()).get("kitchen", {}).get("variants", {}).get(VARIANT) if saved.exists() else None
-    )
+    key = bench.result_key(VARIANT, cli.select_rule, argparse.Namespace(select_folds=3, source_replay_weight=0.0))
+    variants = json.loads(saved.read_text()).get(cli.target, {}).get("variants", {}) if saved.exists() else {}
+    entry = variants.get(key)
     if not entry or any(len(entry["transfer"].get(str(b), [])) < max(cli.seeds) + 1 for b in cli.budgets):
         return None
     cells = []
@@ -77,13 +82,20 @@ def selection_results(sources_dir: Path, cli) -> list[str] | None:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sources_dir", default="/tmp/hf-rnn-transfer-sentiment-sources")
+    parser.add_argument("--target", default="kitchen", choices=["books", "dvd", "electronics", "kitchen"])
+    parser.add_argument(
+        "--select_rule",
+        default="one_standard_error",
+        choices=list(bench.SELECTION_RULES),
+        help="the selection rule of sentiment_sources.py's run shown beside these (its results under --sources_dir)",
+    )
     parser.add_argument("--budgets", nargs="+", type=int, default=[100, 1000])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--weights", nargs="+", type=float, default=[0.0, 1.0], help="source replay weights")
     cli = parser.parse_args()
-    out = Path(cli.sources_dir) / "kitchen"
-    splits, source = target_splits("kitchen"), source_reviews("kitchen", fdu=True)
-    folder = source_folder(out, splits, source)
+    out = Path(cli.sources_dir) / cli.target
+    splits, source = target_splits(cli.target), source_reviews(cli.target, fdu=True)
+    folder = source_folder(out, cli.target, splits, source)
     collator, pool, test, _ = bench.encoded_target(folder, VARIANT, splits)
     replay = bench.encoded_source(folder, VARIANT, source)
     labels = np.asarray(splits["test"]["label"])
@@ -144,7 +156,8 @@ def main():
     rows = [["source zero-shot (0 labels)"] + [f"{accuracy(zero_shot):.3f}"] * len(columns)]
     selected = selection_results(Path(cli.sources_dir), cli)
     if selected:
-        rows.append(["fine-tuned, selection inside the budget (sentiment_sources.py's run)"] + selected)
+        name = f"fine-tuned, selection inside the budget ({cli.select_rule} rule, sentiment_sources.py's run)"
+        rows.append([name] + selected)
     for weight in cli.weights:
         name = f"source replay {weight:g}" if weight else "no replay"
         run = lambda b, s, w=weight: f"{b} {s} {w:g}"  # noqa: E731
@@ -155,15 +168,18 @@ def main():
     rows.append(["TF-IDF + LR, source labels + budget x10"] + cell(linear_key, "alone"))
     rows.append(["source zero-shot + linear model (average)"] + cell(linear_key, "zero_shot_avg"))
     body = (
-        f"Seeds {cli.seeds}, kitchen labels as columns; the recommended recipe (gradual unfreezing over 8 epochs, "
+        f"Seeds {cli.seeds}, {cli.target} labels as columns; the recommended recipe (gradual unfreezing over 8 epochs, "
         "discriminative rates from 4e-3, slanted triangular schedule) without selection inside the budget, so each "
-        "row shows what fine-tuning itself does; `source replay w` adds a batch of the source's 31,442 labelled "
-        "reviews to each step, its loss weighted w. The selection row is the same source fine-tuned with the "
-        "selection inside the budget (3 folds, one-standard-error rule) by sentiment_sources.py, on the same budgets "
-        "and seeds. Test: the demo's 1,000 kitchen reviews.\n\n"
-        + table(["kitchen test accuracy, labels:", *columns], rows)
+        f"row shows what fine-tuning itself does; `source replay w` adds a batch of the source's {len(source):,} "
+        "labelled reviews to each step, its loss weighted w. The selection row is the same source fine-tuned with "
+        "the selection inside the budget (3 folds, the rule it names) by sentiment_sources.py, on the same budgets "
+        f"and seeds. Test: the {cli.target} test set's {len(labels):,} reviews.\n\n"
+        + table([f"{cli.target} test accuracy, labels:", *columns], rows)
     )
-    write_section("source-replay", "Source replay: fine-tuning that keeps training on the source's labels", body)
+    name, title = "source-replay", "Source replay: fine-tuning that keeps training on the source's labels"
+    if cli.target != "kitchen":  # kitchen's section keeps its name
+        name, title = f"{name}-{cli.target}", f"{title} ({cli.target})"
+    write_section(name, title, body)
 
 
 if __name__ == "__main__":

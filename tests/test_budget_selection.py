@@ -254,6 +254,9 @@ def test_every_rule_can_choose_again_from_one_cross_validation(source, tmp_path)
         assert again.rule == rule and (again.epochs, again.mix) == (index[0] + 1, chosen.mixes[index[1]])
         assert again.scores == chosen.scores and again.trainings == chosen.trainings
     assert chosen.for_rule("source_or_best").mix > 0.0  # inverted labels: the source is beaten beyond any noise
+    # the two paired pulls choose from the same candidates within one error of the best, at opposite ends
+    nearest, farthest = chosen.for_rule("paired_standard_error"), chosen.for_rule("fine_tuned_unless_worse")
+    assert (farthest.mix, farthest.epochs) >= (nearest.mix, nearest.epochs)
     with pytest.raises(ValueError, match="rule must be one of"):
         chosen.for_rule("median")
     single = cross_validate(
