@@ -398,6 +398,7 @@ def run_target(target: str, cli, out: Path, result: dict, save) -> dict:
 
 
 DEFAULT_FOLDS = 3  # the benchmark's cross-validation inside the budget, unless --select_folds says otherwise
+TARGETS = ["books", "dvd", "electronics", "kitchen"]  # the Amazon domains a run can target
 
 
 def run_name(rule: str, cli) -> str:
@@ -518,7 +519,7 @@ def main():
         "--targets",
         nargs="+",
         default=["kitchen", "electronics", "books"],
-        choices=["books", "dvd", "electronics", "kitchen"],
+        choices=TARGETS,
     )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--budgets", nargs="+", type=int, default=[0, 50, 100, 200, 500, 1000])

@@ -67,7 +67,8 @@ def selection_results(sources_dir: Path, cli) -> list[str] | None:
     inside the budget, by `cli.select_rule` with 3 folds) at these budgets and seeds, when its results.json holds
     them."""
     saved = sources_dir / "results.json"
-    key = bench.result_key(VARIANT, cli.select_rule, argparse.Namespace(select_folds=3, source_replay_weight=0.0))
+    plain = argparse.Namespace(select_folds=bench.DEFAULT_FOLDS, source_replay_weight=0.0)  # the run's own settings
+    key = bench.result_key(VARIANT, cli.select_rule, plain)
     variants = json.loads(saved.read_text()).get(cli.target, {}).get("variants", {}) if saved.exists() else {}
     entry = variants.get(key)
     if not entry or any(len(entry["transfer"].get(str(b), [])) < max(cli.seeds) + 1 for b in cli.budgets):
@@ -82,7 +83,7 @@ def selection_results(sources_dir: Path, cli) -> list[str] | None:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sources_dir", default="/tmp/hf-rnn-transfer-sentiment-sources")
-    parser.add_argument("--target", default="kitchen", choices=["books", "dvd", "electronics", "kitchen"])
+    parser.add_argument("--target", default="kitchen", choices=bench.TARGETS)
     parser.add_argument(
         "--select_rule",
         default="one_standard_error",

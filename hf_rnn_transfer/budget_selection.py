@@ -196,11 +196,12 @@ def _choose(
     candidates within one error of the best, the one farthest from the source (largest mix, then latest epoch), so
     the recipe's full fine-tuning is kept unless the held-out rows show it worse than the best beyond noise.
     """
-    order = lambda em: (-em[1], -em[0])  # noqa: E731
+    nearest = lambda em: (-em[1], -em[0])  # noqa: E731  (to the source: smallest mix, then earliest epoch)
+    farthest = lambda em: (em[1], em[0])  # noqa: E731
     candidates = [(e, m) for e in range(means.shape[0]) for m in range(means.shape[1])]
     top = float(means.max())
     margin = 1e-9
-    best = max((em for em in candidates if means[em] >= top - margin), key=order)
+    best = max((em for em in candidates if means[em] >= top - margin), key=nearest)
     if rule in PAIRED_RULES and row_scores is None:
         raise ValueError(f"rule={rule!r} needs the per-row scores of every candidate.")
     if rule == "source_or_best":
@@ -214,12 +215,10 @@ def _choose(
         differences = row_scores[best][None, None] - row_scores  # [epoch, mix, row]
         errors = differences.std(axis=-1, ddof=1) / np.sqrt(differences.shape[-1]) if rows > 1 else 0 * means
         within = [em for em in candidates if means[em] >= top - margin - errors[em]]
-        if rule == "fine_tuned_unless_worse":
-            return max(within, key=lambda em: (em[1], em[0]))
-        return max(within, key=order)
+        return max(within, key=farthest if rule == "fine_tuned_unless_worse" else nearest)
     if rule == "one_standard_error" and 0.0 <= float(means.min()) and top <= 1.0:
         margin += float(np.sqrt(top * (1.0 - top) / rows))
-    return max((em for em in candidates if means[em] >= top - margin), key=order)
+    return max((em for em in candidates if means[em] >= top - margin), key=nearest)
 
 
 def fold_indices(labels: Sequence, folds: int, seed: int) -> list[np.ndarray]:
@@ -271,8 +270,9 @@ def fit_within_budget(
             standard error of the best held-out score, the error of each candidate's per-row difference from the
             best on the same rows; `score` must give one value per row), `one_standard_error` (the same with the
             binomial error of an accuracy: keeps the source more often), `source_or_best` (the source unless the
-            best beats it beyond the paired error of their difference, then the best) or `best` (the highest
-            score).
+            best beats it beyond the paired error of their difference, then the best), `fine_tuned_unless_worse`
+            (the paired errors pulled the other way: the candidate farthest from the source within one error of the
+            best) or `best` (the highest score).
         domain_dataset: unlabelled target rows for domain-adversarial training (every run gets them).
         replay_dataset: the source's labelled rows for source replay (every run gets them; never held out).
         final_trainer_kwargs: more arguments of the final run's trainer (e.g. `eval_dataset`, `compute_metrics`,
