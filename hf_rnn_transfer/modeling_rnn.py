@@ -824,6 +824,20 @@ def _mask3d(attention_mask: torch.Tensor) -> torch.Tensor:
     return attention_mask.to(torch.bool)[..., None]
 
 
+def soft_cross_entropy(logits: torch.Tensor, probabilities: torch.Tensor) -> torch.Tensor:
+    """The mean cross-entropy of `logits` against target class probabilities (rows of `[batch, num_classes]` that
+    are non-negative and sum to 1), computed in float32."""
+    probabilities = probabilities.to(device=logits.device, dtype=torch.float32)
+    if probabilities.shape != logits.shape:
+        raise ValueError(
+            f"teacher_probabilities must have the logits' shape [batch, num_labels] = {list(logits.shape)}, "
+            f"got {list(probabilities.shape)}."
+        )
+    if probabilities.numel() and (probabilities.min() < 0 or (probabilities.sum(-1) - 1).abs().max() > 1e-3):
+        raise ValueError("teacher_probabilities must be non-negative rows that sum to 1 (class probabilities).")
+    return -(probabilities * torch.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
+
+
 class RNNForSequenceClassification(RNNPreTrainedModel):
     """
     Recurrent encoder, pooling over time and a linear head: single-label or multi-label classification, or
@@ -857,11 +871,15 @@ class RNNForSequenceClassification(RNNPreTrainedModel):
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        teacher_probabilities: torch.FloatTensor | None = None,
     ) -> RNNSequenceClassifierOutput | tuple:
         """
         Args:
             labels (`torch.Tensor` of shape `[batch]` (class ids or regression targets) or `[batch, num_labels]`
                 (multi-label 0/1 targets, or multi-output regression)): computes the loss when given.
+            teacher_probabilities (`torch.FloatTensor` of shape `[batch, num_labels]`): a teacher's class
+                probabilities (knowledge distillation, `distillation.py`); the loss is then the cross-entropy
+                against them. Not with `labels` (a labelled row is a one-hot row of probabilities).
             use_cache (`bool`): return the final `recurrent_state` (default: only when one was passed in).
             Other arguments: see [`RNNModel.forward`].
         """
@@ -871,7 +889,12 @@ class RNNForSequenceClassification(RNNPreTrainedModel):
         mask = out.pooling_mask if out.pooling_mask is not None else attention_mask
         pooled = self.pooler(out.last_hidden_state, mask)
         logits = self.classifier(self.dropout(pooled))
-        loss = self._loss(logits, labels) if labels is not None else None
+        if teacher_probabilities is not None:
+            if labels is not None:
+                raise ValueError("pass labels or teacher_probabilities, not both (a labelled row is one-hot).")
+            loss = soft_cross_entropy(logits, teacher_probabilities)
+        else:
+            loss = self._loss(logits, labels) if labels is not None else None
         return self._head_output(RNNSequenceClassifierOutput, return_dict, loss, logits, out)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -123,6 +123,54 @@ def test_finetune_ships_a_linear_companion_that_the_pipeline_averages(tmp_path, 
         check_text_classification(target, "--linear_companion")
 
 
+def test_finetune_distils_the_average_into_the_rnn_on_unlabelled_texts(tmp_path, capsys):
+    """finetune --distill_file: after fine-tuning, the RNN trains on the RNN + linear average over the unlabelled
+    texts (a training or test text among them is dropped); the saved RNN is the distilled one and the results say
+    what it scored before and after. Refused by name: the file without the linear companion, a missing file, and
+    epochs that are not positive, each before any training."""
+    import json as json_
+
+    from hf_rnn_transfer.commands.target_data import TargetDataArguments
+    from hf_rnn_transfer.evaluation import accuracy_of
+
+    _linear_source_files(tmp_path, test_rows=60)
+    reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
+    unlabelled = [*reviews["text"][200:320], reviews["text"][105].upper(), reviews["text"][3], ""]
+    with open(tmp_path / "unlabelled.jsonl", "w") as handle:
+        handle.writelines(json_.dumps({"text": text}) + "\n" for text in unlabelled)
+    argv = ["finetune", "--source", str(tmp_path / "source"), "--train_file", str(tmp_path / "train.jsonl")]
+    argv += ["--test_file", str(tmp_path / "test.jsonl"), "--report_to", "none", "--num_train_epochs", "1"]
+    argv += ["--select_folds", "0", "--hub_root", str(tmp_path / "hub"), "--linear_weight", "0.5"]
+    out_dir = tmp_path / "ft"
+    distil = ["--distill_file", str(tmp_path / "unlabelled.jsonl"), "--distill_epochs", "2"]
+    result = run_cli([*argv, "--output_dir", out_dir, "--linear_companion", *distil], capsys)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout[result.stdout.index("{\n") :])
+    distilled = summary["distillation"]
+    # the upper-cased test review, the training review and the empty text are not distilled on
+    assert distilled["texts"] == 120 and distilled["dropped"] == 2 and distilled["epochs"] == 2.0
+    assert distilled["optimizer_steps"] == 2 * (120 + 40) // 16  # unlabelled + training rows, the recipe's batch 16
+    assert 0.0 <= distilled["teacher_rnn_test_accuracy"] <= 1.0 and "teacher_test_accuracy" in distilled
+    assert "distilled the RNN + linear average into the RNN on 120 unlabelled texts" in result.stdout
+    model = RNNForSequenceClassification.from_pretrained(out_dir)
+    from hf_rnn_transfer.commands import encode_target
+    from hf_rnn_transfer.commands.target_data import load_target
+
+    raw = load_target(None, str(tmp_path / "train.jsonl"), str(tmp_path / "test.jsonl"))
+    from transformers import AutoTokenizer
+
+    target = encode_target(raw, model.config, AutoTokenizer.from_pretrained(out_dir), TargetDataArguments())
+    assert accuracy_of(model, target.splits["test"], target.collator) == pytest.approx(summary["test_accuracy"])
+    for extra, message in [
+        (distil, "--distill_file distils the RNN \\+ linear average .* pass --linear_source_file"),
+        (["--linear_companion", "--distill_file", str(tmp_path / "nope.jsonl")], "--distill_file .* does not exist"),
+        (["--linear_companion", *distil[:2], "--distill_epochs", "0"], "--distill_epochs must be positive"),
+    ]:
+        failed = run_cli([*argv, "--output_dir", tmp_path / "x", *extra], capsys)
+        assert failed.returncode == 2 and re.search(message, failed.stderr), failed.stderr[-2000:]
+        assert not (tmp_path / "x" / "model.safetensors").exists()
+
+
 def test_the_linear_share_moves_only_as_far_as_the_budget_shows(tmp_path):
     """choose_linear_weight: an RNN that answers "negative" to everything pushes the share towards the linear model;
     two equally good models keep the equal average; a class with one label cannot be validated: the equal average.

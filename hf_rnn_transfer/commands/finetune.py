@@ -22,6 +22,7 @@ from .target_data import (
     encode_target,
     load_source_config,
     read_target,
+    read_texts,
 )
 
 
@@ -126,6 +127,8 @@ def finetune(
 
     if linear_args is not None:
         linear_args.check_linear_source()
+        if getattr(linear_args, "distill_file", None) and training_args.world_size > 1:
+            raise ValueError("--distill_file runs in one process: launch without accelerate/torchrun.")
     raw = read_target(data_args)
     source_config, tokenizer = load_source_config(source_args.source, source_args.revision, token)
     target = encode_target(raw, source_config, tokenizer, data_args)
@@ -202,10 +205,10 @@ def finetune(
             )
         else:
             choice = LinearWeightChoice(float(linear_args.linear_weight), reason="given (--linear_weight)")
+        from ..evaluation import class_probabilities
+
         rnn_test = None
         if "test" in target.splits:  # every process: a distributed prediction gathers from all of them
-            from ..evaluation import class_probabilities
-
             rnn_test = class_probabilities(model, target.splits["test"], target.collator)
         if trainer.is_world_process_zero():
             linear = fit_linear_companion(raw, target, data_args, linear_source, linear_args.linear_target_weight)
@@ -215,6 +218,19 @@ def finetune(
             results["linear_model"] = linear.training
             if rnn_test is not None:
                 results.update(_linear_test_accuracies(*rnn_test, linear, target.texts[1]))
+            if linear_args.distill_file:
+                results["distillation"] = _distil_the_average(
+                    model, raw, target, tokenizer, data_args, training_args, linear, linear_args
+                )
+                trainer.save_model(training_args.output_dir)  # the distilled RNN replaces the teacher's RNN half
+                if rnn_test is not None:
+                    results["distillation"]["teacher_test_accuracy"] = results.pop("with_linear_test_accuracy")
+                    results["distillation"]["teacher_rnn_test_accuracy"] = results["test_accuracy"]
+                    metrics = trainer.evaluate(target.splits["test"], metric_key_prefix="test")
+                    results["test_accuracy"] = metrics["test_accuracy"]
+                    results["test_macro_f1"] = metrics["test_macro_f1"]
+                    rnn_test = class_probabilities(model, target.splits["test"], target.collator)
+                    results.update(_linear_test_accuracies(*rnn_test, linear, target.texts[1]))
     return FinetuneRun(model, trainer, target, tokenizer, results, start, linear)
 
 
@@ -243,6 +259,44 @@ def _recipe_on_rows(make_model, target, training_args, selection, trainer_kwargs
             return model
 
     return train
+
+
+def _distil_the_average(model, raw, target, tokenizer, data_args, training_args, linear, linear_args) -> dict:
+    """Train `model` (in place) on the RNN + linear average's class probabilities over `--distill_file`'s texts (minus
+    the target's training and test texts) and the training labels; what it did, as a dict."""
+    from dataclasses import replace
+
+    from datasets import Dataset
+
+    from ..distillation import distill, teacher_rows, without_texts
+    from ..evaluation import class_probabilities
+
+    texts = read_texts(linear_args.distill_file, data_args)
+    known = [*raw["train"][data_args.text_column], *(target.texts[1] if target.texts else [])]
+    kept, dropped = without_texts(texts, [text for text in known if text])
+    if not kept:
+        raise ValueError(
+            f"--distill_file {linear_args.distill_file} holds no text outside the training and test splits: it needs "
+            "unlabelled target texts."
+        )
+    encoded = Dataset.from_dict(dict(tokenizer(kept, truncation=True, max_length=data_args.max_length)))
+    weight = linear.ensemble_weight
+    rnn = class_probabilities(model, encoded, target.collator)[0]
+    teacher = weight * linear.predict_proba(kept) + (1 - weight) * rnn
+    print(f"distilling the average (linear share {weight:.1f}) into the RNN on {len(kept)} unlabelled texts")
+    rows = teacher_rows(encoded, teacher, target.splits["train"])
+    # no checkpoints: their step numbers would collide with the fine-tuning's in the same output_dir
+    args = replace(
+        training_args, save_strategy="no", eval_strategy="no", load_best_model_at_end=False, push_to_hub=False
+    )
+    trainer = distill(model, rows, args, target.collator, linear_args.distill_epochs)
+    return {
+        "texts": len(kept),
+        "dropped": dropped,
+        "epochs": linear_args.distill_epochs,
+        "linear_weight": weight,
+        "optimizer_steps": trainer.state.global_step,
+    }
 
 
 def _linear_test_accuracies(rnn: np.ndarray, labels: np.ndarray, linear, test_texts) -> dict:
@@ -326,6 +380,15 @@ def linear_companion_summary(run: FinetuneRun, repo_id: str) -> str:
         "(with hf-rnn-transfer installed: "
         '`pipeline("text-classification", model=..., pipeline_class=TextClassificationWithLinearPipeline)`).'
     )
+    distilled = run.results.get("distillation")
+    if distilled:
+        text += (
+            f" The RNN was then trained {distilled['epochs']:g} more epochs on that average's class probabilities over "
+            f"{distilled['texts']} unlabelled target texts (distillation), so it carries part of the average's gain "
+            "alone."
+        )
+        if "teacher_rnn_test_accuracy" in distilled:
+            text += f" Its test accuracy before the distillation: {distilled['teacher_rnn_test_accuracy']:.4f}."
     if "with_linear_test_accuracy" in run.results:
         text += (
             f" Test accuracy: RNN {run.results['test_accuracy']:.4f}, linear model "
@@ -370,6 +433,19 @@ def run_finetune(
         if "linear_model" in results:
             choice = results["linear_model"]["weight_choice"]
             print(f"linear model saved beside it, its share of the average {choice['weight']:.1f}: {choice['reason']}")
+        distilled = results.get("distillation")
+        if distilled:
+            print(
+                f"distilled the RNN + linear average into the RNN on {distilled['texts']} unlabelled texts "
+                f"({distilled['dropped']} dropped: empty or in the training/test splits)"
+                + (
+                    f"; RNN test accuracy {distilled['teacher_rnn_test_accuracy']:.4f} before, "
+                    f"{results['test_accuracy']:.4f} after (the average before: "
+                    f"{distilled['teacher_test_accuracy']:.4f})"
+                    if "teacher_rnn_test_accuracy" in distilled
+                    else ""
+                )
+            )
         if "with_linear_test_accuracy" in results:
             print(
                 f"test accuracy of the linear model: {results['linear_test_accuracy']:.4f}; of the average: "

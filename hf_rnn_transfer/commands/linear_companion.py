@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..distillation import DEFAULT_DISTILL_EPOCHS
 from .target_data import TargetDataArguments, check_data_file, labelled_texts, read_labelled_texts
 
 
@@ -65,6 +66,20 @@ class LinearCompanionArguments(LinearSourceArguments):
         },
     )
 
+    distill_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Unlabelled target texts (json/jsonl/csv/parquet/txt, the --text_column; never the test data: "
+            "test texts are dropped) to distil the RNN + linear average into the RNN: after fine-tuning, the RNN "
+            "trains --distill_epochs more epochs on the average's class probabilities over them, beside the training "
+            "labels (one-hot), so the saved RNN alone carries part of the average's gain (kitchen: +0.5 to +0.7 "
+            "points, docs/benchmarks.md). Needs the linear companion; one process."
+        },
+    )
+    distill_epochs: float = field(
+        default=DEFAULT_DISTILL_EPOCHS, metadata={"help": "Epochs of the distillation (--distill_file)."}
+    )
+
     def __post_init__(self):
         if self.linear_weight != "auto":
             try:
@@ -77,6 +92,20 @@ class LinearCompanionArguments(LinearSourceArguments):
     @property
     def wanted(self) -> bool:
         return self.linear_companion or bool(self.linear_source_file)
+
+    def check_linear_source(self) -> None:
+        """Also refuse a distillation without the linear companion, a missing/empty --distill_file, or
+        non-positive --distill_epochs, before any training."""
+        super().check_linear_source()
+        if self.distill_file:
+            if not self.wanted:
+                raise ValueError(
+                    "--distill_file distils the RNN + linear average into the RNN: pass --linear_source_file (the "
+                    "source's labelled texts) or --linear_companion."
+                )
+            check_data_file("--distill_file", self.distill_file)
+        if not self.distill_epochs > 0:
+            raise ValueError(f"--distill_epochs must be positive, got {self.distill_epochs}.")
 
 
 LINEAR_SHARES = tuple(i / 10 for i in range(11))
