@@ -1,15 +1,18 @@
 """Distilling the RNN + linear average into the RNN on the target's unlabelled reviews: does the RNN alone gain?
 
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/ensemble_distillation.py --sources_dir /tmp/bench_rules
+    HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/ensemble_distillation.py --sources_dir /tmp/bench_dev \
+        --target electronics
 
-The kitchen `lm_all_domains` source (sentiment_sources.py's, under `--sources_dir`; trained there if missing) and the
-linear model on the same labels (TF-IDF + LR on the ~31,000 source reviews plus the budget's kitchen labels x10) are
-averaged into a teacher; its class probabilities on the target's unlabelled reviews (FDU-MTL kitchen's unlabeled split
-and the Amazon kitchen pool, minus every test, development and budget review) train the RNN
+The `lm_all_domains` source of `--target` (kitchen by default; sentiment_sources.py's, under `--sources_dir`; trained
+there if missing) and the linear model on the same labels (TF-IDF + LR on the ~31,000 source reviews plus the budget's
+target labels x10) are averaged into a teacher; its class probabilities on the target's unlabelled reviews (its FDU-MTL
+twin's unlabeled split and the Amazon pool, minus every test, development and budget review) train the RNN
 (`hf_rnn_transfer.distillation`: the recommended recipe, batch 32, `--epochs` passes, the budget's labels as one-hot
 rows). Reported for each budget (nested, class-balanced, 3 seeds): accuracy of the source zero-shot, the linear model,
-the teacher, the distilled RNN and its average with the linear model, on the Amazon kitchen test set (1,000) and the
-development set (FDU-MTL kitchen test reviews not in it, 395), and the distillation's time.
+the teacher, the distilled RNN and its average with the linear model, on the Amazon test set (1,000) and the
+development set (the FDU-MTL twin's test reviews not in it), and the distillation's time. A target other than kitchen
+gets its own docs/benchmarks.md section.
 """
 
 import argparse
@@ -20,9 +23,8 @@ from pathlib import Path
 import numpy as np
 import sentiment_sources as bench
 from _report import table, write_section
-from _reviews import deduplicated, read_fdu, source_reviews, target_splits, text_key
+from _reviews import FDU_TWIN, deduplicated, read_fdu, source_reviews, target_splits, text_key
 from datasets import Dataset
-from sentiment_zero_shot_levers import development_set
 from source_replay import source_folder
 from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
@@ -33,20 +35,20 @@ from hf_rnn_transfer.evaluation import balanced_budget_indices, class_probabilit
 from hf_rnn_transfer.trainer import RecommendedTrainingArguments
 from hf_rnn_transfer.transfer_config import TransferConfig
 
-TARGET = "kitchen"
 COLUMNS = ["source zero-shot", "linear", "teacher (average)", "distilled RNN", "distilled RNN + linear"]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sources_dir", default="/tmp/hf-rnn-transfer-sentiment-sources")
+    parser.add_argument("--target", default="kitchen", choices=bench.TARGETS)
     parser.add_argument("--budgets", nargs="+", type=int, default=[0, 100, 1000])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=float, default=8.0)
     cli = parser.parse_args()
-    out = Path(cli.sources_dir) / TARGET
-    splits, source = target_splits(TARGET), source_reviews(TARGET, fdu=True)
-    folder = source_folder(out, TARGET, splits, source)
+    out = Path(cli.sources_dir) / cli.target
+    splits, source = target_splits(cli.target), source_reviews(cli.target, fdu=True)
+    folder = source_folder(out, cli.target, splits, source)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     collator = DataCollatorWithPadding(tokenizer)
     max_length = bench.VARIANTS["lm_all_domains"]["max_length"]
@@ -57,11 +59,14 @@ def main():
         )
         return prepare_text_classification(rows, tokenizer, max_length=max_length)[0]
 
-    dev = development_set(splits)
+    twin = read_fdu(FDU_TWIN[cli.target])
+    test_keys = {text_key(t) for t in splits["test"]["text"]}
+    dev_rows = [r for r in twin if r["split"] == "test" and text_key(r["text"]) not in test_keys]
+    dev = Dataset.from_dict({"text": [r["text"] for r in dev_rows], "label": [r["label"] for r in dev_rows]})
     sets = {"test": splits["test"], "dev": dev}
     truth = {part: np.asarray(data["label"]) for part, data in sets.items()}
     banned = {text_key(t) for part in sets.values() for t in part["text"]}
-    rows = [r for r in read_fdu("kitchen_housewares") if r["split"] == "unlabeled"]
+    rows = [r for r in twin if r["split"] == "unlabeled"]
     rows += [{"text": t} for t in splits["pool"]["text"]]
     unlabelled = [r["text"] for r in deduplicated(rows, banned)]
     source_model = RNNForSequenceClassification.from_pretrained(folder).eval()
@@ -133,19 +138,18 @@ def report(results: dict, cli) -> None:
             continue
         cells = [f"{np.mean([e[part][column] for e in entries]):.3f}" for part in ("test", "dev") for column in COLUMNS]
         rows.append([str(budget), *cells, f"{np.mean([e['seconds'] for e in entries]):.0f}"])
-    header = ["kitchen labels", *[f"{c} ({part})" for part in ("test", "dev") for c in COLUMNS], "distillation s"]
+    header = [f"{cli.target} labels", *[f"{c} ({part})" for part in ("test", "dev") for c in COLUMNS], "distillation s"]
     text = table(header, rows)
     print(text)
     note = (
         f"Mean over seeds {cli.seeds}. Teacher: the equal average of the `lm_all_domains` source (zero-shot: the "
         "selection inside the budget keeps it at most budgets, sentiment_sources.py) and the linear model on the same "
         f"labels. The distilled RNN starts from the source and trains {cli.epochs:g} epochs on the teacher's "
-        "probabilities over the unlabelled kitchen reviews (and the budget's labels, one-hot). One standard error is "
-        "about 1 point on the test set and 1.5 on the development set."
+        f"probabilities over the unlabelled {cli.target} reviews (and the budget's labels, one-hot). One standard "
+        "error is about 1 point on the test set and 1.5 on the development set."
     )
-    write_section(
-        "ensemble-distillation", "Distilling the RNN + linear average into the RNN (kitchen)", text + "\n\n" + note
-    )
+    name = "ensemble-distillation" + ("" if cli.target == "kitchen" else f"-{cli.target}")
+    write_section(name, f"Distilling the RNN + linear average into the RNN ({cli.target})", text + "\n\n" + note)
 
 
 if __name__ == "__main__":

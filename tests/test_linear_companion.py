@@ -143,7 +143,8 @@ def test_finetune_distils_the_average_into_the_rnn_on_unlabelled_texts(tmp_path,
     argv += ["--select_folds", "0", "--hub_root", str(tmp_path / "hub"), "--linear_weight", "0.5"]
     out_dir = tmp_path / "ft"
     distil = ["--distill_file", str(tmp_path / "unlabelled.jsonl"), "--distill_epochs", "2"]
-    result = run_cli([*argv, "--output_dir", out_dir, "--linear_companion", *distil], capsys)
+    pushed = ["--push_to", "local/kitchen-distilled"]
+    result = run_cli([*argv, "--output_dir", out_dir, "--linear_companion", *distil, *pushed], capsys)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout[result.stdout.index("{\n") :])
     distilled = summary["distillation"]
@@ -152,6 +153,12 @@ def test_finetune_distils_the_average_into_the_rnn_on_unlabelled_texts(tmp_path,
     assert distilled["optimizer_steps"] == 2 * (120 + 40) // 16  # unlabelled + training rows, the recipe's batch 16
     assert 0.0 <= distilled["teacher_rnn_test_accuracy"] <= 1.0 and "teacher_test_accuracy" in distilled
     assert "distilled the RNN + linear average into the RNN on 120 unlabelled texts" in result.stdout
+    from huggingface_hub import hf_hub_download
+
+    with LocalHub(tmp_path / "hub") as hub, hub_endpoint(hub.endpoint):
+        card = open(hf_hub_download("local/kitchen-distilled", "README.md")).read()
+    assert "2 more epochs on that average's class probabilities over 120 unlabelled target texts" in card
+    assert f"Its test accuracy before the distillation: {distilled['teacher_rnn_test_accuracy']:.4f}" in card
     model = RNNForSequenceClassification.from_pretrained(out_dir)
     from hf_rnn_transfer.commands import encode_target
     from hf_rnn_transfer.commands.target_data import load_target
