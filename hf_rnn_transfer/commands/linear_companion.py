@@ -72,8 +72,9 @@ class LinearCompanionArguments(LinearSourceArguments):
             "help": "Unlabelled target texts (json/jsonl/csv/parquet/txt, the --text_column; never the test data: "
             "test texts are dropped) to distil the RNN + linear average into the RNN: after fine-tuning, the RNN "
             "trains --distill_epochs more epochs on the average's class probabilities over them, beside the training "
-            "labels (one-hot), so the saved RNN alone carries part of the average's gain (kitchen: +0.5 to +0.7 "
-            "points, docs/benchmarks.md). Needs the linear companion; one process."
+            "labels (one-hot), so the saved RNN alone carries part of the average's gain (kitchen and electronics: "
+            "+0.2 to +2.2 points; the average with the linear model can then fall, docs/benchmarks.md). Needs the "
+            "linear companion; one process."
         },
     )
     distill_epochs: float = field(
