@@ -69,10 +69,9 @@ def main():
     rows = [r for r in twin if r["split"] == "unlabeled"]
     rows += [{"text": t} for t in splits["pool"]["text"]]
     unlabelled = [r["text"] for r in deduplicated(rows, banned)]
+    encoded_sets = {part: encoded(data["text"], data["label"]) for part, data in sets.items()}
     source_model = RNNForSequenceClassification.from_pretrained(folder).eval()
-    zero_shot = {
-        part: class_probabilities(source_model, encoded(d["text"], d["label"]), collator)[0] for part, d in sets.items()
-    }
+    zero_shot = {part: class_probabilities(source_model, rows, collator)[0] for part, rows in encoded_sets.items()}
     texts, labels = list(source["text"]), list(source["label"])
     pool_texts, pool_labels = list(splits["pool"]["text"]), list(splits["pool"]["label"])
     saved = out / "ensemble_distillation.json"
@@ -97,11 +96,10 @@ def main():
                 "dev": linear[n_test : n_test + n_dev],
                 "unlabelled": linear[n_test + n_dev :],
             }
-            rnn_unlabelled = class_probabilities(source_model, encoded(unlabelled_now), collator)[0]
+            unlabelled_rows = encoded(unlabelled_now)
+            rnn_unlabelled = class_probabilities(source_model, unlabelled_rows, collator)[0]
             teacher = (rnn_unlabelled + linear["unlabelled"]) / 2
-            train = teacher_rows(
-                encoded(unlabelled_now), teacher, encoded(labelled_texts, labelled) if chosen else None
-            )
+            train = teacher_rows(unlabelled_rows, teacher, encoded(labelled_texts, labelled) if chosen else None)
             set_seed(seed)
             model = RNNForSequenceClassification.from_pretrained(
                 folder, transfer=TransferConfig(transfer_head=True), id2label=dict(enumerate(bench.NAMES)),
@@ -115,8 +113,8 @@ def main():
             distill(model, train, recipe, collator, epochs=cli.epochs)
             seconds = time.perf_counter() - started
             entry = {"unlabelled": len(unlabelled_now), "seconds": round(seconds, 1)}
-            for part, data in sets.items():
-                student = class_probabilities(model, encoded(data["text"], data["label"]), collator)[0]
+            for part, rows in encoded_sets.items():
+                student = class_probabilities(model, rows, collator)[0]
                 rnn_part = zero_shot[part]
                 accuracy = lambda p: float((p.argmax(-1) == truth[part]).mean())  # noqa: E731, B023
                 entry[part] = dict(zip(COLUMNS, [

@@ -835,7 +835,7 @@ def soft_cross_entropy(logits: torch.Tensor, probabilities: torch.Tensor) -> tor
         )
     if probabilities.numel() and (probabilities.min() < 0 or (probabilities.sum(-1) - 1).abs().max() > 1e-3):
         raise ValueError("teacher_probabilities must be non-negative rows that sum to 1 (class probabilities).")
-    return -(probabilities * torch.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
+    return nn.functional.cross_entropy(logits.float(), probabilities)  # probability targets: torch's soft form
 
 
 class RNNForSequenceClassification(RNNPreTrainedModel):

@@ -127,7 +127,7 @@ def finetune(
 
     if linear_args is not None:
         linear_args.check_linear_source()
-        if getattr(linear_args, "distill_file", None) and training_args.world_size > 1:
+        if linear_args.distill_file and training_args.world_size > 1:
             raise ValueError("--distill_file runs in one process: launch without accelerate/torchrun.")
     raw = read_target(data_args)
     source_config, tokenizer = load_source_config(source_args.source, source_args.revision, token)
