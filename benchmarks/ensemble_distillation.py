@@ -3,6 +3,8 @@
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/ensemble_distillation.py --sources_dir /tmp/bench_rules
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/ensemble_distillation.py --sources_dir /tmp/bench_dev \
         --target electronics
+    HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/ensemble_distillation.py --sources_dir /tmp/bench_rules \
+        --teacher finetuned --budgets 100 1000
 
 The `lm_all_domains` source of `--target` (kitchen by default; sentiment_sources.py's, under `--sources_dir`; trained
 there if missing) and the linear model on the same labels (TF-IDF + LR on the ~31,000 source reviews plus the budget's
@@ -13,6 +15,11 @@ rows). Reported for each budget (nested, class-balanced, 3 seeds): accuracy of t
 the teacher, the distilled RNN and its average with the linear model, on the Amazon test set (1,000) and the
 development set (the FDU-MTL twin's test reviews not in it), and the distillation's time. A target other than kitchen
 gets its own docs/benchmarks.md section.
+
+`--teacher finetuned` first fine-tunes the source on the budget's labels and averages that model with the linear
+model; the student continues from it (the order of `finetune --select_folds 0 --linear_companion --distill_file`, which
+also chooses the linear share by cross-validation: here it is one half). `--rounds 2` distills again from the first
+round's distilled RNN + linear average. Each gets its own section.
 """
 
 import argparse
@@ -32,7 +39,7 @@ from hf_rnn_transfer import RNNForSequenceClassification
 from hf_rnn_transfer.data import prepare_text_classification
 from hf_rnn_transfer.distillation import distill, teacher_rows
 from hf_rnn_transfer.evaluation import balanced_budget_indices, class_probabilities
-from hf_rnn_transfer.trainer import RecommendedTrainingArguments
+from hf_rnn_transfer.trainer import RecommendedTrainingArguments, TransferTrainer
 from hf_rnn_transfer.transfer_config import TransferConfig
 
 COLUMNS = ["source zero-shot", "linear", "teacher (average)", "distilled RNN", "distilled RNN + linear"]
@@ -45,6 +52,17 @@ def main():
     parser.add_argument("--budgets", nargs="+", type=int, default=[0, 100, 1000])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=float, default=8.0)
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="distillation rounds: round r's teacher averages round r-1's distilled RNN (the source for r=1) with the "
+        "linear model; each round's student starts from the source",
+    )  # fmt: skip
+    parser.add_argument(
+        "--teacher", default="source", choices=["source", "finetuned"],
+        help="the teacher's RNN half: the source zero-shot (default), or the source fine-tuned on the budget's labels "
+        "(the recommended recipe without the selection inside the budget, the order of `finetune --select_folds 0 "
+        "--linear_companion --distill_file`); the student starts from it",
+    )  # fmt: skip
     cli = parser.parse_args()
     out = Path(cli.sources_dir) / cli.target
     splits, source = target_splits(cli.target), source_reviews(cli.target, fdu=True)
@@ -70,8 +88,13 @@ def main():
     rows += [{"text": t} for t in splits["pool"]["text"]]
     unlabelled = [r["text"] for r in deduplicated(rows, banned)]
     encoded_sets = {part: encoded(data["text"], data["label"]) for part, data in sets.items()}
-    source_model = RNNForSequenceClassification.from_pretrained(folder).eval()
-    zero_shot = {part: class_probabilities(source_model, rows, collator)[0] for part, rows in encoded_sets.items()}
+
+    def fresh_model(start):
+        return RNNForSequenceClassification.from_pretrained(
+            start, transfer=TransferConfig(transfer_head=True), id2label=dict(enumerate(bench.NAMES)),
+            label2id={n: i for i, n in enumerate(bench.NAMES)},
+        )  # fmt: skip
+
     texts, labels = list(source["text"]), list(source["label"])
     pool_texts, pool_labels = list(splits["pool"]["text"]), list(splits["pool"]["label"])
     saved = out / "ensemble_distillation.json"
@@ -79,7 +102,7 @@ def main():
     for seed in cli.seeds:
         subsets = balanced_budget_indices(pool_labels, [b for b in cli.budgets if b], seed)
         for budget in cli.budgets:
-            key = f"{budget} {seed} {cli.epochs:g}"
+            key = run_key(budget, seed, cli)
             if key in results:
                 continue
             chosen = list(subsets[budget]) if budget else []
@@ -97,25 +120,47 @@ def main():
                 "unlabelled": linear[n_test + n_dev :],
             }
             unlabelled_rows = encoded(unlabelled_now)
-            rnn_unlabelled = class_probabilities(source_model, unlabelled_rows, collator)[0]
-            teacher = (rnn_unlabelled + linear["unlabelled"]) / 2
-            train = teacher_rows(unlabelled_rows, teacher, encoded(labelled_texts, labelled) if chosen else None)
-            set_seed(seed)
-            model = RNNForSequenceClassification.from_pretrained(
-                folder, transfer=TransferConfig(transfer_head=True), id2label=dict(enumerate(bench.NAMES)),
-                label2id={n: i for i, n in enumerate(bench.NAMES)},
-            )  # fmt: skip
-            recipe = RecommendedTrainingArguments(
-                str(out / "distillation-runs"), report_to="none", save_strategy="no", disable_tqdm=True,
-                per_device_train_batch_size=32, seed=seed,
-            )  # fmt: skip
-            started = time.perf_counter()
-            distill(model, train, recipe, collator, epochs=cli.epochs)
-            seconds = time.perf_counter() - started
-            entry = {"unlabelled": len(unlabelled_now), "seconds": round(seconds, 1)}
+            labelled_rows = encoded(labelled_texts, labelled) if chosen else None
+            start, finetune_seconds = folder, 0.0
+            if cli.teacher == "finetuned" and chosen:
+                set_seed(seed)
+                model = fresh_model(folder)
+                recipe = RecommendedTrainingArguments(
+                    str(out / "distillation-runs"), report_to="none", save_strategy="no", disable_tqdm=True,
+                    select_folds=0, seed=seed,
+                )  # fmt: skip
+                started = time.perf_counter()
+                TransferTrainer(model, recipe, train_dataset=labelled_rows, data_collator=collator).train()
+                finetune_seconds = time.perf_counter() - started
+                start = out / "distillation-runs" / "finetuned"
+                model.save_pretrained(start)
+            teacher_rnn = RNNForSequenceClassification.from_pretrained(start).eval()
+            rnn_parts = {part: class_probabilities(teacher_rnn, d, collator)[0] for part, d in encoded_sets.items()}
+            rnn_unlabelled = class_probabilities(teacher_rnn, unlabelled_rows, collator)[0]
+            previous, seconds, per_round = rnn_unlabelled, 0.0, []
+            for _ in range(cli.rounds):
+                teacher = (previous + linear["unlabelled"]) / 2
+                train = teacher_rows(unlabelled_rows, teacher, labelled_rows)
+                set_seed(seed)
+                model = fresh_model(start)
+                recipe = RecommendedTrainingArguments(
+                    str(out / "distillation-runs"), report_to="none", save_strategy="no", disable_tqdm=True,
+                    per_device_train_batch_size=32, seed=seed,
+                )  # fmt: skip
+                started = time.perf_counter()
+                distill(model, train, recipe, collator, epochs=cli.epochs)
+                seconds += time.perf_counter() - started
+                previous = class_probabilities(model, unlabelled_rows, collator)[0]
+                per_round.append({
+                    part: float((class_probabilities(model, rows, collator)[0].argmax(-1) == truth[part]).mean())
+                    for part, rows in encoded_sets.items()
+                })  # fmt: skip
+            entry = {"unlabelled": len(unlabelled_now), "seconds": round(seconds, 1), "rounds": per_round}
+            if cli.teacher == "finetuned":
+                entry["finetune_seconds"] = round(finetune_seconds, 1)
             for part, rows in encoded_sets.items():
                 student = class_probabilities(model, rows, collator)[0]
-                rnn_part = zero_shot[part]
+                rnn_part = rnn_parts[part]
                 accuracy = lambda p: float((p.argmax(-1) == truth[part]).mean())  # noqa: E731, B023
                 entry[part] = dict(zip(COLUMNS, [
                     accuracy(rnn_part), accuracy(linear[part]), accuracy((rnn_part + linear[part]) / 2),
@@ -127,27 +172,57 @@ def main():
     report(results, cli)
 
 
+def run_key(budget: int, seed: int, cli) -> str:
+    return run_suffix(f"{budget} {seed} {cli.epochs:g}", cli, " ")
+
+
+def run_suffix(name: str, cli, separator: str) -> str:
+    """`name` with what sets this run apart from the default one: more rounds, the fine-tuned teacher."""
+    parts = [name] + ([f"r{cli.rounds}"] if cli.rounds > 1 else []) + (["finetuned"] if cli.teacher != "source" else [])
+    return separator.join(parts)
+
+
 def report(results: dict, cli) -> None:
     rows = []
     for budget in cli.budgets:
-        entries = [results.get(f"{budget} {seed} {cli.epochs:g}") for seed in cli.seeds]
+        entries = [results.get(run_key(budget, seed, cli)) for seed in cli.seeds]
         entries = [e for e in entries if e]
         if not entries:
             continue
         cells = [f"{np.mean([e[part][column] for e in entries]):.3f}" for part in ("test", "dev") for column in COLUMNS]
-        rows.append([str(budget), *cells, f"{np.mean([e['seconds'] for e in entries]):.0f}"])
-    header = [f"{cli.target} labels", *[f"{c} ({part})" for part in ("test", "dev") for c in COLUMNS], "distillation s"]
+        times = [f"{np.mean([e.get(k, 0.0) for e in entries]):.0f}" for k in ("finetune_seconds", "seconds")]
+        rows.append([str(budget), *cells, *(times if cli.teacher == "finetuned" else times[1:])])
+    names = [("fine-tuned RNN" if cli.teacher == "finetuned" else COLUMNS[0]), *COLUMNS[1:]]
+    header = [f"{cli.target} labels", *[f"{c} ({part})" for part in ("test", "dev") for c in names]]
+    header += ["fine-tuning s", "distillation s"] if cli.teacher == "finetuned" else ["distillation s"]
     text = table(header, rows)
     print(text)
-    note = (
-        f"Mean over seeds {cli.seeds}. Teacher: the equal average of the `lm_all_domains` source (zero-shot: the "
-        "selection inside the budget keeps it at most budgets, sentiment_sources.py) and the linear model on the same "
-        f"labels. The distilled RNN starts from the source and trains {cli.epochs:g} epochs on the teacher's "
-        f"probabilities over the unlabelled {cli.target} reviews (and the budget's labels, one-hot). One standard "
-        "error is about 1 point on the test set and 1.5 on the development set."
+    if cli.teacher == "finetuned":
+        teacher = (
+            "the source fine-tuned on the budget's labels (the recommended recipe without the selection inside the "
+            "budget, the order of `finetune --select_folds 0 --linear_companion --distill_file`; at 0 labels: the "
+            "source)"
+        )
+    else:
+        teacher = (
+            "the `lm_all_domains` source (zero-shot: the selection inside the budget keeps it at most budgets, "
+            "sentiment_sources.py)"
+        )
+    rounds = (
+        f" Round {cli.rounds} of {cli.rounds}: each round's teacher averages the previous round's distilled RNN with "
+        "the linear model."
+        if cli.rounds > 1
+        else ""
     )
-    name = "ensemble-distillation" + ("" if cli.target == "kitchen" else f"-{cli.target}")
-    write_section(name, f"Distilling the RNN + linear average into the RNN ({cli.target})", text + "\n\n" + note)
+    note = (
+        f"Mean over seeds {cli.seeds}. Teacher: the equal average of {teacher} and the linear model on the same "
+        f"labels. The distilled RNN starts from the teacher's RNN and trains {cli.epochs:g} epochs on the teacher's "
+        f"probabilities over the unlabelled {cli.target} reviews (and the budget's labels, one-hot).{rounds} One "
+        "standard error is about 1 point on the test set and 1.5 on the development set."
+    )
+    name = run_suffix("ensemble-distillation" + ("" if cli.target == "kitchen" else f"-{cli.target}"), cli, "-")
+    title = run_suffix(f"Distilling the RNN + linear average into the RNN ({cli.target}", cli, ", ") + ")"
+    write_section(name, title, text + "\n\n" + note)
 
 
 if __name__ == "__main__":
