@@ -25,6 +25,7 @@ round's distilled RNN + linear average. Each gets its own section.
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -122,15 +123,15 @@ def main():
             unlabelled_rows = encoded(unlabelled_now)
             labelled_rows = encoded(labelled_texts, labelled) if chosen else None
             start, finetune_seconds = folder, 0.0
+            recipe = RecommendedTrainingArguments(
+                str(out / "distillation-runs"), report_to="none", save_strategy="no", disable_tqdm=True, seed=seed
+            )
             if cli.teacher == "finetuned" and chosen:
                 set_seed(seed)
                 model = fresh_model(folder)
-                recipe = RecommendedTrainingArguments(
-                    str(out / "distillation-runs"), report_to="none", save_strategy="no", disable_tqdm=True,
-                    select_folds=0, seed=seed,
-                )  # fmt: skip
                 started = time.perf_counter()
-                TransferTrainer(model, recipe, train_dataset=labelled_rows, data_collator=collator).train()
+                finetune_args = replace(recipe, select_folds=0)
+                TransferTrainer(model, finetune_args, train_dataset=labelled_rows, data_collator=collator).train()
                 finetune_seconds = time.perf_counter() - started
                 start = out / "distillation-runs" / "finetuned"
                 model.save_pretrained(start)
@@ -143,12 +144,8 @@ def main():
                 train = teacher_rows(unlabelled_rows, teacher, labelled_rows)
                 set_seed(seed)
                 model = fresh_model(start)
-                recipe = RecommendedTrainingArguments(
-                    str(out / "distillation-runs"), report_to="none", save_strategy="no", disable_tqdm=True,
-                    per_device_train_batch_size=32, seed=seed,
-                )  # fmt: skip
                 started = time.perf_counter()
-                distill(model, train, recipe, collator, epochs=cli.epochs)
+                distill(model, train, replace(recipe, per_device_train_batch_size=32), collator, epochs=cli.epochs)
                 seconds += time.perf_counter() - started
                 previous = class_probabilities(model, unlabelled_rows, collator)[0]
                 per_round.append({
