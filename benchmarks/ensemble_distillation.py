@@ -56,7 +56,7 @@ def main():
     parser.add_argument(
         "--rounds", type=int, default=1,
         help="distillation rounds: round r's teacher averages round r-1's distilled RNN (the source for r=1) with the "
-        "linear model; each round's student starts from the source",
+        "linear model; each round's student starts from the teacher's RNN",
     )  # fmt: skip
     parser.add_argument(
         "--teacher", default="source", choices=["source", "finetuned"],
@@ -65,6 +65,8 @@ def main():
         "--linear_companion --distill_file`); the student starts from it",
     )  # fmt: skip
     cli = parser.parse_args()
+    if cli.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {cli.rounds}.")
     out = Path(cli.sources_dir) / cli.target
     splits, source = target_splits(cli.target), source_reviews(cli.target, fdu=True)
     folder = source_folder(out, cli.target, splits, source)
@@ -89,6 +91,13 @@ def main():
     rows += [{"text": t} for t in splits["pool"]["text"]]
     unlabelled = [r["text"] for r in deduplicated(rows, banned)]
     encoded_sets = {part: encoded(data["text"], data["label"]) for part, data in sets.items()}
+    accuracy = lambda probabilities, part: float((probabilities.argmax(-1) == truth[part]).mean())  # noqa: E731
+
+    def probabilities_on_sets(model) -> dict:
+        return {part: class_probabilities(model, rows, collator)[0] for part, rows in encoded_sets.items()}
+
+    source_model = RNNForSequenceClassification.from_pretrained(folder).eval()
+    zero_shot = probabilities_on_sets(source_model)
 
     def fresh_model(start):
         return RNNForSequenceClassification.from_pretrained(
@@ -122,7 +131,7 @@ def main():
             }
             unlabelled_rows = encoded(unlabelled_now)
             labelled_rows = encoded(labelled_texts, labelled) if chosen else None
-            start, finetune_seconds = folder, 0.0
+            start, finetune_seconds, teacher_rnn, rnn_parts = folder, 0.0, source_model, zero_shot
             recipe = RecommendedTrainingArguments(
                 str(out / "distillation-runs"), report_to="none", save_strategy="no", disable_tqdm=True, seed=seed
             )
@@ -135,8 +144,8 @@ def main():
                 finetune_seconds = time.perf_counter() - started
                 start = out / "distillation-runs" / "finetuned"
                 model.save_pretrained(start)
-            teacher_rnn = RNNForSequenceClassification.from_pretrained(start).eval()
-            rnn_parts = {part: class_probabilities(teacher_rnn, d, collator)[0] for part, d in encoded_sets.items()}
+                teacher_rnn = model.eval()
+                rnn_parts = probabilities_on_sets(teacher_rnn)
             rnn_unlabelled = class_probabilities(teacher_rnn, unlabelled_rows, collator)[0]
             previous, seconds, per_round = rnn_unlabelled, 0.0, []
             for _ in range(cli.rounds):
@@ -148,20 +157,16 @@ def main():
                 distill(model, train, replace(recipe, per_device_train_batch_size=32), collator, epochs=cli.epochs)
                 seconds += time.perf_counter() - started
                 previous = class_probabilities(model, unlabelled_rows, collator)[0]
-                per_round.append({
-                    part: float((class_probabilities(model, rows, collator)[0].argmax(-1) == truth[part]).mean())
-                    for part, rows in encoded_sets.items()
-                })  # fmt: skip
+                students = probabilities_on_sets(model)
+                per_round.append({part: accuracy(p, part) for part, p in students.items()})
             entry = {"unlabelled": len(unlabelled_now), "seconds": round(seconds, 1), "rounds": per_round}
             if cli.teacher == "finetuned":
                 entry["finetune_seconds"] = round(finetune_seconds, 1)
-            for part, rows in encoded_sets.items():
-                student = class_probabilities(model, rows, collator)[0]
+            for part, student in students.items():
                 rnn_part = rnn_parts[part]
-                accuracy = lambda p: float((p.argmax(-1) == truth[part]).mean())  # noqa: E731, B023
                 entry[part] = dict(zip(COLUMNS, [
-                    accuracy(rnn_part), accuracy(linear[part]), accuracy((rnn_part + linear[part]) / 2),
-                    accuracy(student), accuracy((student + linear[part]) / 2),
+                    accuracy(p, part) for p in
+                    (rnn_part, linear[part], (rnn_part + linear[part]) / 2, student, (student + linear[part]) / 2)
                 ]))  # fmt: skip
             results[key] = entry
             print(key, json.dumps(entry), flush=True)
