@@ -91,7 +91,9 @@ def main():
     rows += [{"text": t} for t in splits["pool"]["text"]]
     unlabelled = [r["text"] for r in deduplicated(rows, banned)]
     encoded_sets = {part: encoded(data["text"], data["label"]) for part, data in sets.items()}
-    accuracy = lambda probabilities, part: float((probabilities.argmax(-1) == truth[part]).mean())  # noqa: E731
+
+    def accuracy(probabilities, part: str) -> float:
+        return float((probabilities.argmax(-1) == truth[part]).mean())
 
     def probabilities_on_sets(model) -> dict:
         return {part: class_probabilities(model, rows, collator)[0] for part, rows in encoded_sets.items()}
