@@ -358,7 +358,7 @@ def text_note(budget: int, seeds, epochs: float) -> str:
     )
 
 
-def run_auto(target: str, pool: dict[str, str], seeds, budget: int, rule: str) -> dict:
+def run_auto(target: str, pool: dict[str, str], seeds, budget: int, rule: str, ensemble: int) -> dict:
     """`auto_transfer` over the target's candidates, per seed (its own budget rows), scored on the test split."""
     from datasets import DatasetDict
 
@@ -374,21 +374,29 @@ def run_auto(target: str, pool: dict[str, str], seeds, budget: int, rule: str) -
         )  # fmt: skip
         start = time.perf_counter()
         result = auto_transfer(list(names), DatasetDict(train=rows, test=test), TargetDataArguments(),
-                               AutoArguments(trial_rule=rule), args)  # fmt: skip
+                               AutoArguments(trial_rule=rule, ensemble=ensemble), args)  # fmt: skip
         out["seconds"].append(time.perf_counter() - start)
         out["accuracy"].append(result.test_score)
         chosen = result.chosen
-        label = (
-            "scratch" if chosen.source == "scratch" else f"{names[chosen.source]} ({chosen.layers}, {chosen.strategy})"
-        )
+        if chosen.members:
+            label = f"ensemble of {len(chosen.members)}"
+        elif chosen.source == "scratch":
+            label = "scratch"
+        else:
+            label = f"{names[chosen.source]} ({chosen.layers}, {chosen.strategy})"
         out["chosen"].append(label)
         out.setdefault("ranked_first", []).append(names[result.ranking.ranked()[0]])
         print(f"auto {target} seed {seed}: {result.test_score:.3f} with {label}", flush=True)
     return out
 
 
+def auto_variant(rule: str, ensemble: int) -> str:
+    return rule if not ensemble else f"{rule}, ensemble of {ensemble}"
+
+
 def summarise_auto(autos: dict, results: dict, budget: int, seeds) -> str:
-    """`autos`: {trial rule: {target: auto results}}; one row per target, one auto column per rule."""
+    """`autos`: {variant (trial rule, ensemble size): {target: auto results}}; one row per target, one auto column
+    (and one column of what it chose, and its wall time) per variant."""
     rules = list(autos)
     rows, gaps = [], {rule: {"oracle": [], "fixed": [], "scratch": []} for rule in rules}
     for target, r in results.items():
@@ -398,7 +406,7 @@ def summarise_auto(autos: dict, results: dict, budget: int, seeds) -> str:
         fixed_runs = [r["accuracy"][name][i] for i, name in enumerate(firsts)]
         fixed_mean = float(np.mean(fixed_runs))
         finetune_once = sum(s[0] for s in r["finetune_seconds"].values())
-        cells = []
+        cells, chose = [], []
         for rule in rules:
             auto = autos[rule][target]
             auto_mean = float(np.mean(auto["accuracy"]))
@@ -406,18 +414,19 @@ def summarise_auto(autos: dict, results: dict, budget: int, seeds) -> str:
             gaps[rule]["fixed"].append(auto_mean - fixed_mean)
             gaps[rule]["scratch"].append(auto_mean - float(np.mean(r["scratch"])))
             cells.append(f"{auto_mean:.3f} ± {np.std(auto['accuracy']):.3f}")
-        first = autos[rules[0]][target]
+            wall = float(np.mean(auto["seconds"]))
+            chose += ["; ".join(auto["chosen"]), f"{wall:.0f} s ({wall / finetune_once:.1f}x)"]
         rows.append([
             target, *cells, f"{fixed_mean:.3f} ({', '.join(dict.fromkeys(firsts))})", f"{mean[oracle]:.3f} ({oracle})",
-            f"{np.mean(r['scratch']):.3f}", "; ".join(first["chosen"]),
-            f"{np.mean(first['seconds']):.0f} s ({np.mean(first['seconds']) / finetune_once:.1f}x)",
+            f"{np.mean(r['scratch']):.3f}", *chose,
         ])  # fmt: skip
-    body = table(["target", *(f"auto, {rule} rule" for rule in rules),
+    body = table(["target", *(f"auto ({rule})" for rule in rules),
                   "fixed: LogME's first per seed, recommended recipe", "oracle source (chosen on test)", "scratch",
-                  f"auto ({rules[0]}) chose, per seed", "auto wall time (x fine-tuning every candidate once)"],
+                  *(h for rule in rules for h in (f"auto ({rule}) chose, per seed",
+                                                   f"auto ({rule}) wall time (x fine-tuning every candidate once)"))],
                  rows)  # fmt: skip
     means = "; ".join(
-        f"{rule} rule: {np.mean(g['oracle']):+.3f} vs the oracle, {np.mean(g['fixed']):+.3f} vs the fixed recipe, "
+        f"{rule}: {np.mean(g['oracle']):+.3f} vs the oracle, {np.mean(g['fixed']):+.3f} vs the fixed recipe, "
         f"{np.mean(g['scratch']):+.3f} vs scratch"
         for rule, g in gaps.items()
     )
@@ -428,8 +437,11 @@ def summarise_auto(autos: dict, results: dict, budget: int, seeds) -> str:
         "strategies (full, L2-SP, frozen encoder) and embedding-only transfer on the best, and scratch as the floor. "
         "Trial rule `one_standard_error` (the default) keeps the earliest trial (higher-ranked source, then the "
         "recommended recipe) unless a later one scores more than one binomial standard error above it; `best` takes "
-        "the highest held-out score. The oracle is the best source with the recommended recipe chosen on the test set "
-        "(an upper bound over sources, not over strategies)."
+        "the highest held-out score. `ensemble of N` (`AutoArguments(ensemble=N)`, the default N=5) also validates the "
+        "average of LogME's top N sources, each fine-tuned with the recommended recipe, on the same folds, and "
+        "prefers it unless a single trial scores more than one standard error higher. The oracle is the best single "
+        "source with the recommended recipe chosen on the test set (an upper bound over single sources, not over "
+        "strategies or ensembles)."
     )
     return body
 
@@ -443,7 +455,9 @@ def main():
     parser.add_argument("--lm_steps", type=int, default=600)
     parser.add_argument("--output_dir", default=str(Path(tempfile.gettempdir()) / "hf-rnn-transfer-source-pool"))
     parser.add_argument("--no_auto", action="store_true", help="Skip the auto-transfer section.")
-    parser.add_argument("--auto_rules", nargs="+", default=["one_standard_error", "best"], help="auto's trial rules.")
+    parser.add_argument("--auto_rules", nargs="+", default=["one_standard_error"], help="auto's trial rules.")
+    parser.add_argument("--auto_ensembles", nargs="+", type=int, default=[0, 5],
+                        help="auto's ensemble sizes (0: single sources only; the default of auto is 5).")  # fmt: skip
     cli = parser.parse_args()
     data_root()
     output = Path(cli.output_dir)
@@ -481,16 +495,19 @@ def main():
     if cli.no_auto:
         return
     autos = {}
-    for rule in cli.auto_rules:
+    for rule, ensemble in [(r, e) for r in cli.auto_rules for e in cli.auto_ensembles]:
+        variant = auto_variant(rule, ensemble)
         for target in cli.targets:
-            key = f"auto {target} budget={cli.budget} seeds={cli.seeds} rule={rule}"
+            key = f"auto {target} budget={cli.budget} seeds={cli.seeds} rule={rule}" + (
+                f" ensemble={ensemble}" if ensemble else ""
+            )
             if key not in results:
-                results[key] = run_auto(target, pool, cli.seeds, cli.budget, rule)
+                results[key] = run_auto(target, pool, cli.seeds, cli.budget, rule, ensemble)
                 cache.write_text(json.dumps(results, indent=1))
             if "ranked_first" not in results[key]:  # LogME's first on each seed's labels (what `fixed` fine-tunes)
                 results[key]["ranked_first"] = [logme_first(target, pool, seed, cli.budget) for seed in cli.seeds]
                 cache.write_text(json.dumps(results, indent=1))
-            autos.setdefault(rule, {})[target] = results[key]
+            autos.setdefault(variant, {})[target] = results[key]
     write_section(
         "auto-transfer",
         f"auto on the same pool: choosing source, layers and recipe inside {cli.budget} labels",

@@ -57,6 +57,7 @@ _LAZY = {
     "fit_within_budget": "budget_selection",
     "rank_sources": "selection",
     "LinearTextClassifier": "linear_model",
+    "SourceEnsemble": "ensemble",
     "TextClassificationWithLinearPipeline": "pipeline_linear",
 }
 

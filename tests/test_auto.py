@@ -70,7 +70,7 @@ def quick(tmp_path, **extra):
 
 
 def test_auto_picks_the_useful_source_skips_bad_ones_and_explains(pool, tmp_path):
-    args = AutoArguments(shortlist=2, folds=2, strategies=["gradual", "full"])
+    args = AutoArguments(shortlist=2, folds=2, strategies=["gradual", "full"], ensemble=0)
     with pytest.warns(UserWarning, match="skipping candidate"):
         result = auto_transfer(
             [pool["lm"], pool["good"], pool["forecaster"], pool["missing"]], target(), TargetDataArguments(), args,
@@ -103,7 +103,8 @@ def test_auto_from_the_command_line_saves_the_model_report_and_card(pool, tmp_pa
         ["auto", "--candidates", pool["good"], pool["lm"], "--train_file", str(tmp_path / "train.jsonl"),
          "--test_file", str(tmp_path / "test.jsonl"), "--budget", "40", "--folds", "2", "--shortlist", "2",
          "--strategies", "gradual", "--layer_choices", "all", "--num_train_epochs", "3", "--learning_rate", "1e-2",
-         "--output_dir", str(out), "--disable_tqdm", "true", "--report_to", "none", "--save_strategy", "no"]
+         "--ensemble", "0", "--output_dir", str(out), "--disable_tqdm", "true", "--report_to", "none",
+         "--save_strategy", "no"]
     )  # fmt: skip
     assert code == 0
     report = json.loads((out / "auto_report.json").read_text())
@@ -126,7 +127,8 @@ def test_a_budget_too_small_to_validate_falls_back_to_the_top_source_and_says_so
 
 
 def test_ties_keep_the_higher_ranked_source_and_are_reported(pool, tmp_path):
-    args = AutoArguments(shortlist=2, folds=2, strategies=["gradual"], layer_choices=["all"], try_scratch=False)
+    args = AutoArguments(shortlist=2, folds=2, strategies=["gradual"], layer_choices=["all"], try_scratch=False,
+                         ensemble=0)  # fmt: skip
     result = auto_transfer([pool["good"], pool["copy"]], target(rows=40), TargetDataArguments(), args, quick(tmp_path))
     first, second = result.trials
     assert first.score == second.score and result.chosen is first and first.source == pool["good"]
@@ -138,6 +140,8 @@ def test_auto_refuses_bad_settings_with_the_flag_named(pool, tmp_path):
         AutoArguments(strategies=["fastest"])
     with pytest.raises(ValueError, match="--folds must be at least 2"):
         AutoArguments(folds=1)
+    with pytest.raises(ValueError, match="--ensemble must be 0 .off. or at least 2 members, got 1"):
+        AutoArguments(ensemble=1)
     with pytest.raises(ValueError, match="no usable candidate"), pytest.warns(UserWarning):
         auto_transfer([pool["forecaster"], pool["missing"]], target(), TargetDataArguments(), AutoArguments(),
                       quick(tmp_path))  # fmt: skip
@@ -154,7 +158,7 @@ def test_auto_takes_candidates_from_a_hub_search_by_tag(pool, hub, tmp_path):
     card = CardContent(repo_id="alice/auto-good", objective="classification", data_description="marker texts")
     push_model(model, "alice/auto-good", card=card, tokenizer=AutoTokenizer.from_pretrained(pool["good"]), token=ALICE)
     args = AutoArguments(hub_search="hf-rnn-transfer", shortlist=2, folds=2, strategies=["gradual"],
-                         layer_choices=["all"], try_scratch=False)  # fmt: skip
+                         layer_choices=["all"], try_scratch=False, ensemble=0)  # fmt: skip
     with pytest.warns(UserWarning, match="alice/no-such-model"):
         result = auto_transfer([pool["lm"], "alice/no-such-model"], target(rows=40), TargetDataArguments(), args,
                                quick(tmp_path), token=ALICE)  # fmt: skip
@@ -183,8 +187,10 @@ def test_auto_under_torchrun_validates_over_two_processes_and_writes_once(pool, 
     assert launched.returncode == 0, launched.stderr[-3000:]
     assert launched.stdout.count("# Automated transfer") == 1  # the first process reports; both trained
     report = json.loads((out / "auto_report.json").read_text())
-    assert report["chosen"]["source"] == pool["good"] and len(report["trials"]) == 3
-    assert (out / "model.safetensors").is_file()
+    # good and lm, their ensemble (the default: preferred when as good), scratch
+    assert [t["stage"] for t in report["trials"]] == ["source", "source", "ensemble", "floor"]
+    assert report["chosen"]["members"] == [pool["good"], pool["lm"]]
+    assert (out / "ensemble.json").is_file() and (out / "member-1" / "model.safetensors").is_file()
 
 
 def test_a_later_trial_must_beat_the_earlier_by_more_than_the_noise_to_win():
@@ -205,3 +211,58 @@ def test_a_later_trial_must_beat_the_earlier_by_more_than_the_noise_to_win():
     chosen = _best(negative, 100, "one_standard_error")
     assert chosen.source == "scratch"
     assert "transfer would have hurt" in _reason(chosen, negative, 3, "accuracy", 100, "one_standard_error")
+
+
+def test_the_ensemble_is_validated_beside_the_sources_preferred_when_as_good_and_saved_loadable(pool, tmp_path):
+    from hf_rnn_transfer import SourceEnsemble
+
+    args = AutoArguments(shortlist=1, folds=2, strategies=["gradual"], layer_choices=["all"])  # ensemble=5: default
+    result = auto_transfer([pool["good"], pool["copy"], pool["lm"]], target(), TargetDataArguments(), args,
+                           quick(tmp_path))  # fmt: skip
+    ensemble = next(t for t in result.trials if t.stage == "ensemble")
+    assert ensemble.members == result.ranking.ranked()  # the 3 usable candidates, best-ranked first
+    best_single = max(t.score for t in result.trials if not t.members)
+    assert ensemble.score >= best_single - 0.06  # within one standard error of 80 held-out rows
+    assert result.chosen is ensemble and isinstance(result.model, SourceEnsemble)
+    assert "the average of 3 sources fine-tuned alike" in result.reason
+    assert "each member fine-tuned for 3 epochs" in result.reason
+    assert result.test_score > 0.9
+    result.model.save_pretrained(tmp_path / "ens")
+    loaded = SourceEnsemble.from_pretrained(tmp_path / "ens")
+    texts = list(target()["test"]["text"][:20])
+    np.testing.assert_allclose(loaded.predict_proba(texts), result.model.predict_proba(texts), atol=1e-6)
+    assert [p["label"] for p in loaded(["w1 great w2 w3", "w4 awful w5 w6"])] == ["positive", "negative"]
+
+
+def test_a_clearly_better_single_source_overrules_the_preferred_ensemble():
+    from hf_rnn_transfer.commands.auto import Trial, _best
+
+    def trial(stage, source, score, members=()):
+        return Trial(stage, source, "all", "gradual", score, 3, 1.0, 1.0, members=list(members))
+
+    single, ensemble = trial("source", "a", 0.84), trial("ensemble", "ensemble of 2", 0.81, ["a", "b"])
+    assert _best([single, ensemble], 100, "one_standard_error") is ensemble  # 0.03 < one standard error (0.037)
+    assert _best([single, ensemble], 100, "best") is single
+    assert _best([single, trial("ensemble", "ensemble of 2", 0.70, ["a", "b"])], 100, "one_standard_error") is single
+
+
+def test_auto_from_the_command_line_saves_an_ensemble_with_its_card(pool, tmp_path):
+    from hf_rnn_transfer import SourceEnsemble
+
+    target()["train"].to_json(tmp_path / "train.jsonl")
+    out = tmp_path / "out"
+    code = main(
+        ["auto", "--candidates", pool["good"], pool["copy"], "--train_file", str(tmp_path / "train.jsonl"),
+         "--budget", "40", "--folds", "2", "--shortlist", "1", "--ensemble", "2", "--strategies", "gradual",
+         "--layer_choices", "all", "--no_try_scratch", "--num_train_epochs", "2", "--learning_rate", "1e-2",
+         "--output_dir", str(out), "--disable_tqdm", "true", "--report_to", "none", "--save_strategy", "no"]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads((out / "auto_report.json").read_text())
+    assert report["chosen"]["stage"] == "ensemble" and report["chosen"]["members"] == [pool["good"], pool["copy"]]
+    card = (out / "README.md").read_text()
+    assert "SourceEnsemble.from_pretrained" in card and "An ensemble of 2 fine-tuned models" in card
+    assert not (out / "config.json").exists()  # not one model: the members are
+    ensemble = SourceEnsemble.from_pretrained(out)
+    assert ensemble.sources == [pool["good"], pool["copy"]] and ensemble.weights == [0.5, 0.5]
+    assert RNNForSequenceClassification.from_pretrained(out / "member-0").config.id2label[1] == "positive"

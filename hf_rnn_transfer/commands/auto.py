@@ -8,7 +8,9 @@ optionally a test split, it:
 2. validates inside the budget, by k-fold cross-validation (never the test split), in stages: each shortlisted source
    with the recommended recipe; then, for the best source, the other fine-tuning strategies; then fewer transferred
    layers with the best strategy; and the same architecture from scratch as the floor. Every trial also chooses its
-   stopping epoch and its mix with the transferred weights (`cross_validate`);
+   stopping epoch and its mix with the transferred weights (`cross_validate`). With `ensemble=N`, the average of the
+   top N ranked sources, each fine-tuned with the recommended recipe, is validated on the same folds
+   (`cross_validate_ensemble`) and preferred when within the trial rule's margin of the best;
 3. fine-tunes the winner on the whole budget as chosen, scores it on the test split, and writes a report (markdown
    and JSON) and a model card that say what was tried, what each step cost and why the winner won.
 
@@ -102,6 +104,15 @@ class AutoArguments:
             "choices": list(TRIAL_RULES),
         },
     )
+    ensemble: int = field(
+        default=5,
+        metadata={
+            "help": "Also validate the average of the top-N ranked sources, each fine-tuned with the recommended "
+            "recipe (N >= 2; 0: single sources only). When it wins, the result is a SourceEnsemble (a folder of "
+            "member models, each with its own tokenizer). Under the one_standard_error rule it is the preferred trial: "
+            "a single source replaces it only when it scores more than one standard error higher.",
+        },
+    )
     try_scratch: bool = field(
         default=True, metadata={"help": "Also validate the architecture from scratch; it wins if transfer cannot."}
     )
@@ -125,6 +136,8 @@ class AutoArguments:
             raise ValueError(f"--shortlist must be at least 1, got {self.shortlist}.")
         if self.folds < 2:
             raise ValueError(f"--folds must be at least 2 (cross-validation), got {self.folds}.")
+        if self.ensemble == 1 or self.ensemble < 0:
+            raise ValueError(f"--ensemble must be 0 (off) or at least 2 members, got {self.ensemble}.")
         if self.budget is not None and self.budget < 2:
             raise ValueError(f"--budget must be at least 2 labelled rows, got {self.budget}.")
 
@@ -141,8 +154,11 @@ class Trial:
     epochs: int
     mix: float
     seconds: float
+    members: list[str] = field(default_factory=list)  # an ensemble's sources, best-ranked first
 
     def describe(self) -> str:
+        if self.members:
+            return f"the average of {len(self.members)} sources fine-tuned alike ({', '.join(self.members)})"
         if self.source == SCRATCH:
             return "the same architecture from scratch"
         return f"{self.source} ({self.layers} layers, {self.strategy})"
@@ -396,7 +412,7 @@ def auto_transfer(
     else:
         verbosity = logging.get_verbosity()
         logging.set_verbosity_error()  # the trials train quietly; the bar below shows progress and the ETA
-        plan = _plan_size(auto_args, len(order))
+        plan = _plan_size(auto_args, len(order)) + len(_ensemble_members(ranking, auto_args.ensemble))
         from tqdm.auto import tqdm
 
         bar = tqdm(total=plan * folds, desc="auto: validating inside the budget", disable=not progress)
@@ -417,10 +433,25 @@ def auto_transfer(
         for name in order[: auto_args.shortlist]:
             validate("source", name, "all", auto_args.strategies[0])
         rows = len(target.splits["train"])
-        best = _best(trials, rows, auto_args.trial_rule)
+        members = _ensemble_members(ranking, auto_args.ensemble)
+        if members:
+            from ..ensemble import cross_validate_ensemble
+
+            t0 = time.perf_counter()
+            strategy = auto_args.strategies[0]
+            correct = cross_validate_ensemble(
+                [builder(name, "all", strategy) for name in members],
+                [target_for(name)[0].splits["train"] for name in members],
+                _strategy_arguments(training_args, strategy), [target_for(name)[0].collator for name in members],
+                folds, on_fold=lambda: bar.update(1),
+            )  # fmt: skip
+            trials.append(Trial("ensemble", f"ensemble of {len(members)}", "all", strategy, float(correct.mean()),
+                                int(np.ceil(training_args.num_train_epochs)), 1.0, time.perf_counter() - t0,
+                                members=members))  # fmt: skip
+        best = _best([t for t in trials if not t.members], rows, auto_args.trial_rule)  # the source to tune
         for strategy in auto_args.strategies[1:]:
             validate("strategy", best.source, "all", strategy)
-        best = _best(trials, rows, auto_args.trial_rule)
+        best = _best([t for t in trials if not t.members], rows, auto_args.trial_rule)
         for layers in auto_args.layer_choices:
             if layers != "all":
                 validate("layers", best.source, layers, best.strategy)
@@ -436,13 +467,20 @@ def auto_transfer(
         bar.close()
         logging.set_verbosity(verbosity)
         chosen = _best(trials, rows, auto_args.trial_rule)
-        if chosen.source == SCRATCH:
+        if chosen.members:
+            make_final, final_args = None, _strategy_arguments(training_args, chosen.strategy)
+        elif chosen.source == SCRATCH:
             make_final, final_args = scratch_builder(first), scratch_args
         else:
             make_final = builder(chosen.source, chosen.layers, chosen.strategy)
             final_args = _strategy_arguments(training_args, chosen.strategy)
-        selection = selections[id(chosen)]
+        selection = selections.get(id(chosen))
     clock["validation"] = time.perf_counter() - start
+    if chosen.members:
+        return _final_ensemble(chosen, [target_for(name) for name in chosen.members], builder, final_args, clock,
+                               dict(ranking=ranking, skipped=skipped, trials=trials, rows=len(train),
+                                    reason=_reason(chosen, trials, auto_args.folds, "accuracy", len(train),
+                                                   auto_args.trial_rule)))  # fmt: skip
     final_target, tokenizer = target_for(first if chosen.source == SCRATCH else chosen.source)
 
     start = time.perf_counter()
@@ -465,6 +503,35 @@ def auto_transfer(
         reason=reason, rows=len(train), metric=metric, test_score=test_score, seconds=clock, fallback=fallback,
         trainer=trainer,
     )  # fmt: skip
+
+
+def _ensemble_members(ranking, size: int) -> list[str]:
+    """The top `size` scored candidates (none when fewer than two could be ranked, or `size` is 0)."""
+    members = ranking.ranked()[:size] if size else []
+    return members if len(members) >= 2 else []
+
+
+def _final_ensemble(chosen: Trial, targets: list, builder, args, clock: dict, report: dict) -> AutoTransferResult:
+    """Fine-tune every member of the chosen ensemble on the whole budget and score their average on the test split."""
+    from ..ensemble import SourceEnsemble
+    from ..evaluation import class_probabilities
+    from ..trainer import TransferTrainer
+
+    start = time.perf_counter()
+    models, trainer = [], None
+    for name, (target, _) in zip(chosen.members, targets):
+        model = builder(name, chosen.layers, chosen.strategy)()
+        trainer = TransferTrainer(model, args, train_dataset=target.splits["train"], data_collator=target.collator)
+        trainer.train()
+        models.append(model.eval())
+    ensemble = SourceEnsemble(models, [tokenizer for _, tokenizer in targets], chosen.members)
+    clock["final training"] = time.perf_counter() - start
+    test_score = None
+    if all("test" in target.splits for target, _ in targets):
+        parts = [class_probabilities(m, t.splits["test"], t.collator) for m, (t, _) in zip(models, targets)]
+        test_score = float((ensemble.average([p for p, _ in parts]).argmax(-1) == parts[0][1]).mean())
+    return AutoTransferResult(model=ensemble, tokenizer=None, chosen=chosen, metric="accuracy", test_score=test_score,
+                              seconds=clock, trainer=trainer, **report)  # fmt: skip
 
 
 def _plan_size(args: AutoArguments, candidates: int) -> int:
@@ -490,18 +557,25 @@ def _margin(score: float, rows: int, rule: str) -> float:
 
 
 def _best(trials: list[Trial], rows: int, rule: str = "best") -> Trial:
-    """The earliest trial (higher-ranked source, then the recommended recipe) whose held-out score is within the
-    rule's margin of the highest; under `best` that is the highest, ties keeping the earlier trial."""
+    """The first trial in order of preference (the ensemble, then the higher-ranked source, then the recommended recipe)
+    whose held-out score is within the rule's margin of the highest; under `best` that is the highest, ties keeping
+    the preferred trial."""
     top = max(t.score for t in trials)
-    return next(t for t in trials if t.score >= top - _margin(top, rows, rule))
+    preferred = [t for t in trials if t.members] + [t for t in trials if not t.members]
+    return next(t for t in preferred if t.score >= top - _margin(top, rows, rule))
 
 
 def _reason(chosen: Trial, trials: list[Trial], folds: int, metric: str, rows: int, rule: str) -> str:
     others = [t for t in trials if t is not chosen]
     tied = [t for t in others if abs(t.score - chosen.score) <= 1e-9]
+    how = (
+        f"each member fine-tuned for {chosen.epochs} epochs, their class probabilities averaged"
+        if chosen.members
+        else f"stop after epoch {chosen.epochs}, mix {chosen.mix:g} of the fine-tuned weights"
+    )
     text = (
         f"Chosen: {chosen.describe()}, held-out {metric} {chosen.score:.4f} in {folds}-fold cross-validation inside "
-        f"the budget (stop after epoch {chosen.epochs}, mix {chosen.mix:g} of the fine-tuned weights)."
+        f"the budget ({how})."
     )
     higher = [t for t in others if t.score > chosen.score + 1e-9]
     if higher:
@@ -509,15 +583,16 @@ def _reason(chosen: Trial, trials: list[Trial], folds: int, metric: str, rows: i
         text += (
             f" {top.describe()} scored {top.score:.4f}, within one standard error "
             f"({_margin(top.score, rows, rule):.3f} over {rows} held-out rows) of it: the folds cannot tell that gap "
-            "from noise, so the earlier trial (the higher-ranked source, then the recommended recipe) is kept."
+            "from noise, so the preferred trial (the ensemble, then the higher-ranked source, then the recommended "
+            "recipe) is kept."
         )
     elif others:
         runner = max(others, key=lambda t: t.score)
         text += f" The highest score; next best: {runner.describe()} at {runner.score:.4f}."
     if tied:
         text += (
-            " Tied with " + ", ".join(t.describe() for t in tied) + ": the tie keeps the earlier trial (the "
-            "higher-ranked source, then the recommended recipe)."
+            " Tied with " + ", ".join(t.describe() for t in tied) + ": the tie keeps the preferred trial (the "
+            "ensemble, then the higher-ranked source, then the recommended recipe)."
         )
     floor = next((t for t in trials if t.source == SCRATCH), None)
     if floor is not None and chosen.source == SCRATCH:
@@ -582,5 +657,6 @@ def _card(result: AutoTransferResult, repo_id: str, data_args: TargetDataArgumen
         transfer=transfer.to_dict() if transfer is not None else None,
         comparison=result.comparison() if result.trials else None,
         summary=result.reason,
+        ensemble=len(result.chosen.members),
         tags=["auto-transfer"],
     )

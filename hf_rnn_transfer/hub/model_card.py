@@ -54,6 +54,7 @@ class CardContent:
             "reason"}]}`.
         comparison: `{"summary": str, "header": [...], "rows": [[...]]}`, e.g. transfer vs scratch per label budget.
         summary: one paragraph at the top.
+        ensemble: the number of members when the model is a `SourceEnsemble` (the card then says how to load one).
         license, language, tags: card metadata.
     """
 
@@ -67,6 +68,7 @@ class CardContent:
     transfer: dict | None = None
     comparison: dict | None = None
     summary: str = ""
+    ensemble: int = 0
     license: str | None = None
     language: list[str] | None = None
     tags: list[str] = field(default_factory=list)
@@ -143,6 +145,7 @@ def build_model_card(model_or_config, content: CardContent, has_tokenizer: bool 
         auto_class=auto_class,
         pipeline_tag=pipeline_tag,
         has_tokenizer=has_tokenizer,
+        ensemble=content.ensemble,
         version=__version__,
     )
     return ModelCard(str(card))  # parsing it back validates the metadata and its model-index
