@@ -46,8 +46,9 @@ def run_seed(target: str, pool: dict[str, str], seed: int, budget: int, built: d
             built[name] = ranking.Candidate(candidates[name], train, test, LabelMap(SENTIMENT.names))
         candidate = built[name]
         model = candidate.model(seed)
-        TransferTrainer(model=model, args=ranking.recipe(tempfile.mkdtemp(), seed),
-                        train_dataset=candidate.train.select(rows), data_collator=candidate.collator).train()  # fmt: skip
+        args = ranking.recipe(tempfile.mkdtemp(), seed)
+        rows_seen = candidate.train.select(rows)
+        TransferTrainer(model=model, args=args, train_dataset=rows_seen, data_collator=candidate.collator).train()
         probabilities[name], labels = class_probabilities(model, candidate.test, candidate.collator)
     labels = np.asarray(labels)
     accuracy = {n: float((p.argmax(-1) == labels).mean()) for n, p in probabilities.items()}
