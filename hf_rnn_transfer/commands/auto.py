@@ -17,7 +17,8 @@ optionally a test split, it:
 Bad candidates (a missing folder, a source that reads series for a text target or tokens for series, a config that
 is not an hf-rnn-transfer model) are skipped with the reason in the report; none usable is an error. A budget too
 small to split into the folds is not validated: the top-ranked source is fine-tuned with the recommended recipe, and
-the report says so. Ties keep the earlier trial: the higher-ranked source, then the recommended recipe.
+the report says so. Ties keep the preferred trial: the ensemble, then the higher-ranked source, then the recommended
+recipe.
 
 Example:
 
@@ -98,9 +99,9 @@ class AutoArguments:
     trial_rule: str = field(
         default="one_standard_error",
         metadata={
-            "help": "How a trial wins: one_standard_error (the earliest trial - higher-ranked source, then the "
-            "recommended recipe - within one binomial standard error of the best held-out score: with few labels the "
-            "folds cannot tell smaller gaps from noise) or best (the highest score).",
+            "help": "How a trial wins: one_standard_error (the preferred trial - the ensemble, then the higher-ranked "
+            "source, then the recommended recipe - within one binomial standard error of the best held-out score: "
+            "with few labels the folds cannot tell smaller gaps from noise) or best (the highest score).",
             "choices": list(TRIAL_RULES),
         },
     )
