@@ -164,14 +164,16 @@ class SourceEnsemble:
         if not folder.is_dir():
             from huggingface_hub import snapshot_download
 
-            folder = Path(snapshot_download(str(name_or_path), revision=revision, token=token))
+            # the manifest, configs, tokenizers and safetensors weights: nothing that would need unpickling
+            patterns = [ENSEMBLE_FILE, "member-*/*.json", "member-*/*.safetensors"]
+            folder = Path(snapshot_download(str(name_or_path), revision=revision, token=token, allow_patterns=patterns))
         manifest_path = folder / ENSEMBLE_FILE
         if not manifest_path.is_file():
             raise FileNotFoundError(f"{name_or_path} has no {ENSEMBLE_FILE}: it is not a saved SourceEnsemble.")
         manifest = _read_manifest(manifest_path)
         members, tokenizers = [], []
         for name in manifest["members"]:
-            member = RNNForSequenceClassification.from_pretrained(folder / name).eval()
+            member = RNNForSequenceClassification.from_pretrained(folder / name, use_safetensors=True).eval()
             members.append(member)
             has_tokenizer = (folder / name / "tokenizer.json").is_file() or (
                 folder / name / "tokenizer_config.json"

@@ -173,3 +173,12 @@ def test_cross_validating_the_average_scores_every_row_once(members):
         cross_validate_ensemble(makers, [rows[0], rows[1].select(range(20))], args, collators, folds=3)
     with pytest.raises(ValueError, match="cannot be split into 3 folds"):
         cross_validate_ensemble(makers, [r.select(range(4)) for r in rows], args, collators, folds=3)
+
+
+def test_a_member_whose_weights_are_a_pickle_is_refused(members, tmp_path):
+    (a, ta), (b, tb) = members
+    SourceEnsemble([a, b], [ta, tb]).save_pretrained(tmp_path)
+    (tmp_path / "member-1" / "model.safetensors").unlink()
+    (tmp_path / "member-1" / "pytorch_model.bin").write_bytes(b"not loaded")  # what a pickle would sit in
+    with pytest.raises(OSError, match="safetensors"):
+        SourceEnsemble.from_pretrained(tmp_path)
