@@ -182,6 +182,8 @@ def main_ucr(cli, output: Path) -> None:
     results = json.loads(cache.read_text()) if cache.exists() else {}
     for target in targets:
         done = {s for s in cli.seeds if f"{target} budget=train split seed={s}" in results}
+        if done == set(cli.seeds):
+            continue  # nothing to fine-tune: not even the ranking is needed
         for seed, entry in run_ucr_target(target, pool, cli.seeds, done).items():
             results[f"{target} budget=train split seed={seed}"] = entry
             print(target, seed, json.dumps(entry["ensemble"]), flush=True)

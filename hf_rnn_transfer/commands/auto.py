@@ -413,7 +413,8 @@ def auto_transfer(
     else:
         verbosity = logging.get_verbosity()
         logging.set_verbosity_error()  # the trials train quietly; the bar below shows progress and the ETA
-        plan = _plan_size(auto_args, len(order)) + len(_ensemble_members(ranking, auto_args.ensemble))
+        members = _ensemble_members(ranking, auto_args.ensemble)
+        plan = _plan_size(auto_args, len(order)) + len(members)
         from tqdm.auto import tqdm
 
         bar = tqdm(total=plan * folds, desc="auto: validating inside the budget", disable=not progress)
@@ -434,7 +435,6 @@ def auto_transfer(
         for name in order[: auto_args.shortlist]:
             validate("source", name, "all", auto_args.strategies[0])
         rows = len(target.splits["train"])
-        members = _ensemble_members(ranking, auto_args.ensemble)
         if members:
             from ..ensemble import cross_validate_ensemble
 
@@ -468,14 +468,12 @@ def auto_transfer(
         bar.close()
         logging.set_verbosity(verbosity)
         chosen = _best(trials, rows, auto_args.trial_rule)
-        if chosen.members:
-            make_final, final_args = None, _strategy_arguments(training_args, chosen.strategy)
-        elif chosen.source == SCRATCH:
+        if chosen.source == SCRATCH:
             make_final, final_args = scratch_builder(first), scratch_args
-        else:
-            make_final = builder(chosen.source, chosen.layers, chosen.strategy)
+        else:  # a source, or an ensemble's members (each trains with the chosen strategy's arguments)
+            make_final = builder(chosen.source, chosen.layers, chosen.strategy) if not chosen.members else None
             final_args = _strategy_arguments(training_args, chosen.strategy)
-        selection = selections.get(id(chosen))
+        selection = selections.get(id(chosen))  # none for an ensemble
     clock["validation"] = time.perf_counter() - start
     if chosen.members:
         return _final_ensemble(chosen, [target_for(name) for name in chosen.members], builder, final_args, clock,
