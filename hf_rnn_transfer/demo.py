@@ -43,7 +43,7 @@ from .evaluation import balanced_budget_indices, layer_change_table, plot_layer_
 from .freezing import unfreeze_interval_for
 from .hub import Metric, build_model_card, push_model, resolve_hub
 from .linear_model import LINEAR_CONFIG_NAME, LINEAR_WEIGHTS_NAME
-from .trainer import TransferTrainingArguments, native_bf16_available
+from .trainer import TransferTrainingArguments, bf16_speeds_up_training
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -78,8 +78,8 @@ class DemoArguments:
     precision: str = field(
         default="auto",
         metadata={
-            "help": "Training precision: 'bf16' (autocast), 'fp32', or 'auto': bf16 where this machine computes it "
-            "natively (a CPU with AMX/AVX512-BF16, a bf16 GPU; ~1.5x faster recurrent kernels), else fp32.",
+            "help": "Training precision: 'bf16' (autocast), 'fp32', or 'auto': bf16 on a CPU with AMX/AVX512-BF16 "
+            "(~1.5x faster recurrent kernels there), else fp32 (on a CUDA GPU cuDNN's bf16 LSTM is no faster).",
             "choices": PRECISIONS,
         },
     )
@@ -106,7 +106,7 @@ class DemoArguments:
 
     @property
     def bf16(self) -> bool:
-        return self.precision == "bf16" or (self.precision == "auto" and native_bf16_available())
+        return self.precision == "bf16" or (self.precision == "auto" and bf16_speeds_up_training())
 
 
 def _step(number: int, text: str, started: float) -> None:

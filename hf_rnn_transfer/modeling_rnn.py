@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,11 @@ from transformers.modeling_outputs import (
     TokenClassifierOutput,
 )
 from transformers.utils import ModelOutput
-from transformers.utils.hub import resolve_revision
+
+try:
+    from transformers.utils.hub import resolve_revision
+except ImportError:  # older transformers (5.17 has none): `_hub_commit` below pins the load instead
+    resolve_revision = None
 
 from .configuration_rnn import RNNConfig
 
@@ -42,6 +47,62 @@ TRANSFER_REPORT_NAME = "transfer_report.json"
 # A recurrent state: one entry per layer, each a tuple of `[num_directions, batch, hidden_size]` tensors,
 # `(h, c)` for an LSTM and `(h,)` for a GRU or vanilla RNN.
 RecurrentState = tuple[tuple[torch.Tensor, ...], ...]
+
+
+def _hub_commit(repo_id: str, kwargs: dict) -> str | None:
+    """The commit that `kwargs["revision"]` of Hub repo `repo_id` points to now, read from the Hub, or None where it
+    cannot be read (offline, unknown repo, no network: the regular load then gives its own error or uses the cache).
+    For transformers without `resolve_revision`: loading at that commit reads every file from one repository state."""
+    from huggingface_hub import HfApi, constants
+
+    if kwargs.get("local_files_only") or constants.HF_HUB_OFFLINE:
+        return None
+    try:
+        info = HfApi().model_info(repo_id, revision=kwargs.get("revision"), token=kwargs.get("token"))
+    except Exception:  # best effort, as resolve_revision: the load that follows reports what is wrong
+        return None
+    return info.sha
+
+
+def run_recurrent_layer(layer: nn.RNNBase, hidden, state=None):
+    """
+    `layer(hidden, state)`, except under CUDA autocast to bf16, where the layer runs in bf16 with autocast off.
+
+    PyTorch's autocast rule for cuDNN RNNs casts them to fp16 whatever the autocast dtype, so a "bf16" training would
+    run its recurrent kernels in fp16 without the loss scaler that fp16 needs (its gradients can underflow to zero).
+    Here the inputs, the state and bf16 copies of the weights (the fp32 master weights stay; gradients flow back
+    through the cast) go to the layer as they are.
+
+    Args:
+        layer: an `nn.LSTM`, `nn.GRU` or `nn.RNN`.
+        hidden: its input, a `[batch, time, features]` tensor or a `PackedSequence`.
+        state: its initial state (`(h, c)` for an LSTM, `h` otherwise) or None.
+    """
+    data = hidden.data if isinstance(hidden, PackedSequence) else hidden
+    if (
+        data.device.type != "cuda"
+        or not torch.is_autocast_enabled("cuda")
+        or torch.get_autocast_dtype("cuda") != torch.bfloat16
+    ):
+        return layer(hidden, state)
+    bf16 = torch.bfloat16
+    if isinstance(hidden, PackedSequence):
+        hidden = hidden._replace(data=hidden.data.to(bf16))
+    else:
+        hidden = hidden.to(bf16)
+    if state is not None:
+        state = tuple(s.to(bf16) for s in state) if isinstance(state, tuple) else state.to(bf16)
+    # nn.RNNBase.forward reads its weights from `_flat_weights`: bf16 copies there for this call, the parameters
+    # themselves untouched (functional_call would leave the copies behind in that list)
+    weights = layer._flat_weights
+    layer._flat_weights = [None if w is None else w.to(bf16) for w in weights]
+    try:
+        with torch.autocast("cuda", enabled=False), warnings.catch_warnings():
+            # the copies are separate tensors: cuDNN flattens them on each call, as autocast's own fp16 cast does
+            warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous chunk")
+            return layer(hidden, state)
+    finally:
+        layer._flat_weights = weights
 
 
 class RecurrentStateCache:
@@ -279,6 +340,9 @@ class RNNPreTrainedModel(PreTrainedModel):
             commit = None
             if folder.is_dir():
                 verify_checksums(folder)  # before loading: an interrupted save must not load as a mixed model
+            elif not os.path.exists(str(pretrained_model_name_or_path)) and resolve_revision is None:
+                commit = _hub_commit(str(pretrained_model_name_or_path), kwargs)
+                kwargs["revision"] = commit or kwargs.get("revision")
             elif not os.path.exists(str(pretrained_model_name_or_path)):
                 # one commit for every file of this load, and recorded: a transfer from this model pins it
                 kwargs["revision"] = resolve_revision(
@@ -592,7 +656,7 @@ class RNNModel(RNNPreTrainedModel):
                 state = None if recurrent_state is None else recurrent_state[i]
                 if state is not None and self.config.cell_type != "lstm":
                     state = state[0]
-                hidden, new_state = layer(hidden, state)
+                hidden, new_state = run_recurrent_layer(layer, hidden, state)
                 if use_cache:
                     if lengths is not None and not pack:  # the state after the padding: h at the last real step
                         new_state = hidden[torch.arange(batch_size, device=hidden.device), last][None]
@@ -655,7 +719,7 @@ class RNNModel(RNNPreTrainedModel):
             with torch.set_grad_enabled(torch.is_grad_enabled() and end > grad_from):
                 for i, layer in enumerate(self.layers):
                     state = states[i] if rows is None else tuple(t.index_select(1, rows) for t in states[i])
-                    x, new_state = layer(x, state if lstm else state[0])
+                    x, new_state = run_recurrent_layer(layer, x, state if lstm else state[0])
                     new_state = new_state if isinstance(new_state, tuple) else (new_state,)
                     if rows is None:
                         states[i] = tuple(t.detach() for t in new_state)
@@ -1614,7 +1678,7 @@ class RNNForSeq2SeqLM(RNNPreTrainedModel, GenerationMixin):
         for i, (layer, layer_state) in enumerate(zip(self.decoder_layers, state)):
             if i > 0:
                 hidden = self.layer_dropout(hidden)
-            hidden, final = layer(hidden, layer_state if len(layer_state) == 2 else layer_state[0])
+            hidden, final = run_recurrent_layer(layer, hidden, layer_state if len(layer_state) == 2 else layer_state[0])
             new_state.append(tuple(final) if isinstance(final, tuple) else (final,))
         return hidden, tuple(new_state)
 

@@ -84,6 +84,15 @@ def torchrun(port: int, processes: int = 2) -> list[str]:
     ]
 
 
+def launcher_env(processes: int = 2, **extra: str) -> dict:
+    """The environment of a multi-process test's launcher: its processes run on the CPU over gloo unless this machine
+    has a GPU for each of them (two NCCL ranks cannot share one GPU)."""
+    env = {**os.environ, **extra}
+    if torch.cuda.device_count() < processes:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    return env
+
+
 def wait_for_hub(endpoint: str, timeout: float = 30) -> None:
     """Until a Hub at `endpoint` answers (a server started in another process)."""
     import time
@@ -116,9 +125,10 @@ def run_cli(argv: list, capsys) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(argv, code, captured.out, captured.err)
 
 
-def run_command(argv: list) -> subprocess.CompletedProcess:
+def run_command(argv: list, env: dict | None = None) -> subprocess.CompletedProcess:
     """ARGV in a real subprocess (launchers, the console script), captured, with a timeout."""
-    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    argv = [str(a) for a in argv]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, env=env)
 
 
 def tiny_text_source(folder, texts):

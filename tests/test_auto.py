@@ -171,7 +171,7 @@ def test_auto_takes_candidates_from_a_hub_search_by_tag(pool, hub, tmp_path):
 def test_auto_under_torchrun_validates_over_two_processes_and_writes_once(pool, tmp_path):
     import subprocess
 
-    from .conftest import free_port, torchrun
+    from .conftest import free_port, launcher_env, torchrun
 
     target()["train"].select(range(40)).to_json(tmp_path / "train.jsonl")
     target()["test"].to_json(tmp_path / "test.jsonl")
@@ -182,7 +182,7 @@ def test_auto_under_torchrun_validates_over_two_processes_and_writes_once(pool, 
          "--strategies", "gradual", "--layer_choices", "all", "--num_train_epochs", "2", "--learning_rate", "1e-2",
          "--per_device_train_batch_size", "4", "--output_dir", str(out), "--report_to", "none",
          "--save_strategy", "no", "--disable_tqdm", "true"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, env=launcher_env(),
     )  # fmt: skip
     assert launched.returncode == 0, launched.stderr[-3000:]
     assert launched.stdout.count("# Automated transfer") == 1  # the first process reports; both trained

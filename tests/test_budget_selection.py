@@ -89,7 +89,7 @@ def test_a_source_the_budget_cannot_improve_is_kept_as_it_is(source, tmp_path):
     )
     assert chosen.mix == 0.0 and chosen.source_score == 1.0 and chosen.trainings == 3  # no final training
     for name, value in model.state_dict().items():
-        torch.testing.assert_close(value, source.state_dict()[name])
+        torch.testing.assert_close(value.cpu(), source.state_dict()[name].cpu())
     assert "3-fold cross-validation" in chosen.summary() and "mix 0 " in chosen.summary()
 
 

@@ -13,7 +13,7 @@ from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
 from hf_rnn_transfer.data import load_amazon_reviews, train_tokenizer
 from hf_rnn_transfer.hub import LocalHub, hub_endpoint
 
-from .conftest import ALICE, run_cli, run_command, tiny_text_source, torchrun, write_jsonl
+from .conftest import ALICE, launcher_env, run_cli, run_command, tiny_text_source, torchrun, write_jsonl
 
 
 @pytest.mark.slow
@@ -193,7 +193,8 @@ def test_finetune_under_torchrun_trains_one_model_over_two_processes_and_pushes_
             "--hub_root",
             tmp_path / "hub",
             *LAUNCHED_RECIPE[launcher],
-        ]
+        ],
+        env=launcher_env(),
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
     summary = json.loads(launched.stdout[launched.stdout.index("{\n") :])

@@ -6,11 +6,12 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 
 from hf_rnn_transfer.demo import DemoArguments
 from hf_rnn_transfer.hub import LocalHub, hub_endpoint
-from hf_rnn_transfer.trainer import native_bf16_available
+from hf_rnn_transfer.trainer import bf16_speeds_up_training, native_bf16_available
 
 from .conftest import run_cli
 
@@ -68,7 +69,7 @@ def test_demo_runs_end_to_end_on_the_offline_hub(tmp_path):
     assert "TF-IDF + LR" in result.stdout and "on the source labels too" in result.stdout
     assert "negative transfer" in result.stdout
     assert "source zero-shot" in result.stdout and 0 < results["majority_class_accuracy"] <= 1
-    assert results["precision"] == ("bf16" if native_bf16_available() else "fp32")  # --precision auto
+    assert results["precision"] == ("bf16" if bf16_speeds_up_training() else "fp32")  # --precision auto
     with LocalHub(out / "hub") as hub, hub_endpoint(hub.endpoint):  # the same repositories, served again
         files = set(HfApi().list_repo_files(results["target_repo"]))
         assert {"model.safetensors", "tokenizer.json", "learning_curve.png", "README.md"} <= files
@@ -107,8 +108,9 @@ def test_demo_refuses_bad_arguments(tmp_path, capsys):
     assert result.returncode == 2 and "--target_domain must be one of books, dvd, electronics, kitchen" in result.stderr
 
 
-def test_demo_precision_is_bf16_where_the_machine_computes_it_natively():
-    assert DemoArguments(precision="auto").bf16 == native_bf16_available()
+def test_demo_precision_is_bf16_where_it_makes_training_faster():
+    assert DemoArguments(precision="auto").bf16 == bf16_speeds_up_training()
+    assert bf16_speeds_up_training() == (native_bf16_available() and not torch.cuda.is_available())
     assert DemoArguments(precision="bf16").bf16 and not DemoArguments(precision="fp32").bf16
     with pytest.raises(ValueError, match="--precision must be one of auto, bf16, fp32; got 'fp16'"):
         DemoArguments(precision="fp16")

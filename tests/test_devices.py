@@ -5,6 +5,7 @@ same outputs as one sequence at a time. Half precision (bf16/fp16 autocast) is c
 """
 
 import copy
+import math
 
 import pytest
 import torch
@@ -131,6 +132,39 @@ def test_transfer_trainer_trains_on_the_device_with_every_strategy(device, tmp_p
 HALF = [("cuda", torch.bfloat16), ("cuda", torch.float16)] if "cuda" in DEVICES else []
 
 
+NO_CUDA = [pytest.param(None, marks=pytest.mark.skip("no CUDA device here"))]
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16] if "cuda" in DEVICES else NO_CUDA)
+def test_transfer_trainer_mixed_precision_on_cuda(dtype, tmp_path):
+    """`bf16=True` / `fp16=True` (the latter with transformers' loss scaler): the recurrent kernels run in that dtype,
+    the weights stay fp32 and the loss goes down."""
+    encoded, tokenizer = tiny_data()
+    model = small(RNNForSequenceClassification, vocab=len(tokenizer)).train()
+    ran_in = []
+    model.rnn.layers[0].register_forward_hook(lambda module, args, out: ran_in.append(out[0][0].dtype))
+    args = TransferTrainingArguments(
+        output_dir=str(tmp_path),
+        num_train_epochs=8,
+        per_device_train_batch_size=8,
+        learning_rate=1e-2,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        bf16=dtype == torch.bfloat16,
+        fp16=dtype == torch.float16,
+    )
+    trainer = TransferTrainer(
+        model=model, args=args, train_dataset=encoded, data_collator=DataCollatorWithPadding(tokenizer)
+    )
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert set(ran_in) == {dtype}
+    assert all(p.dtype == torch.float32 and p.device.type == "cuda" for p in model.parameters())
+    assert all(math.isfinite(v) for v in losses) and sum(losses[-4:]) < sum(losses[:4])
+
+
 @pytest.mark.parametrize(
     ("device", "dtype"), HALF or [pytest.param("cuda", None, marks=pytest.mark.skip("no CUDA device here"))]
 )
@@ -138,10 +172,14 @@ HALF = [("cuda", torch.bfloat16), ("cuda", torch.float16)] if "cuda" in DEVICES 
 def test_half_precision_autocast_with_packed_sequences(device, dtype, cell):
     model = small(RNNForSequenceClassification, cell, bidirectional=True, device=device)
     ids, mask = padded_batch(device)
+    ran_in = []  # packed: the layer's output is a PackedSequence, whose first field is the data
+    model.rnn.layers[0].register_forward_hook(lambda module, args, out: ran_in.append(out[0][0].dtype))
     with torch.no_grad():
         full = model(input_ids=ids, attention_mask=mask).logits
         with torch.autocast(device, dtype=dtype):
             half = model(input_ids=ids, attention_mask=mask).logits
+    # the recurrent kernels run in the dtype asked for: bf16 too (PyTorch's own cuDNN rule would run them in fp16)
+    assert ran_in == [torch.float32, dtype]
     assert torch.isfinite(half).all()
     assert (half.float() - full).norm() / full.norm() < 3e-2
     model.train()

@@ -38,8 +38,8 @@ def pooled(model, rows) -> np.ndarray:
     """The features the classifier (and the domain classifier) read: the model's own pooling of its encoder."""
     model.eval()
     with torch.no_grad():
-        ids, mask = torch.tensor(rows["input_ids"]), torch.tensor(rows["attention_mask"])
-        return model.pooler(model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state, mask).numpy()
+        ids, mask = (torch.tensor(rows[k], device=model.device) for k in ("input_ids", "attention_mask"))
+        return model.pooler(model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state, mask).cpu().numpy()
 
 
 def domain_separability(model, source, target) -> float:
@@ -75,8 +75,9 @@ def train(tmp_path, weight: float, target=None):
 def accuracy(model, rows) -> float:
     model.eval()
     with torch.no_grad():
-        logits = model(input_ids=torch.tensor(rows["input_ids"]), attention_mask=torch.tensor(rows["attention_mask"]))
-    return float((logits.logits.argmax(-1) == torch.tensor(rows["labels"])).float().mean())
+        ids, mask = (torch.tensor(rows[k], device=model.device) for k in ("input_ids", "attention_mask"))
+        predicted = model(input_ids=ids, attention_mask=mask).logits.argmax(-1).cpu()
+    return float((predicted == torch.tensor(rows["labels"])).float().mean())
 
 
 def test_dann_transfers_to_an_unlabelled_domain_with_other_words(tmp_path):

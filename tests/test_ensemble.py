@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from datasets import Dataset
 from transformers import DataCollatorWithPadding, set_seed
 
@@ -17,6 +18,8 @@ from hf_rnn_transfer.trainer import TransferTrainer, TransferTrainingArguments
 from .conftest import ALICE
 
 LABELS = {0: "negative", 1: "positive"}
+# members train on the GPU where there is one: cuDNN orders its float sums differently from batch to batch
+ATOL = 1e-4 if torch.cuda.is_available() else 1e-6
 
 
 def reviews(rows: int, seed: int) -> Dataset:
@@ -64,7 +67,7 @@ def test_the_ensemble_averages_its_members_and_round_trips_through_a_folder(memb
         encoded, _ = prepare_text_classification(test, tokenizer)
         by_hand.append(class_probabilities(model, encoded, DataCollatorWithPadding(tokenizer))[0])
     expected = 0.75 * by_hand[0] + 0.25 * by_hand[1]
-    np.testing.assert_allclose(ensemble.predict_proba(test["text"]), expected, atol=1e-6)
+    np.testing.assert_allclose(ensemble.predict_proba(test["text"]), expected, atol=ATOL)
     assert (expected.argmax(-1) == np.asarray([i % 2 for i in range(30)])).mean() > 0.9
     ensemble.save_pretrained(tmp_path / "ens")
     manifest = json.loads((tmp_path / "ens" / "ensemble.json").read_text())
@@ -72,7 +75,7 @@ def test_the_ensemble_averages_its_members_and_round_trips_through_a_folder(memb
     assert (tmp_path / "ens" / "member-1" / "tokenizer.json").is_file()
     assert not list((tmp_path / "ens").rglob("*.bin")) and not list((tmp_path / "ens").rglob("*.pt"))
     loaded = SourceEnsemble.from_pretrained(tmp_path / "ens")
-    np.testing.assert_allclose(loaded.predict_proba(test["text"]), expected, atol=1e-6)
+    np.testing.assert_allclose(loaded.predict_proba(test["text"]), expected, atol=ATOL)
     assert loaded("w1 great w2")[0]["label"] == "positive"  # one text is one input
     assert loaded.sources == ["books", "dvd"] and loaded.id2label == LABELS
 
@@ -148,7 +151,7 @@ def test_an_ensemble_is_pushed_and_pulled_through_the_hub(members, hub, tmp_path
     commit = push_model(ensemble, "alice/ens", card=card, token=ALICE)
     pulled = SourceEnsemble.from_pretrained("alice/ens", revision=commit.oid, token=ALICE)
     texts = reviews(10, 7)["text"]
-    np.testing.assert_allclose(pulled.predict_proba(texts), ensemble.predict_proba(texts), atol=1e-6)
+    np.testing.assert_allclose(pulled.predict_proba(texts), ensemble.predict_proba(texts), atol=ATOL)
     from huggingface_hub import hf_hub_download
 
     readme = open(hf_hub_download("alice/ens", "README.md", token=ALICE)).read()

@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from hf_rnn_transfer.data import load_amazon_reviews, train_tokenizer
 from hf_rnn_transfer.trainer import TransferTrainer, TransferTrainingArguments, get_slanted_triangular_schedule
 from hf_rnn_transfer.transfer import transfer
 
-from .conftest import ALICE, free_port, torchrun
+from .conftest import ALICE, free_port, launcher_env, torchrun
 
 SCRIPT = Path(__file__).parent / "scripts" / "distributed_unfreezing.py"
 
@@ -80,7 +79,9 @@ def snapshot(model):
 def changed_groups(model, before):
     params = dict(model.named_parameters())
     return [
-        g for g, names in model.get_layer_groups().items() if any(not torch.equal(params[n], before[n]) for n in names)
+        g
+        for g, names in model.get_layer_groups().items()
+        if any(not torch.equal(params[n].cpu(), before[n].cpu()) for n in names)
     ]
 
 
@@ -106,7 +107,7 @@ def test_static_freezing_on_real_reviews(strategy, extra, trained, kitchen, tmp_
     for name in frozen:  # no weight gradient computed, no optimizer state, no update, no weight decay
         assert not params[name].requires_grad and params[name].grad is None
         assert id(params[name]) not in optimizer_state
-        assert torch.equal(params[name], before[name])
+        assert torch.equal(params[name].cpu(), before[name].cpu())
     assert not model.training or all(params[n].requires_grad is False for n in frozen)  # model.train() kept it
 
 
@@ -247,7 +248,7 @@ def test_l2sp_penalty_replaces_weight_decay(kitchen, tmp_path):
             p.add_(0.01)
     moved = {t.target for t in model.transfer_report.tensors if t.status in ("copied", "remapped")}
     expected = sum(
-        0.25 * (p - source_values[n]).pow(2).sum() if n in moved else 0.05 * p.pow(2).sum()
+        0.25 * (p - source_values[n].to(p.device)).pow(2).sum() if n in moved else 0.05 * p.pow(2).sum()
         for n, p in model.named_parameters()
     )
     torch.testing.assert_close(trainer.l2sp_penalty(), expected)
@@ -345,7 +346,7 @@ def test_bad_trainer_inputs(kitchen, tmp_path):
 
 
 def _run(command, tmp_path, timeout=300):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = launcher_env(OMP_NUM_THREADS="1")
     return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -573,7 +574,8 @@ def test_a_cpu_training_skips_the_objects_that_existed_before_it_in_the_garbage_
             seen.append(gc.get_freeze_count())
 
     data, tokenizer = kitchen
-    trainer = make_trainer(transferred_classifier(tokenizer), data, tokenizer, tmp_path)
+    gc.unfreeze()  # objects something else froze at start-up (seen on a GPU image) would make the trainer stand aside
+    trainer = make_trainer(transferred_classifier(tokenizer), data, tokenizer, tmp_path, use_cpu=True)
     trainer.add_callback(FreezeCount())
     before = len(gc.get_objects())
     trainer.train()
@@ -584,7 +586,7 @@ def test_a_cpu_training_skips_the_objects_that_existed_before_it_in_the_garbage_
         def on_step_end(self, args, state, control, **kwargs):
             raise RuntimeError("stop here")
 
-    failing = make_trainer(transferred_classifier(tokenizer), data, tokenizer, tmp_path)
+    failing = make_trainer(transferred_classifier(tokenizer), data, tokenizer, tmp_path, use_cpu=True)
     failing.add_callback(Fails())
     with pytest.raises(RuntimeError, match="stop here"):
         failing.train()
@@ -592,7 +594,7 @@ def test_a_cpu_training_skips_the_objects_that_existed_before_it_in_the_garbage_
     gc.freeze()  # a process that froze its own objects keeps them frozen
     try:
         frozen = gc.get_freeze_count()
-        make_trainer(transferred_classifier(tokenizer), data, tokenizer, tmp_path).train()
+        make_trainer(transferred_classifier(tokenizer), data, tokenizer, tmp_path, use_cpu=True).train()
         assert gc.get_freeze_count() >= frozen * 0.9  # (a few frozen objects are freed by reference counting)
     finally:
         gc.unfreeze()

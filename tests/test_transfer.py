@@ -265,7 +265,8 @@ def _accuracy(model, dataset, tokenizer) -> float:
         for start in range(0, len(dataset), 128):
             rows = dataset.select(range(start, min(start + 128, len(dataset))))
             batch = collate([{"input_ids": r["input_ids"], "attention_mask": r["attention_mask"]} for r in rows])
-            correct += (model(**batch).logits.argmax(-1) == torch.tensor(rows["label"])).sum().item()
+            logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits
+            correct += (logits.argmax(-1).cpu() == torch.tensor(rows["label"])).sum().item()
     return correct / len(dataset)
 
 
@@ -364,6 +365,7 @@ def test_multitask_source_pretraining_then_transfer(tmp_path):
     batch = DataCollatorWithPadding(tokenizer)(
         [{k: mixed[i][k] for k in ("input_ids", "attention_mask", "task_ids", "labels")} for i in range(4)]
     )
+    batch = {k: v.to(model.device) for k, v in batch.items()}
     with torch.no_grad():
         out = model.eval()(**batch)
     torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, batch["labels"]))
@@ -381,7 +383,7 @@ def test_multitask_source_pretraining_then_transfer(tmp_path):
             RNNConfig(vocab_size=len(tokenizer), embedding_size=16, hidden_size=16, num_layers=1, pad_token_id=0)
         ),
     )
-    assert torch.equal(target.rnn.layers[0].weight_ih_l0, model.rnn.layers[0].weight_ih_l0)
+    assert torch.equal(target.rnn.layers[0].weight_ih_l0.cpu(), model.rnn.layers[0].weight_ih_l0.cpu())
     assert report.by_status("reinitialised") == ["classifier.weight", "classifier.bias"]
     with pytest.raises(ValueError, match="task_ids"):
         model(input_ids=batch["input_ids"])

@@ -172,3 +172,18 @@ def test_l2sp_without_lineage_says_how_to_get_one(tmp_path):
     model.transfer_config = model.transfer_config.replace(source=None)
     with pytest.raises(ValueError, match="does not record the source"):
         _train_with_l2sp(model, tmp_path)
+
+
+def test_hub_lineage_is_pinned_with_a_transformers_that_has_no_resolve_revision(hub, monkeypatch):
+    """transformers 5.17 (seen on a GPU image) has no `resolve_revision`: the load asks the Hub for the commit."""
+    from hf_rnn_transfer import modeling_rnn
+
+    monkeypatch.setattr(modeling_rnn, "resolve_revision", None)
+    first = RNNForCausalLM(config()).push_to_hub("alice/pinned-old", token=ALICE).oid
+    model = RNNForSequenceClassification.from_pretrained(
+        "alice/pinned-old", transfer=TransferConfig(), num_labels=2, token=ALICE
+    )
+    assert model.transfer_config.revision == first
+    assert RNNForCausalLM.from_pretrained("alice/pinned-old", revision="main", token=ALICE).loaded_commit == first
+    with pytest.raises(OSError, match="alice/missing-old"):
+        RNNForCausalLM.from_pretrained("alice/missing-old", token=ALICE)
