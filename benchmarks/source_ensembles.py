@@ -21,6 +21,7 @@ Results are cached per target and seed in `--output_dir/ensembles.json`.
 import argparse
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -58,22 +59,30 @@ def run_seed(target: str, pool: dict[str, str], seed: int, budget: int, built: d
     return averaged(order, supervised, probabilities, np.asarray(labels))
 
 
+def ucr_target(target: str):
+    """A UCR target's prepared train and test splits and the classifier config keywords (labels, input statistics)."""
+    from hf_rnn_transfer.data import load_ucr, prepare_series, series_statistics
+
+    series, labels = prepare_series(load_ucr(target, root=data_root() / "ucr"))
+    mean, std = series_statistics(series["train"])
+    config = dict(id2label=labels.id2label, label2id=labels.label2id, input_mean=mean, input_std=std)
+    return series["train"], series["test"], config
+
+
 def run_ucr_target(target: str, pool: dict[str, str], seeds, done: set) -> dict:
     """`run_seed` for a UCR target (its whole train split), every seed not in `done`."""
     import source_ranking_ucr as ucr
     from transformers import set_seed
 
     from hf_rnn_transfer import RNNForSequenceClassification, TransferConfig
-    from hf_rnn_transfer.data import DataCollatorForSeries, load_ucr, prepare_series, series_statistics
+    from hf_rnn_transfer.data import DataCollatorForSeries
 
-    series, labels = prepare_series(load_ucr(target, root=data_root() / "ucr"))
-    mean, std = series_statistics(series["train"])
-    train, test, collator = series["train"], series["test"], DataCollatorForSeries()
+    train, test, config = ucr_target(target)
+    collator = DataCollatorForSeries()
     candidates = {n: f for n, f in pool.items() if not n.startswith(f"{target}-")}
     names = {f: n for n, f in candidates.items()}
     order = [names[f] for f in rank_sources(list(candidates.values()), train, label_column="labels",
                                             max_examples=None, progress=False).ranked()]  # fmt: skip
-    config = dict(id2label=labels.id2label, label2id=labels.label2id, input_mean=mean, input_std=std)
     out = {}
     for seed in [s for s in seeds if s not in done]:
         probabilities, truth = {}, None
@@ -84,6 +93,78 @@ def run_ucr_target(target: str, pool: dict[str, str], seeds, done: set) -> dict:
             probabilities[name], truth = class_probabilities(model, test, collator)
         out[seed] = averaged(order, order, probabilities, np.asarray(truth))
     return out
+
+
+def run_ucr_auto(target: str, pool: dict[str, str], seed: int, ensemble: int) -> dict:
+    """`auto_transfer` on a UCR target's train split over the pool (its own two sources left out), with the ranking
+    benchmark's recipe; its test accuracy, wall time and choice."""
+    import source_ranking_ucr as ucr
+    from datasets import DatasetDict
+
+    from hf_rnn_transfer.commands import AutoArguments, TargetDataArguments, auto_transfer
+    from hf_rnn_transfer.data import load_ucr
+
+    raw = load_ucr(target, root=data_root() / "ucr")
+    names = {f: n for n, f in pool.items() if not n.startswith(f"{target}-")}
+    start = time.perf_counter()
+    result = auto_transfer(list(names), DatasetDict(train=raw["train"], test=raw["test"]), TargetDataArguments(),
+                           AutoArguments(ensemble=ensemble), ucr.recipe(seed))  # fmt: skip
+    chosen = result.chosen
+    if chosen.members:
+        label = f"ensemble of {len(chosen.members)}"
+    elif chosen.source == "scratch":
+        label = "scratch"
+    else:
+        label = f"{names[chosen.source]} ({chosen.layers}, {chosen.strategy})"
+    seconds = time.perf_counter() - start
+    print(f"auto {target} seed {seed} ensemble {ensemble}: {result.test_score:.3f} with {label} ({seconds:.0f} s)")
+    return {"accuracy": result.test_score, "seconds": seconds, "chosen": label}
+
+
+def summarise_ucr_auto(autos: dict, results: dict, targets, seeds, ensembles) -> str:
+    """One row per target: auto per ensemble size beside LogME's first, the top-5 average, the oracle and scratch
+    (the first three from the ensembles table's fine-tuned candidates: same recipe, same splits)."""
+    rows, columns = [], {}
+    for target in targets:
+        runs = [results[f"{target} budget=train split seed={seed}"] for seed in seeds]
+        single = {n: np.mean([r["accuracy"][n] for r in runs]) for n in runs[0]["accuracy"]}
+        cells = {}
+        for ensemble in ensembles:
+            autos_here = [autos[f"auto {target} seed={seed} ensemble={ensemble}"] for seed in seeds]
+            cells[f"auto{ensemble}"] = np.mean([a["accuracy"] for a in autos_here])
+        cells["first"] = np.mean([r["accuracy"][r["order"][0]] for r in runs])
+        cells["top5"] = np.mean([r["ensemble"]["5"] for r in runs])
+        cells["oracle"] = max(single.values())
+        cells["scratch"] = np.mean([autos[f"scratch {target} seed={seed}"] for seed in seeds])
+        for name, value in cells.items():
+            columns.setdefault(name, []).append(value)
+        chose = [
+            "; ".join(autos[f"auto {target} seed={seed} ensemble={ensemble}"]["chosen"] for seed in seeds)
+            for ensemble in ensembles
+        ]
+        walls = [np.mean([autos[f"auto {target} seed={s} ensemble={e}"]["seconds"] for s in seeds]) for e in ensembles]
+        rows.append([target, *(f"{v:.3f}" for v in cells.values()), *chose, *(f"{w:.0f} s" for w in walls)])
+    means = {name: float(np.mean(v)) for name, v in columns.items()}
+    rows.append(["**mean**", *(f"**{v:.3f}**" for v in means.values()), *[""] * (2 * len(ensembles))])
+    names = [f"auto, ensemble of {e}" if e else "auto, single sources only" for e in ensembles]
+    header = ["target", *names, "LogME's first (fixed recipe)", "average of LogME's top 5", "oracle single source",
+              "scratch", *(f"{n}: chose, per seed" for n in names), *(f"{n}: wall time" for n in names)]  # fmt: skip
+    gaps = "; ".join(
+        f"{name}: {means[f'auto{e}'] - means['oracle']:+.3f} vs the oracle, {means[f'auto{e}'] - means['first']:+.3f} "
+        f"vs LogME's first, {means[f'auto{e}'] - means['scratch']:+.3f} vs scratch, worst target "
+        f"{min(a - s for a, s in zip(columns[f'auto{e}'], columns['scratch'])):+.3f} vs scratch"
+        for name, e in zip(names, ensembles)
+    )
+    return table(header, rows) + (
+        f"\n\nTest accuracy, mean over seeds {list(seeds)}, each target's whole train split as the budget. Mean over "
+        f"targets, auto minus each: {gaps}. auto: LogME ranks the 22 candidates, the top 3 are validated by 3-fold "
+        "cross-validation inside the train split with the ranking benchmark's recipe (5e-3, 20 epochs; auto chooses "
+        "its own stopping epoch), then the other strategies and embedding-only transfer on the best, scratch as the "
+        "floor, and (ensemble of 5) the average of LogME's top 5; the trial rule is `one_standard_error`. LogME's "
+        "first, the top-5 average and the oracle (the best single source on test, an upper bound) come from the "
+        "ensembles table above: every candidate fine-tuned with the recipe for its 20 epochs. Scratch: the same GRU, "
+        "40 epochs."
+    )
 
 
 def averaged(order: list[str], members: list[str], probabilities: dict, labels: np.ndarray) -> dict:
@@ -137,6 +218,9 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--output_dir", default=str(Path(tempfile.gettempdir()) / "hf-rnn-transfer-source-pool"))
+    parser.add_argument("--auto_ensembles", nargs="*", type=int, default=[],
+                        help="--pool ucr: also run `auto` with these ensemble sizes (5: its default; 0: single sources "
+                        "only) on every target and seed, cached in OUTPUT_DIR/auto.json")  # fmt: skip
     cli = parser.parse_args()
     data_root()
     output = Path(cli.output_dir)
@@ -192,6 +276,29 @@ def main_ucr(cli, output: Path) -> None:
         "source-ensembles-ucr",
         "Ensembles of sources on UCR: the top k of LogME's ranking, averaged (each target's train split)",
         summarise(results, targets, cli.seeds, "train split"),
+    )
+    if not cli.auto_ensembles:
+        return
+    import source_ranking_ucr as ucr
+
+    auto_cache = output / "auto.json"
+    autos = json.loads(auto_cache.read_text()) if auto_cache.exists() else {}
+    for target in targets:
+        for seed in cli.seeds:
+            if f"scratch {target} seed={seed}" not in autos:
+                autos[f"scratch {target} seed={seed}"] = ucr.scratch_accuracy(*ucr_target(target), seed)
+                auto_cache.write_text(json.dumps(autos, indent=1))
+    for ensemble in cli.auto_ensembles:  # the first size for every target before the next
+        for target in targets:
+            for seed in cli.seeds:
+                key = f"auto {target} seed={seed} ensemble={ensemble}"
+                if key not in autos:
+                    autos[key] = run_ucr_auto(target, pool, seed, ensemble)
+                    auto_cache.write_text(json.dumps(autos, indent=1))
+    write_section(
+        "auto-transfer-ucr",
+        "auto on the UCR pool: source, layers, recipe (and ensemble) chosen inside each target's train split",
+        summarise_ucr_auto(autos, results, targets, cli.seeds, cli.auto_ensembles),
     )
 
 

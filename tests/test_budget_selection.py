@@ -277,3 +277,46 @@ def test_the_default_paired_rule_refuses_a_single_number_and_the_binomial_rule_t
         lambda: copy_of(source), budget, args, default_data_collator, score, folds=2, rule="one_standard_error"
     )
     assert chosen.rule == "one_standard_error" and chosen.mix > 0.0 and score(model, test) > 0.9
+
+
+def test_with_a_new_head_the_rules_pull_towards_the_full_recipe_not_the_start():
+    from hf_rnn_transfer.budget_selection import _choose
+
+    # [epoch, mix=1, row], 60 held-out rows, epochs 1-4: a new head is right on 40, 45, 46, 47 rows
+    rows = np.zeros((4, 1, 60))
+    for epoch, right in enumerate((40, 45, 46, 47)):
+        rows[epoch, 0, :right] = 1.0
+    means = rows.mean(-1)
+    # towards the start: the earliest epoch within one error of the best; towards the recipe: the latest
+    assert _choose(means, 60, "one_standard_error") == (1, 0)
+    assert _choose(means, 60, "one_standard_error", toward_start=False) == (3, 0)
+    assert _choose(means, 60, "paired_standard_error", rows, toward_start=False) == (3, 0)
+    # source_or_best tests the best against the full run's last epoch: here that is the best itself
+    assert _choose(means, 60, "source_or_best", rows, toward_start=False) == (3, 0)
+
+
+def test_a_transfer_that_reinitialised_the_head_selects_among_fine_tuned_weights_only(source, tmp_path):
+    """The source answers 2 labels, the target 3: the head starts random, so no mix with it is a candidate and the
+    choice leans to the full recipe (ties at the best go to the latest epoch)."""
+    from hf_rnn_transfer import TransferConfig
+    from hf_rnn_transfer.budget_selection import cross_validate
+
+    folder = tmp_path / "source"
+    source.save_pretrained(folder)
+    budget = marker_task(30, 1).map(lambda row: {"labels": row["labels"] + (row["input_ids"][0] == 4)})
+
+    def make():
+        set_seed(0)
+        return RNNForSequenceClassification.from_pretrained(folder, transfer=TransferConfig(), num_labels=3)
+
+    assert make().transfer_report.by_status("reinitialised") == ["classifier.weight", "classifier.bias"]
+    chosen = cross_validate(make, budget, recipe(tmp_path, epochs=3), default_data_collator, per_row, folds=3)
+    assert chosen.mixes == [1.0] and chosen.mix == 1.0 and not chosen.head_transferred
+    assert np.asarray(chosen.scores).shape == (3, 1)
+    scores = [s[0] for s in chosen.scores]
+    assert chosen.epochs >= scores.index(max(scores)) + 1  # the latest within the error: never before the best
+    assert "a new head" in chosen.summary() and chosen.to_dict()["head_transferred"] is False
+    # the source's own labels: the head moves with it, mix 0 stays a candidate
+    same = cross_validate(lambda: copy_of(source), marker_task(24, 1), recipe(tmp_path, epochs=2),
+                          default_data_collator, per_row, folds=3)  # fmt: skip
+    assert same.head_transferred and 0.0 in same.mixes
