@@ -109,13 +109,7 @@ def run_ucr_auto(target: str, pool: dict[str, str], seed: int, ensemble: int) ->
     start = time.perf_counter()
     result = auto_transfer(list(names), DatasetDict(train=raw["train"], test=raw["test"]), TargetDataArguments(),
                            AutoArguments(ensemble=ensemble), ucr.recipe(seed))  # fmt: skip
-    chosen = result.chosen
-    if chosen.members:
-        label = f"ensemble of {len(chosen.members)}"
-    elif chosen.source == "scratch":
-        label = "scratch"
-    else:
-        label = f"{names[chosen.source]} ({chosen.layers}, {chosen.strategy})"
+    label = ranking.chosen_label(result.chosen, names)
     seconds = time.perf_counter() - start
     print(f"auto {target} seed {seed} ensemble {ensemble}: {result.test_score:.3f} with {label} ({seconds:.0f} s)")
     return {"accuracy": result.test_score, "seconds": seconds, "chosen": label}

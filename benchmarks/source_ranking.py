@@ -377,17 +377,21 @@ def run_auto(target: str, pool: dict[str, str], seeds, budget: int, rule: str, e
                                AutoArguments(trial_rule=rule, ensemble=ensemble), args)  # fmt: skip
         out["seconds"].append(time.perf_counter() - start)
         out["accuracy"].append(result.test_score)
-        chosen = result.chosen
-        if chosen.members:
-            label = f"ensemble of {len(chosen.members)}"
-        elif chosen.source == "scratch":
-            label = "scratch"
-        else:
-            label = f"{names[chosen.source]} ({chosen.layers}, {chosen.strategy})"
+        label = chosen_label(result.chosen, names)
         out["chosen"].append(label)
         out.setdefault("ranked_first", []).append(names[result.ranking.ranked()[0]])
         print(f"auto {target} seed {seed}: {result.test_score:.3f} with {label}", flush=True)
     return out
+
+
+def chosen_label(chosen, names: dict[str, str]) -> str:
+    """What an auto run chose, in a table cell: an ensemble's size, scratch, or the source (by its pool name), the
+    layers it moved and the strategy."""
+    if chosen.members:
+        return f"ensemble of {len(chosen.members)}"
+    if chosen.source == "scratch":
+        return "scratch"
+    return f"{names[chosen.source]} ({chosen.layers}, {chosen.strategy})"
 
 
 def auto_variant(rule: str, ensemble: int) -> str:
