@@ -30,7 +30,7 @@ from transformers import set_seed
 
 from hf_rnn_transfer import RNNForSequenceClassification, TransferConfig
 from hf_rnn_transfer.budget_selection import _choose, cross_validate, fit_selected
-from hf_rnn_transfer.data import DataCollatorForSeries, load_ucr
+from hf_rnn_transfer.data import DataCollatorForSeries
 from hf_rnn_transfer.evaluation import accuracy_of, row_accuracy
 from hf_rnn_transfer.selection import rank_sources
 
@@ -83,16 +83,7 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--pool_dir", default=str(Path(tempfile.gettempdir()) / "hf-rnn-transfer-ucr-pool"))
     cli = parser.parse_args()
-    root = data_root() / "ucr"
-    names = ucr.sets(root)
-    folder = Path(cli.pool_dir) / "sources"
-    banned = None
-    pool = {}
-    for name in names:
-        if not (folder / f"{name}-forecaster" / "config.json").is_file():
-            banned = banned or {ucr.key(v) for n in names for v in load_ucr(n, root=root)["test"]["values"]}
-            ucr.train_sources(name, root, banned, folder, 60)
-        pool.update({f"{name}-{kind}": str(folder / f"{name}-{kind}") for kind in ("classifier", "forecaster")})
+    pool = ucr.build_pool(data_root() / "ucr", Path(cli.pool_dir) / "sources", 60)
     rows, columns = [], {c: [] for c in CHOICES}
     for target in cli.targets:
         result = run_target(target, pool, cli.seeds)

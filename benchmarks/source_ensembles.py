@@ -122,21 +122,16 @@ def summarise_ucr_auto(autos: dict, results: dict, targets, seeds, ensembles) ->
     for target in targets:
         runs = [results[f"{target} budget=train split seed={seed}"] for seed in seeds]
         single = {n: np.mean([r["accuracy"][n] for r in runs]) for n in runs[0]["accuracy"]}
-        cells = {}
-        for ensemble in ensembles:
-            autos_here = [autos[f"auto {target} seed={seed} ensemble={ensemble}"] for seed in seeds]
-            cells[f"auto{ensemble}"] = np.mean([a["accuracy"] for a in autos_here])
+        auto_runs = {e: [autos[f"auto {target} seed={seed} ensemble={e}"] for seed in seeds] for e in ensembles}
+        cells = {f"auto{e}": np.mean([a["accuracy"] for a in runs_e]) for e, runs_e in auto_runs.items()}
         cells["first"] = np.mean([r["accuracy"][r["order"][0]] for r in runs])
         cells["top5"] = np.mean([r["ensemble"]["5"] for r in runs])
         cells["oracle"] = max(single.values())
         cells["scratch"] = np.mean([autos[f"scratch {target} seed={seed}"] for seed in seeds])
         for name, value in cells.items():
             columns.setdefault(name, []).append(value)
-        chose = [
-            "; ".join(autos[f"auto {target} seed={seed} ensemble={ensemble}"]["chosen"] for seed in seeds)
-            for ensemble in ensembles
-        ]
-        walls = [np.mean([autos[f"auto {target} seed={s} ensemble={e}"]["seconds"] for s in seeds]) for e in ensembles]
+        chose = ["; ".join(a["chosen"] for a in runs_e) for runs_e in auto_runs.values()]
+        walls = [np.mean([a["seconds"] for a in runs_e]) for runs_e in auto_runs.values()]
         rows.append([target, *(f"{v:.3f}" for v in cells.values()), *chose, *(f"{w:.0f} s" for w in walls)])
     means = {name: float(np.mean(v)) for name, v in columns.items()}
     rows.append(["**mean**", *(f"**{v:.3f}**" for v in means.values()), *[""] * (2 * len(ensembles))])
@@ -245,17 +240,9 @@ def main():
 def main_ucr(cli, output: Path) -> None:
     import source_ranking_ucr as ucr
 
-    from hf_rnn_transfer.data import load_ucr
-
     root = data_root() / "ucr"
-    names = ucr.sets(root)
-    banned = {ucr.key(v) for name in names for v in load_ucr(name, root=root)["test"]["values"]}
-    pool, folder = {}, output / "sources"
-    for name in names:  # as source_ranking_ucr.py builds them (60 source epochs)
-        if not (folder / f"{name}-forecaster" / "config.json").is_file():
-            ucr.train_sources(name, root, banned, folder, 60)
-        pool.update({f"{name}-{kind}": str(folder / f"{name}-{kind}") for kind in ("classifier", "forecaster")})
-    targets = cli.targets or names
+    pool = ucr.build_pool(root, output / "sources", 60)  # as source_ranking_ucr.py builds them (60 source epochs)
+    targets = cli.targets or ucr.sets(root)
     cache = output / "ensembles.json"
     results = json.loads(cache.read_text()) if cache.exists() else {}
     for target in targets:

@@ -73,6 +73,20 @@ def train_sources(name: str, root: Path, banned: set[bytes], folder: Path, epoch
     return len(train)
 
 
+def build_pool(root: Path, folder: Path, epochs: int) -> dict[str, str]:
+    """Every UCR set's classifier and forecaster under `folder` (name -> path), trained where missing, each without
+    any set's test series."""
+    names, banned, pool = sets(root), None, {}
+    for name in names:
+        if not (folder / f"{name}-forecaster" / "config.json").is_file():
+            banned = banned or {key(v) for n in names for v in load_ucr(n, root=root)["test"]["values"]}
+            start = time.perf_counter()
+            kept = train_sources(name, root, banned, folder, epochs)
+            print(f"sources of {name}: {kept} train series, {time.perf_counter() - start:.0f}s", flush=True)
+        pool.update({f"{name}-{kind}": str(folder / f"{name}-{kind}") for kind in ("classifier", "forecaster")})
+    return pool
+
+
 def recipe(seed: int, epochs: float = EPOCHS) -> RecommendedTrainingArguments:
     return RecommendedTrainingArguments(
         output_dir=tempfile.mkdtemp(), seed=seed, num_train_epochs=epochs, learning_rate=5e-3, select_folds=0,
@@ -146,15 +160,7 @@ def main():
     root = data_root() / "ucr"
     output = Path(cli.output_dir)
     names = sets(root)
-    banned = {key(v) for name in names for v in load_ucr(name, root=root)["test"]["values"]}
-    pool = {}
-    for name in names:
-        folder = output / "sources"
-        if not (folder / f"{name}-forecaster" / "config.json").is_file():
-            start = time.perf_counter()
-            kept = train_sources(name, root, banned, folder, cli.source_epochs)
-            print(f"sources of {name}: {kept} train series, {time.perf_counter() - start:.0f}s", flush=True)
-        pool.update({f"{name}-{kind}": str(folder / f"{name}-{kind}") for kind in ("classifier", "forecaster")})
+    pool = build_pool(root, output / "sources", cli.source_epochs)
     cache = output / "results.json"
     results = json.loads(cache.read_text()) if cache.exists() else {}
     for target in names:

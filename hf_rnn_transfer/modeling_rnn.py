@@ -78,7 +78,8 @@ def run_recurrent_layer(layer: nn.RNNBase, hidden, state=None):
         hidden: its input, a `[batch, time, features]` tensor or a `PackedSequence`.
         state: its initial state (`(h, c)` for an LSTM, `h` otherwise) or None.
     """
-    data = hidden.data if isinstance(hidden, PackedSequence) else hidden
+    packed = isinstance(hidden, PackedSequence)
+    data = hidden.data if packed else hidden
     if (
         data.device.type != "cuda"
         or not torch.is_autocast_enabled("cuda")
@@ -86,10 +87,7 @@ def run_recurrent_layer(layer: nn.RNNBase, hidden, state=None):
     ):
         return layer(hidden, state)
     bf16 = torch.bfloat16
-    if isinstance(hidden, PackedSequence):
-        hidden = hidden._replace(data=hidden.data.to(bf16))
-    else:
-        hidden = hidden.to(bf16)
+    hidden = hidden._replace(data=data.to(bf16)) if packed else data.to(bf16)
     if state is not None:
         state = tuple(s.to(bf16) for s in state) if isinstance(state, tuple) else state.to(bf16)
     # nn.RNNBase.forward reads its weights from `_flat_weights`: bf16 copies there for this call, the parameters
@@ -340,19 +338,20 @@ class RNNPreTrainedModel(PreTrainedModel):
             commit = None
             if folder.is_dir():
                 verify_checksums(folder)  # before loading: an interrupted save must not load as a mixed model
-            elif not os.path.exists(str(pretrained_model_name_or_path)) and resolve_revision is None:
-                commit = _hub_commit(str(pretrained_model_name_or_path), kwargs)
-                kwargs["revision"] = commit or kwargs.get("revision")
             elif not os.path.exists(str(pretrained_model_name_or_path)):
                 # one commit for every file of this load, and recorded: a transfer from this model pins it
-                kwargs["revision"] = resolve_revision(
-                    str(pretrained_model_name_or_path),
-                    kwargs.get("revision"),
-                    token=kwargs.get("token"),
-                    local_files_only=kwargs.get("local_files_only", False),
-                    cache_dir=kwargs.get("cache_dir"),
-                )
-                commit = getattr(kwargs["revision"], "resolved", None)
+                if resolve_revision is None:
+                    commit = _hub_commit(str(pretrained_model_name_or_path), kwargs)
+                    kwargs["revision"] = commit or kwargs.get("revision")
+                else:
+                    kwargs["revision"] = resolve_revision(
+                        str(pretrained_model_name_or_path),
+                        kwargs.get("revision"),
+                        token=kwargs.get("token"),
+                        local_files_only=kwargs.get("local_files_only", False),
+                        cache_dir=kwargs.get("cache_dir"),
+                    )
+                    commit = getattr(kwargs["revision"], "resolved", None)
             loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
             model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True
             if hasattr(model.config, WEIGHTS_CHECKSUMS):  # they describe those files, not the model in memory
