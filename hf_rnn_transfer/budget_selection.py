@@ -33,6 +33,8 @@ Then only the fine-tuned weights are candidates (mix 1: a mix with a random head
 pull towards the recipe's full run instead of towards the start: among the epochs within one error of the best, the
 latest. Pulling towards the start there stopped early or kept a random head's share: on five UCR targets, 3 seeds,
 0.623 on average, 0.704 now, 0.713 for the fixed recipe (`benchmarks/selection_new_head.py`, docs/benchmarks.md).
+A model trained from scratch starts random everywhere: `random_start=True` (what `compare` and `auto` pass for their
+scratch runs) treats it the same way, so scratch's stopping epoch is not pulled towards its random start.
 """
 
 import tempfile
@@ -160,7 +162,7 @@ class BudgetSelection:
         start = (
             f"the starting model {self.source_score:.3f}"
             if self.head_transferred
-            else "a new head: fine-tuned weights only, the latest epoch within the error"
+            else "a random head (new, or from scratch): fine-tuned weights only, the latest epoch within the error"
         )
         return (
             f"chosen by {self.folds}-fold cross-validation inside the budget: stop after epoch {self.epochs}, mix "
@@ -280,6 +282,7 @@ def fit_within_budget(
     progress: bool = False,
     domain_dataset=None,
     replay_dataset=None,
+    random_start: bool | None = None,
     **final_trainer_kwargs,
 ) -> tuple[torch.nn.Module, BudgetSelection]:
     """
@@ -304,6 +307,9 @@ def fit_within_budget(
             best) or `best` (the highest score).
         domain_dataset: unlabelled target rows for domain-adversarial training (every run gets them).
         replay_dataset: the source's labelled rows for source replay (every run gets them; never held out).
+        random_start: whether the starting model's head is random, so only the fine-tuned weights are candidates and
+            the rules lean to the full recipe: True for a model trained from scratch; None (default) reads it from
+            the model's transfer report (a re-initialised head); False: the start is a trained model.
         final_trainer_kwargs: more arguments of the final run's trainer (e.g. `eval_dataset`, `compute_metrics`,
             `processing_class`); it runs with `args` as given (its evaluation, saving and logging), the folds quietly.
 
@@ -324,7 +330,7 @@ def fit_within_budget(
     bar = tqdm(total=folds + 1, desc="selection inside the budget", disable=not progress)
     chosen = cross_validate(
         make_model, train_dataset, args, collator, score, folds, mixes, label_column, rule, domain_dataset,
-        on_fold=lambda: bar.update(1), replay_dataset=replay_dataset,
+        on_fold=lambda: bar.update(1), replay_dataset=replay_dataset, random_start=random_start,
     )  # fmt: skip
     model = fit_selected(
         make_model, train_dataset, args, collator, chosen, domain_dataset, replay_dataset, **final_trainer_kwargs
@@ -347,6 +353,7 @@ def cross_validate(
     domain_dataset=None,
     on_fold: Callable[[], None] | None = None,
     replay_dataset=None,
+    random_start: bool | None = None,
 ) -> BudgetSelection:
     """
     The cross-validation half of `fit_within_budget` (same arguments): the held-out score of every (epoch, mix) and
@@ -372,7 +379,7 @@ def cross_validate(
     quiet = dict(save_strategy="no", report_to="none", disable_tqdm=True, logging_strategy="no")
     parts = fold_indices(train_dataset[label_column], folds, args.seed)
     first = make_model()
-    head_transferred = _head_transferred(first)
+    head_transferred = _head_transferred(first) if random_start is None else not random_start
     if not head_transferred:
         mixes = [1.0]  # a mix with a random head is no model to keep (see the module docstring)
     totals = np.zeros((epochs, len(mixes)))

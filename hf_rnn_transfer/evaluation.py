@@ -479,6 +479,28 @@ def row_accuracy(model, dataset, collator, batch_size: int = 128) -> np.ndarray:
     return (probabilities.argmax(-1) == labels).astype(float)
 
 
+def answers_mean_the_labels(model, dataset, collator, batch_size: int = 128) -> tuple[bool, float, float]:
+    """Whether a transferred classifier's answers mean the target's labels: its zero-shot accuracy on `dataset` (an
+    encoded set with `labels`, e.g. the label budget) beats the majority-class rate by more than one binomial standard
+    error. Label names can match without the meaning: UCR sets number their classes 1, 2, ..., so a source of
+    GunPointAgeSpan (young/old) "answers" GunPointMaleVersusFemale's 1 and 2 at 0.39 on its train split (majority 0.53).
+
+    Returns:
+        `(verdict, zero-shot accuracy, majority-class rate)`.
+
+    Example:
+
+    ```python
+    >>> same, zero_shot, majority = answers_mean_the_labels(transferred, budget_rows, collator)
+    ```
+    """
+    probabilities, labels = class_probabilities(model, dataset, collator, batch_size)
+    zero_shot = float((probabilities.argmax(-1) == labels).mean())
+    majority = float(np.bincount(labels.astype(int)).max() / len(labels))
+    error = np.sqrt(zero_shot * (1.0 - zero_shot) / len(labels))
+    return zero_shot - majority > error, zero_shot, majority
+
+
 def row_losses(model, dataset, collator, batch_size: int = 64) -> np.ndarray:
     """Each row's mean cross-entropy over its labelled positions (`labels` of -100 ignored), for an encoded dataset of
     a model whose logits line up with its labels (a classifier's row: minus the log-probability of its label; sequence
@@ -681,6 +703,7 @@ def compare(
                             mixes=run_args.select_mixes,
                             label_column=label_column,
                             rule=run_args.select_rule,
+                            random_start=True if method == "scratch" else None,
                         )
                         result.selections[method][budget].append(chosen.to_dict())
                     else:

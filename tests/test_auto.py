@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 from datasets import Dataset, DatasetDict
-from transformers import DataCollatorWithPadding, set_seed
+from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
 from hf_rnn_transfer import RNNConfig, RNNForCausalLM, RNNForSequenceClassification, RNNForTimeSeriesForecasting
 from hf_rnn_transfer.cli import main
@@ -142,11 +142,52 @@ def test_auto_refuses_bad_settings_with_the_flag_named(pool, tmp_path):
         AutoArguments(folds=1)
     with pytest.raises(ValueError, match="--ensemble must be 0 .off. or at least 2 members, got 1"):
         AutoArguments(ensemble=1)
+    with pytest.raises(ValueError, match="--scratch_epochs must be at least 1, got 0"):
+        AutoArguments(scratch_epochs=0)
+    with pytest.raises(ValueError, match="--scratch_learning_rate must be positive, got -0.1"):
+        AutoArguments(scratch_learning_rate=-0.1)
     with pytest.raises(ValueError, match="no usable candidate"), pytest.warns(UserWarning):
         auto_transfer([pool["forecaster"], pool["missing"]], target(), TargetDataArguments(), AutoArguments(),
                       quick(tmp_path))  # fmt: skip
     with pytest.raises(ValueError, match="needs candidate sources"):
         auto_transfer([], target(), TargetDataArguments(), AutoArguments(), quick(tmp_path))
+
+
+def test_the_scratch_floor_trains_twice_the_recipes_epochs_at_its_rate_unless_told(tmp_path):
+    from hf_rnn_transfer.commands.auto import scratch_recipe
+
+    recipe = quick(tmp_path)  # 3 epochs at 1e-2
+    floor = scratch_recipe(AutoArguments(), recipe)
+    assert floor.num_train_epochs == 6 and floor.learning_rate == 1e-2
+    assert floor.freezing_strategy == "none" and not floor.discriminative_lr and floor.select_mixes == [1.0]
+    told = scratch_recipe(AutoArguments(scratch_epochs=4, scratch_learning_rate=3e-3), recipe)
+    assert told.num_train_epochs == 4 and told.learning_rate == 3e-3
+
+
+def test_a_head_with_the_targets_label_names_but_not_their_meaning_is_reinitialised(pool, tmp_path):
+    """A copy of the good classifier with its two answers swapped: the same label names, the opposite meaning. Its
+    zero-shot answers on the budget fall below the majority class, so its head starts afresh (mix 1 only)."""
+    import torch
+
+    flipped = RNNForSequenceClassification.from_pretrained(pool["good"])
+    head = flipped.get_classifier()
+    with torch.no_grad():
+        head.weight.copy_(head.weight.flip(0))
+        head.bias.copy_(head.bias.flip(0))
+    flipped.save_pretrained(tmp_path / "flipped")
+    AutoTokenizer.from_pretrained(pool["good"]).save_pretrained(tmp_path / "flipped")
+    args = AutoArguments(shortlist=2, folds=2, strategies=["gradual"], layer_choices=["all"], try_scratch=False,
+                         ensemble=0)  # fmt: skip
+    result = auto_transfer([pool["good"], str(tmp_path / "flipped")], target(rows=40), TargetDataArguments(), args,
+                           quick(tmp_path))  # fmt: skip
+    assert result.heads[pool["good"]].endswith("head kept")
+    kept = float(result.heads[pool["good"]].split()[1])
+    assert kept > 0.9
+    why = result.heads[str(tmp_path / "flipped")]
+    assert "re-initialised: the label names match, not their meaning" in why and float(why.split()[1]) < 0.1
+    trial = next(t for t in result.trials if t.source == str(tmp_path / "flipped"))
+    assert trial.mix == 1.0  # a random head: only the fine-tuned weights are candidates
+    assert "## Classifier heads" in result.to_markdown() and result.to_dict()["heads"] == result.heads
 
 
 def test_auto_takes_candidates_from_a_hub_search_by_tag(pool, hub, tmp_path):

@@ -154,6 +154,7 @@ def test_compare_selects_inside_each_budget_and_says_what_it_chose(source, tmp_p
     assert result.scores["transfer"][16] == [result.references["source zero-shot"]] * 2  # kept the source
     assert [r["mix"] for r in result.selections["transfer"][16]] == [0.0, 0.0]
     assert all(r["mixes"] == [1.0] for r in result.selections["scratch"][16])  # scratch: only its stopping epoch
+    assert all(r["head_transferred"] is False for r in result.selections["scratch"][16])  # not pulled to its start
     assert "2-fold cross-validation inside each budget" in result.summary()
 
 
@@ -315,8 +316,27 @@ def test_a_transfer_that_reinitialised_the_head_selects_among_fine_tuned_weights
     assert np.asarray(chosen.scores).shape == (3, 1)
     scores = [s[0] for s in chosen.scores]
     assert chosen.epochs >= scores.index(max(scores)) + 1  # the latest within the error: never before the best
-    assert "a new head" in chosen.summary() and chosen.to_dict()["head_transferred"] is False
+    assert "a random head" in chosen.summary() and chosen.to_dict()["head_transferred"] is False
     # the source's own labels: the head moves with it, mix 0 stays a candidate
     same = cross_validate(lambda: copy_of(source), marker_task(24, 1), recipe(tmp_path, epochs=2),
                           default_data_collator, per_row, folds=3)  # fmt: skip
     assert same.head_transferred and 0.0 in same.mixes
+
+
+def test_a_model_from_scratch_is_not_pulled_towards_its_random_start(tmp_path):
+    """`random_start=True` (compare's and auto's scratch runs): mix 1 only and the latest epoch within the error;
+    without it a model with no transfer report counts as a trained start (every mix, leaning to it)."""
+    from hf_rnn_transfer.budget_selection import cross_validate
+
+    def fresh():
+        set_seed(0)
+        return RNNForSequenceClassification(RNNConfig(**SHAPE, num_labels=2))
+
+    budget = marker_task(30, 1)
+    chosen = cross_validate(fresh, budget, recipe(tmp_path, epochs=3), default_data_collator, per_row, folds=3,
+                            random_start=True)  # fmt: skip
+    assert chosen.mixes == [1.0] and not chosen.head_transferred
+    scores = [s[0] for s in chosen.scores]
+    assert chosen.epochs >= scores.index(max(scores)) + 1
+    trained_start = cross_validate(fresh, budget, recipe(tmp_path, epochs=2), default_data_collator, per_row, folds=3)
+    assert trained_start.head_transferred and 0.0 in trained_start.mixes

@@ -14,6 +14,7 @@ from hf_rnn_transfer.evaluation import (
     NEVER,
     ComparisonResult,
     accuracy_of,
+    answers_mean_the_labels,
     balanced_budget_indices,
     class_probabilities,
     compare,
@@ -309,3 +310,35 @@ def test_entity_metrics_score_whole_entities_like_conll():
     assert metrics["entity_precision"] == pytest.approx(2 / 3) and metrics["entity_recall"] == pytest.approx(2 / 3)
     assert metrics["entity_f1"] == pytest.approx(2 / 3)
     assert metrics["token_accuracy"] == pytest.approx(5 / 6)  # token-level scoring would hide the broken span
+
+
+def test_a_head_answering_the_target_label_names_is_checked_for_their_meaning(tmp_path):
+    """Trained on "token 3 occurs": on the same task it beats the majority class; on the inverted labels (same names,
+    other meaning) it falls below, and on rows of one class it cannot beat the majority."""
+    from datasets import Dataset
+    from transformers import default_data_collator
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(4, 12, size=(300, 8))
+    positive = rng.random(300) < 0.5
+    ids[positive, rng.integers(0, 8, size=positive.sum())] = 3
+
+    def rows(labels, keep):
+        return Dataset.from_dict({"input_ids": ids[keep].tolist(), "attention_mask": [[1] * 8] * len(ids[keep]),
+                                  "labels": labels[keep].astype(int).tolist()})  # fmt: skip
+
+    set_seed(0)
+    model = RNNForSequenceClassification(RNNConfig(vocab_size=12, embedding_size=8, hidden_size=16, num_layers=1,
+                                                   pad_token_id=0, pooling="max", num_labels=2))  # fmt: skip
+    args = TransferTrainingArguments.for_experiment(str(tmp_path), num_train_epochs=6, learning_rate=2e-2,
+                                                    per_device_train_batch_size=8)  # fmt: skip
+    train = rows(positive, slice(0, 200))
+    TransferTrainer(model, args, train_dataset=train, data_collator=default_data_collator).train()
+    budget = slice(200, 300)
+    same, zero_shot, majority = answers_mean_the_labels(model, rows(positive, budget), default_data_collator)
+    assert same and zero_shot > 0.9 and 0.3 < majority < 0.7
+    same, zero_shot, _ = answers_mean_the_labels(model, rows(~positive, budget), default_data_collator)
+    assert not same and zero_shot < 0.1
+    one_class = np.flatnonzero(positive[200:]) + 200
+    same, zero_shot, majority = answers_mean_the_labels(model, rows(positive, one_class), default_data_collator)
+    assert not same and majority == 1.0
