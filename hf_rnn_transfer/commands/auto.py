@@ -401,10 +401,11 @@ def auto_transfer(
         if name not in heads:
             from ..evaluation import answers_mean_the_labels
 
-            with_head = SourceArguments(source=name, transfer_head=True)
-            same, zero_shot, majority = answers_mean_the_labels(
-                transferred_model(with_head, target, token), target.splits["train"], target.collator
-            )
+            with_head = transferred_model(SourceArguments(source=name, transfer_head=True), target, token)
+            # on the training device: an evaluation on another device would reset Accelerate's shared state under the
+            # recipe's (on a GPU machine, the fallback's training then found its model on the CPU, its batches on CUDA)
+            with_head.to(training_args.device)
+            same, zero_shot, majority = answers_mean_the_labels(with_head, target.splits["train"], target.collator)
             verdict = "kept" if same else "re-initialised: the label names match, not their meaning"
             heads[name] = f"zero-shot {zero_shot:.3f} on the budget, majority class {majority:.3f}: head {verdict}"
         return heads[name].endswith("head kept")
