@@ -498,7 +498,7 @@ def answers_mean_the_labels(model, dataset, collator, batch_size: int = 128) -> 
     zero_shot = float((probabilities.argmax(-1) == labels).mean())
     majority = float(np.bincount(labels.astype(int)).max() / len(labels))
     error = np.sqrt(zero_shot * (1.0 - zero_shot) / len(labels))
-    return zero_shot - majority > error, zero_shot, majority
+    return bool(zero_shot - majority > error), zero_shot, majority
 
 
 def row_losses(model, dataset, collator, batch_size: int = 64) -> np.ndarray:

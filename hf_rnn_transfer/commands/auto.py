@@ -391,14 +391,15 @@ def auto_transfer(
             targets[name] = (encode_target(raw, config, tokenizer, data_args), tokenizer)
         return targets[name]
 
-    heads: dict[str, str] = {}  # name -> why its classifier head was kept or re-initialised
+    heads: dict[str, str] = {}  # name -> why its classifier head was kept or re-initialised (the report's)
+    kept: dict[str, bool] = {}
 
     def head_kept(name) -> bool:
         """Keep a source's head when it answers the target's labels by name and, on the budget, by meaning."""
         target, _ = target_for(name)
         if not is_classifier_of(usable[name][0], target.labels.id2label):
             return False
-        if name not in heads:
+        if name not in kept:
             from ..evaluation import answers_mean_the_labels
 
             with_head = transferred_model(SourceArguments(source=name, transfer_head=True), target, token)
@@ -408,7 +409,8 @@ def auto_transfer(
             same, zero_shot, majority = answers_mean_the_labels(with_head, target.splits["train"], target.collator)
             verdict = "kept" if same else "re-initialised: the label names match, not their meaning"
             heads[name] = f"zero-shot {zero_shot:.3f} on the budget, majority class {majority:.3f}: head {verdict}"
-        return heads[name].endswith("head kept")
+            kept[name] = same
+        return kept[name]
 
     def builder(name, layers, strategy):
         target, _ = target_for(name)
