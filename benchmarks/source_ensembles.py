@@ -29,6 +29,7 @@ import source_ranking as ranking
 from _report import table, write_section
 from _reviews import SENTIMENT, data_root, text_key
 
+from hf_rnn_transfer.commands.auto import TRIAL_RULES
 from hf_rnn_transfer.data import LabelMap
 from hf_rnn_transfer.evaluation import balanced_budget_indices, class_probabilities
 from hf_rnn_transfer.selection import rank_sources
@@ -95,7 +96,7 @@ def run_ucr_target(target: str, pool: dict[str, str], seeds, done: set) -> dict:
     return out
 
 
-def run_ucr_auto(target: str, pool: dict[str, str], seed: int, ensemble: int) -> dict:
+def run_ucr_auto(target: str, pool: dict[str, str], seed: int, ensemble: int, rule: str) -> dict:
     """`auto_transfer` on a UCR target's train split over the pool (its own two sources left out), with the ranking
     benchmark's recipe; its test accuracy, wall time and choice."""
     import source_ranking_ucr as ucr
@@ -108,21 +109,25 @@ def run_ucr_auto(target: str, pool: dict[str, str], seed: int, ensemble: int) ->
     names = {f: n for n, f in pool.items() if not n.startswith(f"{target}-")}
     start = time.perf_counter()
     result = auto_transfer(list(names), DatasetDict(train=raw["train"], test=raw["test"]), TargetDataArguments(),
-                           AutoArguments(ensemble=ensemble), ucr.recipe(seed))  # fmt: skip
+                           AutoArguments(ensemble=ensemble, trial_rule=rule), ucr.recipe(seed))  # fmt: skip
     label = ranking.chosen_label(result.chosen, names)
     seconds = time.perf_counter() - start
-    print(f"auto {target} seed {seed} ensemble {ensemble}: {result.test_score:.3f} with {label} ({seconds:.0f} s)")
+    print(f"auto {target} seed {seed} ensemble {ensemble} {rule}: {result.test_score:.3f} with {label}", flush=True)
     return {"accuracy": result.test_score, "seconds": seconds, "chosen": label}
 
 
-def summarise_ucr_auto(autos: dict, results: dict, targets, seeds, ensembles) -> str:
-    """One row per target: auto per ensemble size beside LogME's first, the top-5 average, the oracle and scratch
-    (the first three from the ensembles table's fine-tuned candidates: same recipe, same splits)."""
+def auto_key(target: str, seed: int, ensemble: int, rule: str) -> str:
+    return f"auto {target} seed={seed} ensemble={ensemble} rule={rule}"
+
+
+def summarise_ucr_auto(autos: dict, results: dict, targets, seeds, variants) -> str:
+    """One row per target: auto per (trial rule, ensemble size) beside LogME's first, the top-5 average, the oracle
+    and scratch (the first three from the ensembles table's fine-tuned candidates: same recipe, same splits)."""
     rows, columns = [], {}
     for target in targets:
         runs = [results[f"{target} budget=train split seed={seed}"] for seed in seeds]
         single = {n: np.mean([r["accuracy"][n] for r in runs]) for n in runs[0]["accuracy"]}
-        auto_runs = {e: [autos[f"auto {target} seed={seed} ensemble={e}"] for seed in seeds] for e in ensembles}
+        auto_runs = {v: [autos[auto_key(target, seed, *v)] for seed in seeds] for v in variants}
         cells = {f"auto{e}": np.mean([a["accuracy"] for a in runs_e]) for e, runs_e in auto_runs.items()}
         cells["first"] = np.mean([r["accuracy"][r["order"][0]] for r in runs])
         cells["top5"] = np.mean([r["ensemble"]["5"] for r in runs])
@@ -134,22 +139,25 @@ def summarise_ucr_auto(autos: dict, results: dict, targets, seeds, ensembles) ->
         walls = [np.mean([a["seconds"] for a in runs_e]) for runs_e in auto_runs.values()]
         rows.append([target, *(f"{v:.3f}" for v in cells.values()), *chose, *(f"{w:.0f} s" for w in walls)])
     means = {name: float(np.mean(v)) for name, v in columns.items()}
-    rows.append(["**mean**", *(f"**{v:.3f}**" for v in means.values()), *[""] * (2 * len(ensembles))])
-    names = [f"auto, ensemble of {e}" if e else "auto, single sources only" for e in ensembles]
+    rows.append(["**mean**", *(f"**{v:.3f}**" for v in means.values()), *[""] * (2 * len(variants))])
+    names = [f"auto ({r}), " + (f"ensemble of {e}" if e else "single sources only") for e, r in variants]
     header = ["target", *names, "LogME's first (fixed recipe)", "average of LogME's top 5", "oracle single source",
               "scratch", *(f"{n}: chose, per seed" for n in names), *(f"{n}: wall time" for n in names)]  # fmt: skip
     gaps = "; ".join(
         f"{name}: {means[f'auto{e}'] - means['oracle']:+.3f} vs the oracle, {means[f'auto{e}'] - means['first']:+.3f} "
         f"vs LogME's first, {means[f'auto{e}'] - means['scratch']:+.3f} vs scratch, worst target "
         f"{min(a - s for a, s in zip(columns[f'auto{e}'], columns['scratch'])):+.3f} vs scratch"
-        for name, e in zip(names, ensembles)
+        for name, e in zip(names, variants)
     )
     return table(header, rows) + (
         f"\n\nTest accuracy, mean over seeds {list(seeds)}, each target's whole train split as the budget. Mean over "
         f"targets, auto minus each: {gaps}. auto: LogME ranks the 22 candidates, the top 3 are validated by 3-fold "
         "cross-validation inside the train split with the ranking benchmark's recipe (5e-3, 20 epochs; auto chooses "
         "its own stopping epoch), then the other strategies and embedding-only transfer on the best, scratch as the "
-        "floor, and (ensemble of 5) the average of LogME's top 5; the trial rule is `one_standard_error`. LogME's "
+        "floor, and (ensemble of 5) the average of LogME's top 5; the trial rule is named in brackets "
+        "(`ensemble_or_best`, the default: the ensemble if within one binomial standard error of the best held-out "
+        "score, else the highest-scoring trial; `one_standard_error`: the preferred trial - the ensemble, then the "
+        "higher-ranked source, then the recommended recipe - within one standard error of the best). LogME's "
         "first, the top-5 average and the oracle (the best single source on test, an upper bound) come from the "
         "ensembles table above: every candidate fine-tuned with the recipe for its 20 epochs. Scratch: the same GRU, "
         "40 epochs."
@@ -210,6 +218,8 @@ def main():
     parser.add_argument("--auto_ensembles", nargs="*", type=int, default=[],
                         help="--pool ucr: also run `auto` with these ensemble sizes (5: its default; 0: single sources "
                         "only) on every target and seed, cached in OUTPUT_DIR/auto.json")  # fmt: skip
+    parser.add_argument("--auto_rules", nargs="+", default=["ensemble_or_best"], choices=list(TRIAL_RULES),
+                        help="--pool ucr: auto's trial rules, each run with every --auto_ensembles size")  # fmt: skip
     cli = parser.parse_args()
     data_root()
     output = Path(cli.output_dir)
@@ -269,17 +279,18 @@ def main_ucr(cli, output: Path) -> None:
             if f"scratch {target} seed={seed}" not in autos:
                 autos[f"scratch {target} seed={seed}"] = ucr.scratch_accuracy(*ucr_target(target), seed)
                 auto_cache.write_text(json.dumps(autos, indent=1))
-    for ensemble in cli.auto_ensembles:  # the first size for every target before the next
+    variants = [(e, r) for r in cli.auto_rules for e in cli.auto_ensembles]
+    for ensemble, rule in variants:  # the first variant for every target before the next
         for target in targets:
             for seed in cli.seeds:
-                key = f"auto {target} seed={seed} ensemble={ensemble}"
+                key = auto_key(target, seed, ensemble, rule)
                 if key not in autos:
-                    autos[key] = run_ucr_auto(target, pool, seed, ensemble)
+                    autos[key] = run_ucr_auto(target, pool, seed, ensemble, rule)
                     auto_cache.write_text(json.dumps(autos, indent=1))
     write_section(
         "auto-transfer-ucr",
         "auto on the UCR pool: source, layers, recipe (and ensemble) chosen inside each target's train split",
-        summarise_ucr_auto(autos, results, targets, cli.seeds, cli.auto_ensembles),
+        summarise_ucr_auto(autos, results, targets, cli.seeds, variants),
     )
 
 

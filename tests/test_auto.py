@@ -287,6 +287,35 @@ def test_a_clearly_better_single_source_overrules_the_preferred_ensemble():
     assert _best([single, trial("ensemble", "ensemble of 2", 0.70, ["a", "b"])], 100, "one_standard_error") is single
 
 
+def test_ensemble_or_best_keeps_the_ensemble_within_the_noise_and_otherwise_the_highest_single_trial():
+    from hf_rnn_transfer.commands.auto import AutoArguments, Trial, _best, _reason
+
+    def trial(stage, source, score, members=()):
+        return Trial(stage, source, "all", "gradual", score, 3, 1.0, 1.0, members=list(members))
+
+    assert AutoArguments().trial_rule == "ensemble_or_best"  # the default
+    first, second = trial("source", "top-ranked", 0.81), trial("source", "second", 0.84)
+    floor = trial("floor", "scratch", 0.60)
+    # among single trials the ranking's order earns no margin: the higher held-out score wins...
+    assert _best([first, second, floor], 100, "ensemble_or_best") is second
+    assert _best([first, second, floor], 100, "one_standard_error") is first
+    # ...ties keep the earlier (higher-ranked) trial...
+    tie = trial("strategy", "top-ranked", 0.84)
+    assert _best([first, second, tie], 100, "ensemble_or_best") is second
+    # ...and the ensemble keeps its one-standard-error margin (0.037 at 0.84 over 100 rows)
+    near, far = trial("ensemble", "ensemble of 2", 0.81, ["a", "b"]), trial("ensemble", "ensemble of 2", 0.79, ["a"])
+    assert _best([first, second, near, floor], 100, "ensemble_or_best") is near
+    assert _best([first, second, far, floor], 100, "ensemble_or_best") is second
+    assert _best([second, far], 10_000, "ensemble_or_best") is second
+    reason = _reason(near, [first, second, near, floor], 3, "accuracy", 100, "ensemble_or_best")
+    assert "second (all layers, gradual) scored 0.8400, within one standard error (0.037" in reason
+    assert "so the ensemble is kept" in reason
+    negative = [trial("source", "top-ranked", 0.55), trial("floor", "scratch", 0.90)]
+    assert _best(negative, 100, "ensemble_or_best") is negative[1]
+    with pytest.raises(ValueError, match="--trial_rule must be one of"):
+        AutoArguments(trial_rule="closest")
+
+
 def test_auto_from_the_command_line_saves_an_ensemble_with_its_card(pool, tmp_path):
     from hf_rnn_transfer import SourceEnsemble
 
