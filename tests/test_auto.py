@@ -112,7 +112,7 @@ def test_auto_from_the_command_line_saves_the_model_report_and_card(pool, tmp_pa
     assert [t["source"] for t in report["trials"]] == [pool["good"], pool["lm"], "scratch"]
     assert "Automated transfer" in (out / "auto_report.md").read_text()
     card = (out / "README.md").read_text()
-    assert "auto-transfer" in card and "Chosen:" in card
+    assert "auto-transfer" in card and "Chosen by the ensemble_or_best trial rule:" in card
     model = RNNForSequenceClassification.from_pretrained(out)
     assert model.config.id2label == {0: "negative", 1: "positive"}
     assert (out / "tokenizer.json").is_file()
@@ -309,6 +309,7 @@ def test_ensemble_or_best_keeps_the_ensemble_within_the_noise_and_otherwise_the_
     assert _best([second, far], 10_000, "ensemble_or_best") is second
     reason = _reason(near, [first, second, near, floor], 3, "accuracy", 100, "ensemble_or_best")
     assert "second (all layers, gradual) scored 0.8400, within one standard error (0.037" in reason
+    assert reason.startswith("Chosen by the ensemble_or_best trial rule: the average of 2 sources")
     assert "so the ensemble is kept" in reason
     negative = [trial("source", "top-ranked", 0.55), trial("floor", "scratch", 0.90)]
     assert _best(negative, 100, "ensemble_or_best") is negative[1]

@@ -632,8 +632,8 @@ def _reason(chosen: Trial, trials: list[Trial], folds: int, metric: str, rows: i
         else f"stop after epoch {chosen.epochs}, mix {chosen.mix:g} of the fine-tuned weights"
     )
     text = (
-        f"Chosen: {chosen.describe()}, held-out {metric} {chosen.score:.4f} in {folds}-fold cross-validation inside "
-        f"the budget ({how})."
+        f"Chosen by the {rule} trial rule: {chosen.describe()}, held-out {metric} {chosen.score:.4f} in {folds}-fold "
+        f"cross-validation inside the budget ({how})."
     )
     higher = [t for t in others if t.score > chosen.score + 1e-9]
     if higher:
