@@ -11,7 +11,7 @@ table, an upper bound over single sources).
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/source_ensembles.py --output_dir /tmp/pool
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/source_ensembles.py --pool ucr --output_dir /tmp/ucrpool
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/source_ensembles.py --pool ucr --output_dir /tmp/ucrpool \
-        --auto_ensembles 5 --auto_rules ensemble_or_best one_standard_error
+        --auto_ensembles 5 0 --auto_rules ensemble_or_best
 
 `--pool ucr`: the pool and targets of `source_ranking_ucr.py` (a GRU classifier and a forecaster per UCR set; each
 set a target with its whole train split; LogME ranks on it; every candidate fine-tuned with that benchmark's recipe,
