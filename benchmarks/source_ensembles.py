@@ -131,15 +131,15 @@ def summarise_ucr_auto(autos: dict, results: dict, targets, seeds, variants) -> 
         runs = [results[f"{target} budget=train split seed={seed}"] for seed in seeds]
         single = {n: np.mean([r["accuracy"][n] for r in runs]) for n in runs[0]["accuracy"]}
         auto_runs = {v: [autos[auto_key(target, seed, *v)] for seed in seeds] for v in variants}
-        cells = {f"auto{e}": np.mean([a["accuracy"] for a in runs_e]) for e, runs_e in auto_runs.items()}
+        cells = {f"auto{v}": np.mean([a["accuracy"] for a in runs_v]) for v, runs_v in auto_runs.items()}
         cells["first"] = np.mean([r["accuracy"][r["order"][0]] for r in runs])
         cells["top5"] = np.mean([r["ensemble"]["5"] for r in runs])
         cells["oracle"] = max(single.values())
         cells["scratch"] = np.mean([autos[f"scratch {target} seed={seed}"] for seed in seeds])
         for name, value in cells.items():
             columns.setdefault(name, []).append(value)
-        chose = ["; ".join(a["chosen"] for a in runs_e) for runs_e in auto_runs.values()]
-        walls = [np.mean([a["seconds"] for a in runs_e]) for runs_e in auto_runs.values()]
+        chose = ["; ".join(a["chosen"] for a in runs_v) for runs_v in auto_runs.values()]
+        walls = [np.mean([a["seconds"] for a in runs_v]) for runs_v in auto_runs.values()]
         rows.append([target, *(f"{v:.3f}" for v in cells.values()), *chose, *(f"{w:.0f} s" for w in walls)])
     means = {name: float(np.mean(v)) for name, v in columns.items()}
     rows.append(["**mean**", *(f"**{v:.3f}**" for v in means.values()), *[""] * (2 * len(variants))])
@@ -147,10 +147,10 @@ def summarise_ucr_auto(autos: dict, results: dict, targets, seeds, variants) -> 
     header = ["target", *names, "LogME's first (fixed recipe)", "average of LogME's top 5", "oracle single source",
               "scratch", *(f"{n}: chose, per seed" for n in names), *(f"{n}: wall time" for n in names)]  # fmt: skip
     gaps = "; ".join(
-        f"{name}: {means[f'auto{e}'] - means['oracle']:+.3f} vs the oracle, {means[f'auto{e}'] - means['first']:+.3f} "
-        f"vs LogME's first, {means[f'auto{e}'] - means['scratch']:+.3f} vs scratch, worst target "
-        f"{min(a - s for a, s in zip(columns[f'auto{e}'], columns['scratch'])):+.3f} vs scratch"
-        for name, e in zip(names, variants)
+        f"{name}: {means[f'auto{v}'] - means['oracle']:+.3f} vs the oracle, {means[f'auto{v}'] - means['first']:+.3f} "
+        f"vs LogME's first, {means[f'auto{v}'] - means['scratch']:+.3f} vs scratch, worst target "
+        f"{min(a - s for a, s in zip(columns[f'auto{v}'], columns['scratch'])):+.3f} vs scratch"
+        for name, v in zip(names, variants)
     )
     return table(header, rows) + (
         f"\n\nTest accuracy, mean over seeds {list(seeds)}, each target's whole train split as the budget. Mean over "

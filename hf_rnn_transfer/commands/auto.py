@@ -604,8 +604,9 @@ def _strategy_arguments(training_args, strategy: str):
 
 def _margin(score: float, rows: int, rule: str) -> float:
     """How far below the best a trial may score and still count as as good: one binomial standard error of an
-    accuracy over the held-out rows under `one_standard_error` (float error otherwise)."""
-    if rule == "one_standard_error" and 0.0 <= score <= 1.0:
+    accuracy over the held-out rows under `one_standard_error` and `ensemble_or_best` (which grants it to the ensemble
+    only; float error otherwise)."""
+    if rule in ("one_standard_error", "ensemble_or_best") and 0.0 <= score <= 1.0:
         return float(np.sqrt(score * (1.0 - score) / rows)) + 1e-9
     return 1e-9
 
@@ -618,7 +619,7 @@ def _best(trials: list[Trial], rows: int, rule: str = "best") -> Trial:
     top = max(t.score for t in trials)
     preferred = [t for t in trials if t.members] + [t for t in trials if not t.members]
     if rule == "ensemble_or_best":
-        margin = _margin(top, rows, "one_standard_error")
+        margin = _margin(top, rows, rule)
         return next((t for t in preferred if t.members and t.score >= top - margin), None) or _best(trials, rows)
     return next(t for t in preferred if t.score >= top - _margin(top, rows, rule))
 
@@ -644,7 +645,7 @@ def _reason(chosen: Trial, trials: list[Trial], folds: int, metric: str, rows: i
             else "the preferred trial (the ensemble, then the higher-ranked source, then the recommended recipe) is "
             "kept"
         )
-        margin = _margin(top.score, rows, "one_standard_error" if rule == "ensemble_or_best" else rule)
+        margin = _margin(top.score, rows, rule)
         text += (
             f" {top.describe()} scored {top.score:.4f}, within one standard error ({margin:.3f} over {rows} held-out "
             f"rows) of it: the folds cannot tell that gap from noise, so {kept}."
