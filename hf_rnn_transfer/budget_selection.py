@@ -125,6 +125,7 @@ class BudgetSelection:
     rows: int = 0  # held-out rows over all folds (the budget)
     means: np.ndarray | None = field(default=None, repr=False, compare=False)  # the unrounded scores
     row_scores: np.ndarray | None = field(default=None, repr=False, compare=False)  # [epoch, mix, row], if scored
+    row_order: np.ndarray | None = field(default=None, repr=False, compare=False)  # the budget row of each `row`
     head_transferred: bool = True  # False: a new head, so mix 1 only and the rules pull towards the full recipe
 
     def for_rule(self, rule: str) -> "BudgetSelection":
@@ -152,6 +153,15 @@ class BudgetSelection:
     @property
     def best_score(self) -> float:
         return self.scores[self.epochs - 1][self.mixes.index(self.mix)]
+
+    def held_out_rows(self) -> np.ndarray | None:
+        """The chosen (epoch, mix)'s held-out score of every budget row, in the budget's row order (None without
+        per-row scores): what lets `auto` compare two trials row by row."""
+        if self.row_scores is None or self.row_order is None:
+            return None
+        rows = np.empty(len(self.row_order))
+        rows[self.row_order] = self.row_scores[self.epochs - 1, self.mixes.index(self.mix)]
+        return rows
 
     @property
     def source_score(self) -> float:
@@ -426,6 +436,7 @@ def cross_validate(
         head_transferred=head_transferred,
     )
     selection.means, selection.row_scores = means, row_scores
+    selection.row_order = np.concatenate(parts) if row_scores is not None else None
     return selection.for_rule(rule)
 
 

@@ -91,7 +91,10 @@ def test_auto_picks_the_useful_source_skips_bad_ones_and_explains(pool, tmp_path
     for part in ("## Skipped candidates", "## 1. Ranking", "## 2. Validation inside the budget", "## 3. Choice",
                  "**(chosen)**", "Scratch scored", "Test accuracy of the chosen model"):  # fmt: skip
         assert part in text
-    json.dumps(result.to_dict())
+    # every trial kept its held-out score row by row (what ensemble_recipe_or_best compares); the JSON leaves them out
+    for t in result.trials:
+        assert len(t.held_out) == result.rows and np.mean(t.held_out) == pytest.approx(t.score, abs=1e-6)
+    assert all("held_out" not in t for t in json.loads(json.dumps(result.to_dict()))["trials"])
 
 
 def test_auto_from_the_command_line_saves_the_model_report_and_card(pool, tmp_path):
@@ -315,6 +318,39 @@ def test_ensemble_or_best_keeps_the_ensemble_within_the_noise_and_otherwise_the_
     assert _best(negative, 100, "ensemble_or_best") is negative[1]
     with pytest.raises(ValueError, match="--trial_rule must be one of"):
         AutoArguments(trial_rule="closest")
+
+
+def test_ensemble_recipe_or_best_sets_aside_a_variant_that_does_not_beat_its_recipe_row_by_row():
+    from hf_rnn_transfer.commands.auto import Trial, _best, _reason
+
+    def trial(stage, source, score, strategy="gradual", rows=None, members=()):
+        return Trial(stage, source, "all", strategy, score, 3, 1.0, 1.0, members=list(members), held_out=rows)
+
+    # 40 held-out rows: the recipe right on 30; "full" wrong on 2 of them and right on 4 others (0.80 against 0.75)
+    recipe = trial("source", "a", 0.75, rows=[1.0] * 30 + [0.0] * 10)
+    full = trial("strategy", "a", 0.80, "full", rows=[1.0] * 28 + [0.0] * 2 + [1.0] * 4 + [0.0] * 6)
+    other = trial("source", "b", 0.70, rows=[1.0] * 28 + [0.0] * 12)
+    floor = trial("floor", "scratch", 0.60, "scratch", rows=[1.0] * 24 + [0.0] * 16)
+    trials = [recipe, other, full, floor]
+    # a net lead of 2 rows (paired standard error 0.061) is within the noise: the recipe is kept...
+    assert _best(trials, 40, "ensemble_or_best") is full
+    assert _best(trials, 40, "ensemble_recipe_or_best") is recipe
+    reason = _reason(recipe, trials, 3, "accuracy", 40, "ensemble_recipe_or_best")
+    assert "a (all layers, full) scored 0.8000, but its lead over its source's recommended recipe (0.7500)" in reason
+    assert "(0.061 over 40 held-out rows)" in reason and "so it was set aside" in reason
+    # ...a lead seen on 8 rows with no row lost (paired standard error 0.064) is not
+    clear = trial("strategy", "a", 0.95, "l2sp", rows=[1.0] * 38 + [0.0] * 2)
+    assert _best([recipe, other, clear, floor], 40, "ensemble_recipe_or_best") is clear
+    # a set-aside variant leaves the others to compete as under ensemble_or_best: the higher source wins...
+    strong_other = trial("source", "b", 0.78, rows=[1.0] * 31 + [0.0] * 9)
+    assert _best([recipe, strong_other, full, floor], 40, "ensemble_recipe_or_best") is strong_other
+    # ...and the ensemble keeps its binomial margin over what is left
+    ensemble = trial("ensemble", "ensemble of 2", 0.72, rows=[1.0] * 29 + [0.0] * 11, members=["a", "b"])
+    assert _best([recipe, other, ensemble, full, floor], 40, "ensemble_recipe_or_best") is ensemble
+    # without per-row scores the variant must beat its recipe by the binomial error of its accuracy (0.063)
+    bare = [trial("source", "a", 0.75), trial("strategy", "a", 0.80, "full")]
+    assert _best(bare, 40, "ensemble_recipe_or_best") is bare[0]
+    assert _best([bare[0], trial("strategy", "a", 0.90, "full")], 40, "ensemble_recipe_or_best").score == 0.90
 
 
 def test_auto_from_the_command_line_saves_an_ensemble_with_its_card(pool, tmp_path):

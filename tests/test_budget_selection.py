@@ -263,7 +263,12 @@ def test_every_rule_can_choose_again_from_one_cross_validation(source, tmp_path)
     single = cross_validate(
         lambda: copy_of(source), budget, args, default_data_collator, score, folds=2, rule="one_standard_error"
     )
-    assert single.row_scores is None and single.for_rule("best").rule == "best"
+    assert single.row_scores is None and single.for_rule("best").rule == "best" and single.held_out_rows() is None
+    # the chosen candidate's held-out scores, put back in the budget's row order (what auto compares row by row)
+    rows = chosen.held_out_rows()
+    assert rows.shape == (48,) and rows.mean() == pytest.approx(chosen.best_score, abs=1e-6)
+    order = np.concatenate(fold_indices(budget["labels"], 2, args.seed))
+    assert list(rows[order]) == list(chosen.row_scores[chosen.epochs - 1, chosen.mixes.index(chosen.mix)])
     with pytest.raises(ValueError, match="needs the per-row held-out scores"):
         single.for_rule("source_or_best")
 

@@ -64,8 +64,9 @@ LAYER_CHOICES = {"all": {}, "embedding": {"transfer_layers": 0}}
 SCRATCH = "scratch"
 
 
-# trials are compared by their mean held-out scores (their per-row scores are not kept)
-TRIAL_RULES = ("ensemble_or_best", "one_standard_error", "best")
+# how the validated trials compete (`_best`): by their mean held-out scores, and under ensemble_recipe_or_best also row
+# by row (each trial keeps its per-row held-out scores)
+TRIAL_RULES = ("ensemble_recipe_or_best", "ensemble_or_best", "one_standard_error", "best")
 
 
 @dataclass
@@ -99,7 +100,10 @@ class AutoArguments:
     trial_rule: str = field(
         default="ensemble_or_best",
         metadata={
-            "help": "How a trial wins: ensemble_or_best (the ensemble when its held-out score is within one binomial "
+            "help": "How a trial wins: ensemble_recipe_or_best (ensemble_or_best's choice, except that another "
+            "strategy or fewer layers of a source replace that source's recommended recipe only when its held-out "
+            "rows beat the recipe's by more than one standard error of their per-row difference), ensemble_or_best "
+            "(the ensemble when its held-out score is within one binomial "
             "standard error of the best, else the highest-scoring trial), one_standard_error (the preferred trial - "
             "the ensemble, then the higher-ranked source, then the recommended recipe - within one standard error of "
             "the best) or best (the highest score; ties keep the preferred trial).",
@@ -111,7 +115,7 @@ class AutoArguments:
         metadata={
             "help": "Also validate the average of the top-N ranked sources, each fine-tuned with the recommended "
             "recipe (N >= 2; 0: single sources only). When it wins, the result is a SourceEnsemble (a folder of "
-            "member models, each with its own tokenizer). Under the ensemble_or_best and one_standard_error rules it "
+            "member models, each with its own tokenizer). Under every rule but best it "
             "is the preferred trial: a single source replaces it only when it scores more than one standard error "
             "higher.",
         },
@@ -172,6 +176,7 @@ class Trial:
     mix: float
     seconds: float
     members: list[str] = field(default_factory=list)  # an ensemble's sources, best-ranked first
+    held_out: list[float] | None = field(default=None, repr=False)  # per budget row, in its order (None: not kept)
 
     def describe(self) -> str:
         if self.members:
@@ -206,8 +211,8 @@ class AutoTransferResult:
             "metric": self.metric,
             "skipped": self.skipped,
             "ranking": self.ranking.to_dict() if self.ranking is not None else None,
-            "trials": [asdict(t) for t in self.trials],
-            "chosen": asdict(self.chosen),
+            "trials": [_trial_dict(t) for t in self.trials],
+            "chosen": _trial_dict(self.chosen),
             "reason": self.reason,
             "fallback": self.fallback,
             "heads": self.heads,
@@ -258,6 +263,11 @@ class AutoTransferResult:
                 [t.stage, t.source, t.layers, t.strategy, f"{t.score:.4f}", f"{t.seconds:.1f}"] for t in self.trials
             ],
         }
+
+
+def _trial_dict(trial: Trial) -> dict:
+    """A trial for the JSON report (without its per-row held-out scores)."""
+    return {k: v for k, v in asdict(trial).items() if k != "held_out"}
 
 
 def hub_candidates(tag: str, endpoint: str | None, token) -> list[str]:
@@ -472,7 +482,7 @@ def auto_transfer(
                                     selection_score(target), folds, training_args.select_mixes,
                                     rule=training_args.select_rule, on_fold=lambda: bar.update(1))  # fmt: skip
             trial = Trial(stage, name, layers, strategy, chosen.best_score, chosen.epochs, chosen.mix,
-                          time.perf_counter() - t0)  # fmt: skip
+                          time.perf_counter() - t0, held_out=_row_list(chosen.held_out_rows()))  # fmt: skip
             trials.append(trial)
             selections[id(trial)] = chosen
 
@@ -492,7 +502,7 @@ def auto_transfer(
             )  # fmt: skip
             trials.append(Trial("ensemble", f"ensemble of {len(members)}", "all", strategy, float(correct.mean()),
                                 int(np.ceil(training_args.num_train_epochs)), 1.0, time.perf_counter() - t0,
-                                members=members))  # fmt: skip
+                                members=members, held_out=correct.tolist()))  # fmt: skip
         best = _best([t for t in trials if not t.members], rows, auto_args.trial_rule)  # the source to tune
         for strategy in auto_args.strategies[1:]:
             validate("strategy", best.source, "all", strategy)
@@ -508,7 +518,8 @@ def auto_transfer(
                                             rule=training_args.select_rule, on_fold=lambda: bar.update(1),
                                             random_start=True)  # fmt: skip
             trials.append(Trial("floor", SCRATCH, "none", "scratch", chosen_scratch.best_score, chosen_scratch.epochs,
-                                1.0, time.perf_counter() - t0))  # fmt: skip
+                                1.0, time.perf_counter() - t0,
+                                held_out=_row_list(chosen_scratch.held_out_rows())))  # fmt: skip
             selections[id(trials[-1])] = chosen_scratch
         bar.close()
         logging.set_verbosity(verbosity)
@@ -598,24 +609,59 @@ def scratch_recipe(auto_args: AutoArguments, training_args):
     return CompareArguments(scratch_epochs=epochs, scratch_learning_rate=rate).scratch_training_arguments(training_args)
 
 
+def _row_list(rows) -> list[float] | None:
+    return None if rows is None else [float(v) for v in rows]
+
+
 def _strategy_arguments(training_args, strategy: str):
     return replace(training_args, **STRATEGIES[strategy])
 
 
 def _margin(score: float, rows: int, rule: str) -> float:
     """How far below the best a trial may score and still count as as good: one binomial standard error of an
-    accuracy over the held-out rows under `one_standard_error` and `ensemble_or_best` (which grants it to the ensemble
-    only; float error otherwise)."""
-    if rule in ("one_standard_error", "ensemble_or_best") and 0.0 <= score <= 1.0:
+    accuracy over the held-out rows under `one_standard_error`, `ensemble_or_best` and `ensemble_recipe_or_best` (the
+    last two grant it to the ensemble only; float error otherwise)."""
+    if rule in ("one_standard_error", "ensemble_or_best", "ensemble_recipe_or_best") and 0.0 <= score <= 1.0:
         return float(np.sqrt(score * (1.0 - score) / rows)) + 1e-9
     return 1e-9
+
+
+def _paired_margin(better: Trial, other: Trial, rows: int) -> float:
+    """One standard error of `better`'s per-row lead over `other` on the same held-out rows (the binomial error of
+    `better`'s accuracy when either kept no per-row scores)."""
+    if better.held_out is None or other.held_out is None or len(better.held_out) != len(other.held_out):
+        return _margin(better.score, rows, "one_standard_error")
+    lead = np.asarray(better.held_out) - np.asarray(other.held_out)
+    return float(lead.std(ddof=1) / np.sqrt(len(lead))) + 1e-9 if len(lead) > 1 else 1e-9
+
+
+def _recipe_of(trial: Trial, trials: list[Trial]) -> Trial | None:
+    """The recommended-recipe trial of `trial`'s source (its shortlist run), when `trial` is a variant of it."""
+    if trial.members or trial.stage not in ("strategy", "layers"):
+        return None
+    return next((t for t in trials if t.stage == "source" and t.source == trial.source), None)
+
+
+def _set_aside(trial: Trial, trials: list[Trial], rows: int) -> Trial | None:
+    """Under `ensemble_recipe_or_best`: the recipe trial that `trial` (a variant of its source) fails to beat by more
+    than one paired standard error, else None."""
+    recipe = _recipe_of(trial, trials)
+    if recipe is not None and trial.score <= recipe.score + _paired_margin(trial, recipe, rows):
+        return recipe
+    return None
 
 
 def _best(trials: list[Trial], rows: int, rule: str = "best") -> Trial:
     """The first trial in order of preference (the ensemble, then the higher-ranked source, then the recommended recipe)
     whose held-out score is within the rule's margin of the highest; under `best` that is the highest, ties keeping
     the preferred trial. `ensemble_or_best` gives only the ensemble the one-standard-error margin: among single
-    sources the ranking's order is no evidence (on the UCR pool its Kendall tau is 0.19), so the highest score wins."""
+    sources the ranking's order is no evidence (on the UCR pool its Kendall tau is 0.19), so the highest score wins.
+    `ensemble_recipe_or_best` first sets aside every variant of a source (another strategy, fewer layers) that does
+    not beat the source's recommended recipe by more than one standard error of their per-row difference, then chooses
+    as `ensemble_or_best`: the variants of one source are near-copies, so most of their gaps on a few dozen held-out
+    rows are noise, and taking the highest of several noisy scores picks the noise (the winner's curse)."""
+    if rule == "ensemble_recipe_or_best":
+        return _best([t for t in trials if not _set_aside(t, trials, rows)], rows, "ensemble_or_best")
     top = max(t.score for t in trials)
     preferred = [t for t in trials if t.members] + [t for t in trials if not t.members]
     if rule == "ensemble_or_best":
@@ -637,11 +683,19 @@ def _reason(chosen: Trial, trials: list[Trial], folds: int, metric: str, rows: i
         f"cross-validation inside the budget ({how})."
     )
     higher = [t for t in others if t.score > chosen.score + 1e-9]
-    if higher:
-        top = max(higher, key=lambda t: t.score)
+    top = max(higher, key=lambda t: t.score) if higher else None
+    recipe = _set_aside(top, trials, rows) if top is not None and rule == "ensemble_recipe_or_best" else None
+    if recipe is not None:
+        margin = _paired_margin(top, recipe, rows)
+        text += (
+            f" {top.describe()} scored {top.score:.4f}, but its lead over its source's recommended recipe "
+            f"({recipe.score:.4f}) is within one standard error of their per-row difference ({margin:.3f} over {rows} "
+            "held-out rows): a variant of a source replaces the recipe only beyond that noise, so it was set aside."
+        )
+    elif higher:
         kept = (
-            "the ensemble is kept (only the ensemble is preferred under the ensemble_or_best rule)"
-            if rule == "ensemble_or_best"
+            f"the ensemble is kept (only the ensemble is preferred under the {rule} rule)"
+            if rule in ("ensemble_or_best", "ensemble_recipe_or_best")
             else "the preferred trial (the ensemble, then the higher-ranked source, then the recommended recipe) is "
             "kept"
         )
