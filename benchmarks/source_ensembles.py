@@ -11,7 +11,7 @@ table, an upper bound over single sources).
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/source_ensembles.py --output_dir /tmp/pool
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/source_ensembles.py --pool ucr --output_dir /tmp/ucrpool
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/source_ensembles.py --pool ucr --output_dir /tmp/ucrpool \
-        --auto_ensembles 5 0 --auto_rules ensemble_or_best
+        --auto_ensembles 5 --auto_rules ensemble_recipe_or_best
 
 `--pool ucr`: the pool and targets of `source_ranking_ucr.py` (a GRU classifier and a forecaster per UCR set; each
 set a target with its whole train split; LogME ranks on it; every candidate fine-tuned with that benchmark's recipe,
@@ -158,7 +158,9 @@ def summarise_ucr_auto(autos: dict, results: dict, targets, seeds, variants) -> 
         "cross-validation inside the train split with the ranking benchmark's recipe (5e-3, 20 epochs; auto chooses "
         "its own stopping epoch), then the other strategies and embedding-only transfer on the best, scratch as the "
         "floor, and (ensemble of 5) the average of LogME's top 5; the trial rule is named in brackets "
-        "(`ensemble_or_best`, the default: the ensemble if within one binomial standard error of the best held-out "
+        "(`ensemble_recipe_or_best`: `ensemble_or_best` after setting aside every other strategy or layer choice of a "
+        "source that does not beat the source's recipe run by more than one standard error of their per-row "
+        "difference; `ensemble_or_best`: the ensemble if within one binomial standard error of the best held-out "
         "score, else the highest-scoring trial; `one_standard_error`: the preferred trial - the ensemble, then the "
         "higher-ranked source, then the recommended recipe - within one standard error of the best). LogME's "
         "first, the top-5 average and the oracle (the best single source on test, an upper bound) come from the "
@@ -221,7 +223,7 @@ def main():
     parser.add_argument("--auto_ensembles", nargs="*", type=int, default=[],
                         help="--pool ucr: also run `auto` with these ensemble sizes (5: its default; 0: single sources "
                         "only) on every target and seed, cached in OUTPUT_DIR/auto.json")  # fmt: skip
-    parser.add_argument("--auto_rules", nargs="+", default=["ensemble_or_best"], choices=list(TRIAL_RULES),
+    parser.add_argument("--auto_rules", nargs="+", default=["ensemble_recipe_or_best"], choices=list(TRIAL_RULES),
                         help="--pool ucr: auto's trial rules, each run with every --auto_ensembles size")  # fmt: skip
     cli = parser.parse_args()
     data_root()

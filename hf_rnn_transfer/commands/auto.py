@@ -10,7 +10,8 @@ optionally a test split, it:
    layers with the best strategy; and the same architecture from scratch as the floor. Every trial also chooses its
    stopping epoch and its mix with the transferred weights (`cross_validate`). With `ensemble=N`, the average of the
    top N ranked sources, each fine-tuned with the recommended recipe, is validated on the same folds
-   (`cross_validate_ensemble`) and preferred when within the trial rule's margin of the best;
+   (`cross_validate_ensemble`) and preferred when within the trial rule's margin of the best. Every trial keeps its
+   held-out score row by row, so the trial rule can ask whether a strategy's lead over the recipe is more than noise;
 3. fine-tunes the winner on the whole budget as chosen, scores it on the test split, and writes a report (markdown
    and JSON) and a model card that say what was tried, what each step cost and why the winner won.
 
@@ -98,15 +99,15 @@ class AutoArguments:
         metadata={"help": f"What moves: {list(LAYER_CHOICES)} (embedding: only the embedding, fresh layers)."},
     )
     trial_rule: str = field(
-        default="ensemble_or_best",
+        default="ensemble_recipe_or_best",
         metadata={
-            "help": "How a trial wins: ensemble_recipe_or_best (ensemble_or_best's choice, except that another "
-            "strategy or fewer layers of a source replace that source's recommended recipe only when its held-out "
-            "rows beat the recipe's by more than one standard error of their per-row difference), ensemble_or_best "
-            "(the ensemble when its held-out score is within one binomial "
-            "standard error of the best, else the highest-scoring trial), one_standard_error (the preferred trial - "
-            "the ensemble, then the higher-ranked source, then the recommended recipe - within one standard error of "
-            "the best) or best (the highest score; ties keep the preferred trial).",
+            "help": "How a trial wins: ensemble_recipe_or_best (the default: as ensemble_or_best, after setting aside "
+            "every other strategy or layer choice of a source that does not beat that source's recommended recipe by "
+            "more than one standard error of their per-row held-out difference), ensemble_or_best (the ensemble when "
+            "its held-out score is within one binomial standard error of the best, else the highest-scoring trial), "
+            "one_standard_error (the preferred trial - the ensemble, then the higher-ranked source, then the "
+            "recommended recipe - within one standard error of the best) or best (the highest score; ties keep the "
+            "preferred trial).",
             "choices": list(TRIAL_RULES),
         },
     )
@@ -115,9 +116,8 @@ class AutoArguments:
         metadata={
             "help": "Also validate the average of the top-N ranked sources, each fine-tuned with the recommended "
             "recipe (N >= 2; 0: single sources only). When it wins, the result is a SourceEnsemble (a folder of "
-            "member models, each with its own tokenizer). Under every rule but best it "
-            "is the preferred trial: a single source replaces it only when it scores more than one standard error "
-            "higher.",
+            "member models, each with its own tokenizer). Under every rule but best it is the preferred trial: a "
+            "single source replaces it only when it scores more than one standard error higher.",
         },
     )
     try_scratch: bool = field(
