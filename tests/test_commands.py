@@ -196,7 +196,9 @@ def test_finetune_under_torchrun_trains_one_model_over_two_processes_and_pushes_
         ],
         env=launcher_env(),
     )
-    assert launched.returncode == 0, launched.stderr[-3000:]
+    # a failing rank's own error line first: the other rank's traceback, printed after it, fills the tail
+    errors = "\n".join(line for line in launched.stderr.splitlines() if ": error: " in line)
+    assert launched.returncode == 0, errors + "\n" + launched.stderr[-3000:]
     summary = json.loads(launched.stdout[launched.stdout.index("{\n") :])
     # 64 rows, 8 per process, 2 processes: 4 optimizer steps for the epoch (one process alone would take 8)
     assert summary["processes"] == 2 and summary["optimizer_steps"] == 4
