@@ -193,6 +193,12 @@ class BudgetSelection:
         }
 
 
+def paired_standard_error(differences: np.ndarray) -> np.ndarray:
+    """The standard error of the mean of per-row differences between two candidates scored on the same rows (along the
+    last axis, at least 2 rows): how far apart their means may be by noise alone when they agree on most rows."""
+    return differences.std(axis=-1, ddof=1) / np.sqrt(differences.shape[-1])
+
+
 SELECTION_RULES = ("one_standard_error", "paired_standard_error", "source_or_best", "fine_tuned_unless_worse", "best")
 # the rules that compare candidates row by row
 PAIRED_RULES = ("paired_standard_error", "source_or_best", "fine_tuned_unless_worse")
@@ -238,11 +244,11 @@ def _choose(
             return best
         source = (0, source_index) if toward_start else (means.shape[0] - 1, means.shape[1] - 1)
         difference = row_scores[best] - row_scores[source]
-        error = difference.std(ddof=1) / np.sqrt(difference.shape[-1])
+        error = paired_standard_error(difference)
         return best if means[best] - means[source] > error + margin else source
     if rule in ("paired_standard_error", "fine_tuned_unless_worse"):
         differences = row_scores[best][None, None] - row_scores  # [epoch, mix, row]
-        errors = differences.std(axis=-1, ddof=1) / np.sqrt(differences.shape[-1]) if rows > 1 else 0 * means
+        errors = paired_standard_error(differences) if rows > 1 else 0 * means
         within = [em for em in candidates if means[em] >= top - margin - errors[em]]
         return max(within, key=farthest if rule == "fine_tuned_unless_worse" else nearest)
     if rule == "one_standard_error" and 0.0 <= float(means.min()) and top <= 1.0:

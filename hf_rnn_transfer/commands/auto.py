@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..budget_selection import cross_validate, fit_selected
+from ..budget_selection import cross_validate, fit_selected, paired_standard_error
 from ..selection import SCORES
 from ..transfer_config import TransferConfig
 from .compare import CompareArguments
@@ -176,7 +176,7 @@ class Trial:
     mix: float
     seconds: float
     members: list[str] = field(default_factory=list)  # an ensemble's sources, best-ranked first
-    held_out: list[float] | None = field(default=None, repr=False)  # per budget row, in its order (None: not kept)
+    held_out: np.ndarray | None = field(default=None, repr=False)  # per budget row, in its order (None: not kept)
 
     def describe(self) -> str:
         if self.members:
@@ -482,7 +482,7 @@ def auto_transfer(
                                     selection_score(target), folds, training_args.select_mixes,
                                     rule=training_args.select_rule, on_fold=lambda: bar.update(1))  # fmt: skip
             trial = Trial(stage, name, layers, strategy, chosen.best_score, chosen.epochs, chosen.mix,
-                          time.perf_counter() - t0, held_out=_row_list(chosen.held_out_rows()))  # fmt: skip
+                          time.perf_counter() - t0, held_out=chosen.held_out_rows())  # fmt: skip
             trials.append(trial)
             selections[id(trial)] = chosen
 
@@ -502,7 +502,7 @@ def auto_transfer(
             )  # fmt: skip
             trials.append(Trial("ensemble", f"ensemble of {len(members)}", "all", strategy, float(correct.mean()),
                                 int(np.ceil(training_args.num_train_epochs)), 1.0, time.perf_counter() - t0,
-                                members=members, held_out=correct.tolist()))  # fmt: skip
+                                members=members, held_out=correct))  # fmt: skip
         best = _best([t for t in trials if not t.members], rows, auto_args.trial_rule)  # the source to tune
         for strategy in auto_args.strategies[1:]:
             validate("strategy", best.source, "all", strategy)
@@ -518,8 +518,7 @@ def auto_transfer(
                                             rule=training_args.select_rule, on_fold=lambda: bar.update(1),
                                             random_start=True)  # fmt: skip
             trials.append(Trial("floor", SCRATCH, "none", "scratch", chosen_scratch.best_score, chosen_scratch.epochs,
-                                1.0, time.perf_counter() - t0,
-                                held_out=_row_list(chosen_scratch.held_out_rows())))  # fmt: skip
+                                1.0, time.perf_counter() - t0, held_out=chosen_scratch.held_out_rows()))  # fmt: skip
             selections[id(trials[-1])] = chosen_scratch
         bar.close()
         logging.set_verbosity(verbosity)
@@ -609,10 +608,6 @@ def scratch_recipe(auto_args: AutoArguments, training_args):
     return CompareArguments(scratch_epochs=epochs, scratch_learning_rate=rate).scratch_training_arguments(training_args)
 
 
-def _row_list(rows) -> list[float] | None:
-    return None if rows is None else [float(v) for v in rows]
-
-
 def _strategy_arguments(training_args, strategy: str):
     return replace(training_args, **STRATEGIES[strategy])
 
@@ -632,7 +627,7 @@ def _paired_margin(better: Trial, other: Trial, rows: int) -> float:
     if better.held_out is None or other.held_out is None or len(better.held_out) != len(other.held_out):
         return _margin(better.score, rows, "one_standard_error")
     lead = np.asarray(better.held_out) - np.asarray(other.held_out)
-    return float(lead.std(ddof=1) / np.sqrt(len(lead))) + 1e-9 if len(lead) > 1 else 1e-9
+    return float(paired_standard_error(lead)) + 1e-9 if len(lead) > 1 else 1e-9
 
 
 def _recipe_of(trial: Trial, trials: list[Trial]) -> Trial | None:

@@ -144,7 +144,7 @@ def choose_linear_weight(
         target_weight: a target label's weight beside a source label.
         folds, seed: the cross-fitting folds (fewer when a class has fewer rows; under 2: the equal average).
     """
-    from ..budget_selection import fold_indices
+    from ..budget_selection import fold_indices, paired_standard_error
     from ..evaluation import class_probabilities
     from ..linear_model import SourceAndTargetFits
 
@@ -166,7 +166,7 @@ def choose_linear_weight(
 
     def within_noise(w: float) -> bool:
         difference = correct[best] - correct[w]
-        return difference.mean() <= difference.std(ddof=1) / np.sqrt(len(labels))
+        return difference.mean() <= paired_standard_error(difference)
 
     weight = min((w for w in LINEAR_SHARES if within_noise(w)), key=lambda w: (abs(w - 0.5), w))
     scores = {f"{w:.1f}": round(float(correct[w].mean()), 4) for w in LINEAR_SHARES}
