@@ -34,6 +34,7 @@ from scipy.stats import kendalltau, weightedtau
 from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
 from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification, TransferConfig
+from hf_rnn_transfer.commands.auto import TRIAL_RULES
 from hf_rnn_transfer.commands.target_data import is_classifier_of
 from hf_rnn_transfer.data import (
     AMAZON_DOMAINS,
@@ -439,8 +440,11 @@ def summarise_auto(autos: dict, results: dict, budget: int, seeds) -> str:
         "test split as the ranking table above. auto: LogME ranks every candidate (on that seed's labels), the top 3 "
         "are validated by 3-fold cross-validation inside the budget with the recommended recipe, then the other "
         "strategies (full, L2-SP, frozen encoder) and embedding-only transfer on the best, and scratch as the floor. "
-        "Trial rule `ensemble_or_best` (the default since 2026-12-04) keeps the ensemble unless a single trial scores "
-        "more than one binomial standard error above it, and otherwise takes the highest held-out score; "
+        "Trial rule `ensemble_recipe_or_best` (the default since 2026-12-05) first sets aside every other strategy "
+        "or layer choice of a source that does not beat that source's recipe run by more than one standard error of "
+        "their per-row held-out difference, then chooses as `ensemble_or_best`; `ensemble_or_best` (the default "
+        "2026-12-04) keeps the ensemble unless a single trial scores more than one binomial standard error above it, "
+        "and otherwise takes the highest held-out score; "
         "`one_standard_error` (the default before) keeps the earliest trial (the ensemble, then the higher-ranked "
         "source, then the recommended recipe) unless a later one scores more than one standard error above it; "
         "`best` takes the highest held-out score. `ensemble of N` (`AutoArguments(ensemble=N)`, the default N=5) also "
@@ -461,8 +465,9 @@ def main():
     parser.add_argument("--lm_steps", type=int, default=600)
     parser.add_argument("--output_dir", default=str(Path(tempfile.gettempdir()) / "hf-rnn-transfer-source-pool"))
     parser.add_argument("--no_auto", action="store_true", help="Skip the auto-transfer section.")
-    parser.add_argument("--auto_rules", nargs="+", default=["one_standard_error"], help="auto's trial rules.")
-    parser.add_argument("--auto_ensembles", nargs="+", type=int, default=[0, 5],
+    parser.add_argument("--auto_rules", nargs="+", default=["ensemble_recipe_or_best"], choices=list(TRIAL_RULES),
+                        help="auto's trial rules.")  # fmt: skip
+    parser.add_argument("--auto_ensembles", nargs="+", type=int, default=[5],
                         help="auto's ensemble sizes (0: single sources only; the default of auto is 5).")  # fmt: skip
     cli = parser.parse_args()
     data_root()

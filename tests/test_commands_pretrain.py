@@ -1,5 +1,6 @@
 """`hf-rnn-transfer pretrain` from the shell and from Python: language-model and classifier sources from text,
-forecasting sources from a UCR folder, continuing a language model on new texts, the adaptive softmax."""
+forecasting sources from a UCR folder, continuing a language model on new texts, the adaptive softmax, and a
+classifier source trained over two processes under torchrun."""
 
 import sys
 
@@ -10,7 +11,7 @@ import torch
 from hf_rnn_transfer import RNNConfig
 from hf_rnn_transfer.data import load_amazon_reviews
 
-from .conftest import run_cli, run_command, write_jsonl
+from .conftest import free_port, launcher_env, run_cli, run_command, torchrun, write_jsonl
 
 
 def books_corpus(tmp_path):
@@ -98,6 +99,34 @@ def test_pretrain_language_model_and_classifier_sources(tmp_path, capsys):
         capsys,
     )
     assert bad.returncode == 2 and "set --max_steps" in bad.stderr
+
+
+@pytest.mark.slow
+def test_pretrain_under_torchrun_trains_one_source_over_two_processes_and_pushes_once(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    reviews = load_amazon_reviews("books").shuffle(seed=0)
+    write_jsonl(reviews.select(range(64)), tmp_path / "train.jsonl")
+    write_jsonl(reviews.select(range(1000, 1064)), tmp_path / "test.jsonl")
+    launched = run_command(
+        [
+            *torchrun(free_port()), "-m", "hf_rnn_transfer", "pretrain", "--objective", "classification",
+            "--train_file", tmp_path / "train.jsonl", "--test_file", tmp_path / "test.jsonl",
+            "--output_dir", tmp_path / "src", "--num_train_epochs", "1", "--per_device_train_batch_size", "8",
+            "--embedding_size", "16", "--hidden_size", "16", "--num_layers", "1", "--vocab_size", "1000",
+            "--report_to", "none", "--push_to", "me/books-ddp", "--hub_root", tmp_path / "hub",
+        ],
+        env=launcher_env(),
+    )  # fmt: skip
+    errors = "\n".join(line for line in launched.stderr.splitlines() if ": error: " in line)
+    assert launched.returncode == 0, errors + "\n" + launched.stderr[-3000:]
+    # the first process alone reports, scores the test split once and pushes once
+    assert launched.stdout.count("'objective'") == 1 and launched.stdout.count("me/books-ddp@") == 1
+    assert "'test_accuracy'" in launched.stdout
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "src")
+    assert model.config.num_labels == 2 and model.config.vocab_size <= 1000
+    commits = list((tmp_path / "hub" / "models" / "me" / "books-ddp" / "commits").glob("*.json"))
+    assert len(commits) == 2  # the repository's initial commit and the one push
 
 
 @pytest.mark.slow

@@ -732,7 +732,8 @@ def run_auto(auto_args: AutoArguments, data_args: TargetDataArguments, training_
     from .target_data import read_target
 
     refuse_unread_options("auto", data_args, training_args)
-    raw = read_target(data_args)
+    with training_args.main_process_first(desc="reading the target"):  # the first process writes the datasets cache
+        raw = read_target(data_args)
     namespace = (auto_args.push_to or "local/x").split("/")[0]
     with resolve_hub(auto_args.endpoint, None, auto_args.hub_root, namespace=namespace) as (endpoint, token):
         if auto_args.hub_search and auto_args.endpoint is None:

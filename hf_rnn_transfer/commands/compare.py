@@ -103,11 +103,12 @@ def compare_transfer(
             "compare scores every model on the test split after training; leave --eval_strategy at no (use finetune "
             "with --validation_file to watch one run)."
         )
-    raw = read_target(data_args)
-    if "test" not in raw:
-        raise ValueError("compare needs a test split: pass --test_file (or a dataset with a test split).")
-    source_config, tokenizer = load_source_config(source_args.source, source_args.revision, token)
-    target = encode_target(raw, source_config, tokenizer, data_args)
+    with training_args.main_process_first(desc="reading and encoding the target"):  # the first writes the cache
+        raw = read_target(data_args)
+        if "test" not in raw:
+            raise ValueError("compare needs a test split: pass --test_file (or a dataset with a test split).")
+        source_config, tokenizer = load_source_config(source_args.source, source_args.revision, token)
+        target = encode_target(raw, source_config, tokenizer, data_args)
     template = transferred_model(source_args, target, token)
 
     def make_transfer(seed):

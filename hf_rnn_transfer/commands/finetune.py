@@ -129,9 +129,11 @@ def finetune(
         linear_args.check_linear_source()
         if linear_args.distill_file and training_args.world_size > 1:
             raise ValueError("--distill_file runs in one process: launch without accelerate/torchrun.")
-    raw = read_target(data_args)
-    source_config, tokenizer = load_source_config(source_args.source, source_args.revision, token)
-    target = encode_target(raw, source_config, tokenizer, data_args)
+    # launched (torchrun / accelerate): the first process writes the datasets cache, the others then read it
+    with training_args.main_process_first(desc="reading and encoding the target"):
+        raw = read_target(data_args)
+        source_config, tokenizer = load_source_config(source_args.source, source_args.revision, token)
+        target = encode_target(raw, source_config, tokenizer, data_args)
     linear_source = None
     if linear_args is not None and linear_args.wanted:  # bad source labels are refused before any training
         check_text_classification(target, "--linear_companion")

@@ -240,7 +240,8 @@ def pretrain(args: PretrainArguments, data_args: TargetDataArguments, training_a
             "--adaptive_softmax_cutoffs shapes a new language model's decoder: use it with --objective causal_lm "
             "and without --init_from (a continued language model keeps the decoder it has)."
         )
-    raw = read_target(data_args)
+    with training_args.main_process_first(desc="reading the data"):  # the first process writes the datasets cache
+        raw = read_target(data_args)
     train = _training_split(raw, args)
     set_seed(training_args.seed)  # the new weights are drawn before the Trainer seeds itself
     if args.objective == "forecasting" or (args.objective == "classification" and _is_series(train, data_args)):
