@@ -305,10 +305,17 @@ def test_ensemble_or_best_keeps_the_ensemble_within_the_noise_and_otherwise_the_
     tie = trial("strategy", "top-ranked", 0.84)
     assert _best([first, second, tie], 100, "ensemble_or_best") is second
     # ...and the ensemble keeps its one-standard-error margin (0.037 at 0.84 over 100 rows)
-    near, far = trial("ensemble", "ensemble of 2", 0.81, ["a", "b"]), trial("ensemble", "ensemble of 2", 0.79, ["a"])
+    near, far = (
+        trial("ensemble", "ensemble of 2", 0.81, ["a", "b"]),
+        trial("ensemble", "ensemble of 2", 0.79, ["a", "b"]),
+    )
     assert _best([first, second, near, floor], 100, "ensemble_or_best") is near
     assert _best([first, second, far, floor], 100, "ensemble_or_best") is second
     assert _best([second, far], 10_000, "ensemble_or_best") is second
+    # when a single trial beats the ensemble beyond its margin, the reason says by how much
+    beaten = _reason(second, [first, second, far, floor], 3, "accuracy", 100, "ensemble_or_best")
+    assert "the average of 2 sources" in beaten and "scored 0.7900: the ensemble is kept unless" in beaten
+    assert "(0.037 over 100 held-out rows), and this one leads by 0.0500." in beaten
     reason = _reason(near, [first, second, near, floor], 3, "accuracy", 100, "ensemble_or_best")
     assert "second (all layers, gradual) scored 0.8400, within one standard error (0.037" in reason
     assert reason.startswith("Chosen by the ensemble_or_best trial rule: the average of 2 sources")

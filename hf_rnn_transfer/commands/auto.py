@@ -702,6 +702,14 @@ def _reason(chosen: Trial, trials: list[Trial], folds: int, metric: str, rows: i
     elif others:
         runner = max(others, key=lambda t: t.score)
         text += f" The highest score; next best: {runner.describe()} at {runner.score:.4f}."
+    ensemble = next((t for t in others if t.members), None)
+    if ensemble is not None and rule in ("ensemble_or_best", "ensemble_recipe_or_best") and not higher:
+        margin = _margin(chosen.score, rows, rule)
+        text += (
+            f" {ensemble.describe()} scored {ensemble.score:.4f}: the ensemble is kept unless a single trial leads it "
+            f"by more than one standard error ({margin:.3f} over {rows} held-out rows), and this one leads by "
+            f"{chosen.score - ensemble.score:.4f}."
+        )
     if tied:
         text += (
             " Tied with " + ", ".join(t.describe() for t in tied) + ": the tie keeps the preferred trial (the "
