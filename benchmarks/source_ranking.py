@@ -381,6 +381,9 @@ def run_auto(target: str, pool: dict[str, str], seeds, budget: int, rule: str, e
         label = chosen_label(result.chosen, names)
         out["chosen"].append(label)
         out.setdefault("ranked_first", []).append(names[result.ranking.ranked()[0]])
+        # why it chose as it did, and every trial's held-out score: readable from the cache without running again
+        out.setdefault("reasons", []).append(result.reason)
+        out.setdefault("trials", []).append([{"trial": t.describe(), "score": t.score} for t in result.trials])
         print(f"auto {target} seed {seed}: {result.test_score:.3f} with {label}", flush=True)
     return out
 

@@ -345,6 +345,12 @@ def test_ensemble_recipe_or_best_sets_aside_a_variant_that_does_not_beat_its_rec
     reason = _reason(recipe, trials, 3, "accuracy", 40, "ensemble_recipe_or_best")
     assert "a (all layers, full) scored 0.8000, but its lead over its source's recommended recipe (0.7500)" in reason
     assert "(0.061 over 40 held-out rows)" in reason and "so it was set aside" in reason
+    # beside a set-aside variant, the reason also says why the ensemble lost
+    weak = trial("ensemble", "ensemble of 2", 0.60, rows=[1.0] * 24 + [0.0] * 16, members=["a", "b"])
+    assert _best([*trials, weak], 40, "ensemble_recipe_or_best") is recipe
+    both = _reason(recipe, [*trials, weak], 3, "accuracy", 40, "ensemble_recipe_or_best")
+    assert "so it was set aside" in both and "scored 0.6000: the ensemble is kept unless a single trial" in both
+    assert "(0.068 over 40 held-out rows), and this one leads by 0.1500." in both
     # ...a lead seen on 8 rows with no row lost (paired standard error 0.064) is not
     clear = trial("strategy", "a", 0.95, "l2sp", rows=[1.0] * 38 + [0.0] * 2)
     assert _best([recipe, other, clear, floor], 40, "ensemble_recipe_or_best") is clear

@@ -703,7 +703,7 @@ def _reason(chosen: Trial, trials: list[Trial], folds: int, metric: str, rows: i
         runner = max(others, key=lambda t: t.score)
         text += f" The highest score; next best: {runner.describe()} at {runner.score:.4f}."
     ensemble = next((t for t in others if t.members), None)
-    if ensemble is not None and rule in ("ensemble_or_best", "ensemble_recipe_or_best") and not higher:
+    if ensemble is not None and rule in ("ensemble_or_best", "ensemble_recipe_or_best"):
         margin = _margin(chosen.score, rows, rule)
         text += (
             f" {ensemble.describe()} scored {ensemble.score:.4f}: the ensemble is kept unless a single trial leads it "
