@@ -117,14 +117,8 @@ def run_ucr_auto(target: str, pool: dict[str, str], seed: int, ensemble: int, ru
     seconds = time.perf_counter() - start
     print(f"auto {target} seed {seed} ensemble {ensemble} {rule}: {result.test_score:.3f} with {label}", flush=True)
     # the reason and the held-out trial scores stay in the cache: why a run chose as it did, without running it again
-    trials = [{"trial": t.describe(), "score": t.score} for t in result.trials]
-    return {
-        "accuracy": result.test_score,
-        "seconds": seconds,
-        "chosen": label,
-        "reason": result.reason,
-        "trials": trials,
-    }
+    return {"accuracy": result.test_score, "seconds": seconds, "chosen": label, "reason": result.reason,
+            "trials": ranking.trial_scores(result)}  # fmt: skip
 
 
 def auto_key(target: str, seed: int, ensemble: int, rule: str) -> str:

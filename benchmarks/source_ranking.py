@@ -383,9 +383,14 @@ def run_auto(target: str, pool: dict[str, str], seeds, budget: int, rule: str, e
         out.setdefault("ranked_first", []).append(names[result.ranking.ranked()[0]])
         # why it chose as it did, and every trial's held-out score: readable from the cache without running again
         out.setdefault("reasons", []).append(result.reason)
-        out.setdefault("trials", []).append([{"trial": t.describe(), "score": t.score} for t in result.trials])
+        out.setdefault("trials", []).append(trial_scores(result))
         print(f"auto {target} seed {seed}: {result.test_score:.3f} with {label}", flush=True)
     return out
+
+
+def trial_scores(result) -> list[dict]:
+    """Every trial of an auto run and its held-out score, for a benchmark's cache."""
+    return [{"trial": t.describe(), "score": t.score} for t in result.trials]
 
 
 def chosen_label(chosen, names: dict[str, str]) -> str:
