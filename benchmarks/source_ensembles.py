@@ -99,7 +99,7 @@ def run_ucr_target(target: str, pool: dict[str, str], seeds, done: set) -> dict:
     return out
 
 
-def run_ucr_auto(target: str, pool: dict[str, str], seed: int, ensemble: int, rule: str) -> dict:
+def run_ucr_auto(target: str, pool: dict[str, str], seed: int, ensemble: int, rule: str, smallest: int) -> dict:
     """`auto_transfer` on a UCR target's train split over the pool (its own two sources left out), with the ranking
     benchmark's recipe; its test accuracy, wall time and choice."""
     import source_ranking_ucr as ucr
@@ -112,17 +112,19 @@ def run_ucr_auto(target: str, pool: dict[str, str], seed: int, ensemble: int, ru
     names = {f: n for n, f in pool.items() if not n.startswith(f"{target}-")}
     start = time.perf_counter()
     result = auto_transfer(list(names), DatasetDict(train=raw["train"], test=raw["test"]), TargetDataArguments(),
-                           AutoArguments(ensemble=ensemble, trial_rule=rule), ucr.recipe(seed))  # fmt: skip
+                           AutoArguments(trial_rule=rule, **ranking.ensemble_arguments(ensemble, smallest)),
+                           ucr.recipe(seed))  # fmt: skip
     label = ranking.chosen_label(result.chosen, names)
     seconds = time.perf_counter() - start
-    print(f"auto {target} seed {seed} ensemble {ensemble} {rule}: {result.test_score:.3f} with {label}", flush=True)
+    print(f"auto {target} seed {seed} {ranking.auto_variant(rule, ensemble, smallest)}: {result.test_score:.3f} with "
+          f"{label}", flush=True)  # fmt: skip
     # the reason and the held-out trial scores stay in the cache: why a run chose as it did, without running it again
     return {"accuracy": result.test_score, "seconds": seconds, "chosen": label, "reason": result.reason,
             "trials": ranking.trial_scores(result)}  # fmt: skip
 
 
-def auto_key(target: str, seed: int, ensemble: int, rule: str) -> str:
-    return f"auto {target} seed={seed} ensemble={ensemble} rule={rule}"
+def auto_key(target: str, seed: int, rule: str, ensemble: int, smallest: int) -> str:
+    return f"auto {target} seed={seed}{ranking.auto_key_suffix(ensemble, smallest) or ' ensemble=0'} rule={rule}"
 
 
 def summarise_ucr_auto(autos: dict, results: dict, targets, seeds, variants) -> str:
@@ -145,7 +147,8 @@ def summarise_ucr_auto(autos: dict, results: dict, targets, seeds, variants) -> 
         rows.append([target, *(f"{v:.3f}" for v in cells.values()), *chose, *(f"{w:.0f} s" for w in walls)])
     means = {name: float(np.mean(v)) for name, v in columns.items()}
     rows.append(["**mean**", *(f"**{v:.3f}**" for v in means.values()), *[""] * (2 * len(variants))])
-    names = [f"auto ({r}), " + (f"ensemble of {e}" if e else "single sources only") for e, r in variants]
+    names = [f"auto ({ranking.auto_variant(r, e, m)})" if e else f"auto ({r}), single sources only"
+             for r, e, m in variants]  # fmt: skip
     header = ["target", *names, "LogME's first (fixed recipe)", "average of LogME's top 5", "oracle single source",
               "scratch", *(f"{n}: chose, per seed" for n in names), *(f"{n}: wall time" for n in names)]  # fmt: skip
     gaps = "; ".join(
@@ -227,6 +230,9 @@ def main():
                         "only) on every target and seed, cached in OUTPUT_DIR/auto.json")  # fmt: skip
     parser.add_argument("--auto_rules", nargs="+", default=["ensemble_recipe_or_best"], choices=list(TRIAL_RULES),
                         help="--pool ucr: auto's trial rules, each run with every --auto_ensembles size")  # fmt: skip
+    parser.add_argument("--auto_ensemble_min_sizes", nargs="+", type=int, default=[2],
+                        help="--pool ucr: auto's smallest ensemble sizes, each run with every --auto_ensembles N (N: "
+                        "the top N only; the default of auto is 2)")  # fmt: skip
     cli = parser.parse_args()
     data_root()
     output = Path(cli.output_dir)
@@ -286,13 +292,13 @@ def main_ucr(cli, output: Path) -> None:
             if f"scratch {target} seed={seed}" not in autos:
                 autos[f"scratch {target} seed={seed}"] = ucr.scratch_accuracy(*ucr_target(target), seed)
                 auto_cache.write_text(json.dumps(autos, indent=1))
-    variants = [(e, r) for r in cli.auto_rules for e in cli.auto_ensembles]
-    for ensemble, rule in variants:  # the first variant for every target before the next
+    variants = ranking.auto_variants(cli.auto_rules, cli.auto_ensembles, cli.auto_ensemble_min_sizes)
+    for rule, ensemble, smallest in variants:  # the first variant for every target before the next
         for target in targets:
             for seed in cli.seeds:
-                key = auto_key(target, seed, ensemble, rule)
+                key = auto_key(target, seed, rule, ensemble, smallest)
                 if key not in autos:
-                    autos[key] = run_ucr_auto(target, pool, seed, ensemble, rule)
+                    autos[key] = run_ucr_auto(target, pool, seed, ensemble, rule, smallest)
                     auto_cache.write_text(json.dumps(autos, indent=1))
     write_section(
         "auto-transfer-ucr",

@@ -359,7 +359,7 @@ def text_note(budget: int, seeds, epochs: float) -> str:
     )
 
 
-def run_auto(target: str, pool: dict[str, str], seeds, budget: int, rule: str, ensemble: int) -> dict:
+def run_auto(target: str, pool: dict[str, str], seeds, budget: int, rule: str, ensemble: int, smallest: int) -> dict:
     """`auto_transfer` over the target's candidates, per seed (its own budget rows), scored on the test split."""
     from datasets import DatasetDict
 
@@ -375,7 +375,8 @@ def run_auto(target: str, pool: dict[str, str], seeds, budget: int, rule: str, e
         )  # fmt: skip
         start = time.perf_counter()
         result = auto_transfer(list(names), DatasetDict(train=rows, test=test), TargetDataArguments(),
-                               AutoArguments(trial_rule=rule, ensemble=ensemble), args)  # fmt: skip
+                               AutoArguments(trial_rule=rule, **ensemble_arguments(ensemble, smallest)),
+                               args)  # fmt: skip
         out["seconds"].append(time.perf_counter() - start)
         out["accuracy"].append(result.test_score)
         label = chosen_label(result.chosen, names)
@@ -403,8 +404,30 @@ def chosen_label(chosen, names: dict[str, str]) -> str:
     return f"{names[chosen.source]} ({chosen.layers}, {chosen.strategy})"
 
 
-def auto_variant(rule: str, ensemble: int) -> str:
-    return rule if not ensemble else f"{rule}, ensemble of {ensemble}"
+def auto_variant(rule: str, ensemble: int, smallest: int) -> str:
+    """A column's name: the trial rule and the ensemble (N, or the sizes auto chose among: smallest-N)."""
+    if not ensemble:
+        return rule
+    return f"{rule}, ensemble of {ensemble}" if smallest >= ensemble else f"{rule}, ensemble of {smallest}-{ensemble}"
+
+
+def auto_variants(rules, ensembles, smallest_sizes) -> list[tuple[str, int, int]]:
+    """(trial rule, ensemble size N, smallest size chosen among) for every combination that differs (N=0: no
+    ensemble, so no size; a smallest size at N or above: the top N only)."""
+    variants = [(r, e, min(m, e)) for r in rules for e in ensembles for m in smallest_sizes]
+    return list(dict.fromkeys(variants))
+
+
+def ensemble_arguments(ensemble: int, smallest: int) -> dict:
+    """`AutoArguments` fields of an ensemble variant."""
+    return {"ensemble": ensemble, "ensemble_min_size": max(2, smallest) if ensemble else 2}
+
+
+def auto_key_suffix(ensemble: int, smallest: int) -> str:
+    """The cache key's ensemble part (the top-N-only runs keep the key they had before auto chose sizes)."""
+    if not ensemble:
+        return ""
+    return f" ensemble={ensemble}" + (f" min={smallest}" if smallest < ensemble else "")
 
 
 def summarise_auto(autos: dict, results: dict, budget: int, seeds) -> str:
@@ -477,6 +500,9 @@ def main():
                         help="auto's trial rules.")  # fmt: skip
     parser.add_argument("--auto_ensembles", nargs="+", type=int, default=[5],
                         help="auto's ensemble sizes (0: single sources only; the default of auto is 5).")  # fmt: skip
+    parser.add_argument("--auto_ensemble_min_sizes", nargs="+", type=int, default=[2],
+                        help="auto's smallest ensemble sizes, each run with every --auto_ensembles N (N: the top N "
+                        "only; the default of auto is 2).")  # fmt: skip
     cli = parser.parse_args()
     data_root()
     output = Path(cli.output_dir)
@@ -514,14 +540,14 @@ def main():
     if cli.no_auto:
         return
     autos = {}
-    for rule, ensemble in [(r, e) for r in cli.auto_rules for e in cli.auto_ensembles]:
-        variant = auto_variant(rule, ensemble)
+    for rule, ensemble, smallest in auto_variants(cli.auto_rules, cli.auto_ensembles, cli.auto_ensemble_min_sizes):
+        variant = auto_variant(rule, ensemble, smallest)
         for target in cli.targets:
-            key = f"auto {target} budget={cli.budget} seeds={cli.seeds} rule={rule}" + (
-                f" ensemble={ensemble}" if ensemble else ""
+            key = f"auto {target} budget={cli.budget} seeds={cli.seeds} rule={rule}" + auto_key_suffix(
+                ensemble, smallest
             )
             if key not in results:
-                results[key] = run_auto(target, pool, cli.seeds, cli.budget, rule, ensemble)
+                results[key] = run_auto(target, pool, cli.seeds, cli.budget, rule, ensemble, smallest)
                 cache.write_text(json.dumps(results, indent=1))
             if "ranked_first" not in results[key]:  # LogME's first on each seed's labels (what `fixed` fine-tunes)
                 results[key]["ranked_first"] = [logme_first(target, pool, seed, cli.budget) for seed in cli.seeds]

@@ -182,13 +182,14 @@ class SourceEnsemble:
         return cls(members, tokenizers, manifest["sources"], manifest["weights"])
 
 
-def cross_validate_ensemble(
+def held_out_member_probabilities(
     make_members, member_rows, args, collators, folds: int, on_fold=None, label_column: str = "labels"
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """
-    Held-out correctness, row by row, of the average of members fine-tuned on the other folds: what `auto` compares
-    with single sources inside the budget. Each member trains with `args` (its epochs, no selection) on its own
-    encoding of the same rows (the folds are `budget_selection.fold_indices`, as in `cross_validate`).
+    Each member's held-out class probabilities, row by row: every member is fine-tuned on the other folds (with
+    `args`: its epochs, no selection) on its own encoding of the same rows (the folds are
+    `budget_selection.fold_indices`, as in `cross_validate`). Averaging any subset of the members then scores that
+    ensemble on the same folds without training again (`ensemble_correctness`).
 
     Args:
         make_members: one zero-argument function per member, each returning a fresh transferred classifier.
@@ -197,7 +198,7 @@ def cross_validate_ensemble(
         on_fold: called after each member's fold (progress).
 
     Returns:
-        `[rows]` of 1.0 (the averaged probabilities pick the label) or 0.0; its mean is the held-out accuracy.
+        `([members, rows, classes] probabilities, [rows] labels)`.
     """
     import tempfile
     from dataclasses import replace
@@ -207,29 +208,54 @@ def cross_validate_ensemble(
     from .trainer import TransferTrainer
 
     if not len(make_members) == len(member_rows) == len(collators) or not make_members:
-        raise ValueError("cross_validate_ensemble needs one model builder, one encoded dataset and one collator per "
-                         "member.")  # fmt: skip
+        raise ValueError("cross-validating an ensemble needs one model builder, one encoded dataset and one collator "
+                         "per member.")  # fmt: skip
     labels = np.asarray(member_rows[0][label_column])
     if any(len(rows) != len(labels) or list(rows[label_column]) != labels.tolist() for rows in member_rows):
         raise ValueError("every member's encoded rows must be the same rows, in the same order, with the same labels.")
     if len(labels) < 2 * folds:
         raise ValueError(f"{len(labels)} rows cannot be split into {folds} folds of at least 2.")
     quiet = dict(save_strategy="no", report_to="none", disable_tqdm=True, logging_strategy="no")
-    correct = np.zeros(len(labels))
+    probabilities = None
     everything = np.arange(len(labels))
     for heldout in fold_indices(labels.tolist(), folds, args.seed):
         train_rows = np.setdiff1d(everything, heldout)
-        probabilities = []
-        for make_model, rows, collator in zip(make_members, member_rows, collators):
+        for i, (make_model, rows, collator) in enumerate(zip(make_members, member_rows, collators)):
             model = make_model()
             with tempfile.TemporaryDirectory(prefix="ensemble-fold-") as fold_dir:  # nothing of the folds is kept
                 TransferTrainer(model=model, args=replace(args, output_dir=fold_dir, **quiet),
                                 train_dataset=rows.select(train_rows), data_collator=collator).train()  # fmt: skip
-            probabilities.append(class_probabilities(model.eval(), rows.select(heldout), collator)[0])
+            fold = class_probabilities(model.eval(), rows.select(heldout), collator)[0]
+            if probabilities is None:
+                probabilities = np.zeros((len(make_members), len(labels), fold.shape[-1]))
+            probabilities[i, heldout] = fold
             if on_fold is not None:
                 on_fold()
-        correct[heldout] = np.mean(probabilities, axis=0).argmax(-1) == labels[heldout]
-    return correct
+    return probabilities, labels
+
+
+def ensemble_correctness(probabilities: np.ndarray, labels: np.ndarray, size: int | None = None) -> np.ndarray:
+    """`[rows]` of 1.0 where the equal average of the first `size` members' probabilities (default: all) picks the
+    label, else 0.0; `probabilities` is `[members, rows, classes]` (`held_out_member_probabilities`)."""
+    size = len(probabilities) if size is None else size
+    if not 1 <= size <= len(probabilities):
+        raise ValueError(f"an ensemble of {size} from {len(probabilities)} members' probabilities.")
+    return (probabilities[:size].mean(axis=0).argmax(-1) == np.asarray(labels)).astype(float)
+
+
+def cross_validate_ensemble(
+    make_members, member_rows, args, collators, folds: int, on_fold=None, label_column: str = "labels"
+) -> np.ndarray:
+    """
+    Held-out correctness, row by row, of the average of members fine-tuned on the other folds: what `auto` compares
+    with single sources inside the budget (`held_out_member_probabilities`, averaged; same arguments).
+
+    Returns:
+        `[rows]` of 1.0 (the averaged probabilities pick the label) or 0.0; its mean is the held-out accuracy.
+    """
+    probabilities, labels = held_out_member_probabilities(make_members, member_rows, args, collators, folds, on_fold,
+                                                          label_column)  # fmt: skip
+    return ensemble_correctness(probabilities, labels)
 
 
 def _id2label(model) -> dict[int, str]:
@@ -263,4 +289,10 @@ def _read_manifest(path: Path) -> dict:
     return {"members": members, "sources": sources, "weights": weights}
 
 
-__all__ = ["ENSEMBLE_FILE", "SourceEnsemble", "cross_validate_ensemble"]
+__all__ = [
+    "ENSEMBLE_FILE",
+    "SourceEnsemble",
+    "cross_validate_ensemble",
+    "ensemble_correctness",
+    "held_out_member_probabilities",
+]

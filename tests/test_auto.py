@@ -145,6 +145,10 @@ def test_auto_refuses_bad_settings_with_the_flag_named(pool, tmp_path):
         AutoArguments(folds=1)
     with pytest.raises(ValueError, match="--ensemble must be 0 .off. or at least 2 members, got 1"):
         AutoArguments(ensemble=1)
+    with pytest.raises(ValueError, match="--ensemble_min_size must be at least 2 and at most --ensemble .5., got 6"):
+        AutoArguments(ensemble_min_size=6)
+    with pytest.raises(ValueError, match="--ensemble_min_size must be at least 2"):
+        AutoArguments(ensemble_min_size=1)
     with pytest.raises(ValueError, match="--scratch_epochs must be at least 1, got 0"):
         AutoArguments(scratch_epochs=0)
     with pytest.raises(ValueError, match="--scratch_learning_rate must be positive, got -0.1"):
@@ -264,11 +268,15 @@ def test_the_ensemble_is_validated_beside_the_sources_preferred_when_as_good_and
     result = auto_transfer([pool["good"], pool["copy"], pool["lm"]], target(), TargetDataArguments(), args,
                            quick(tmp_path))  # fmt: skip
     ensemble = next(t for t in result.trials if t.stage == "ensemble")
-    assert ensemble.members == result.ranking.ranked()  # the 3 usable candidates, best-ranked first
+    # the top 2 and top 3 averages were scored on the same held-out predictions; the top 3 unless 2 clearly beat it
+    assert set(result.ensemble_sizes) == {2, 3} and ensemble.score == result.ensemble_sizes[len(ensemble.members)]
+    assert ensemble.members == result.ranking.ranked()[: len(ensemble.members)]
+    assert "The averages of the top 2 / 3 sources scored" in result.reason
+    assert result.to_dict()["ensemble_sizes"] == result.ensemble_sizes
     best_single = max(t.score for t in result.trials if not t.members)
     assert ensemble.score >= best_single - 0.06  # within one standard error of 80 held-out rows
     assert result.chosen is ensemble and isinstance(result.model, SourceEnsemble)
-    assert "the average of 3 sources fine-tuned alike" in result.reason
+    assert f"the average of {len(ensemble.members)} sources fine-tuned alike" in result.reason
     assert "each member fine-tuned for 3 epochs" in result.reason
     assert result.test_score > 0.9
     result.model.save_pretrained(tmp_path / "ens")
@@ -386,3 +394,32 @@ def test_auto_from_the_command_line_saves_an_ensemble_with_its_card(pool, tmp_pa
     ensemble = SourceEnsemble.from_pretrained(out)
     assert ensemble.sources == [pool["good"], pool["copy"]] and ensemble.weights == [0.5, 0.5]
     assert RNNForSequenceClassification.from_pretrained(out / "member-0").config.id2label[1] == "positive"
+
+
+def test_a_smaller_ensemble_replaces_the_top_n_only_when_it_wins_row_by_row_beyond_the_noise():
+    from hf_rnn_transfer.commands.auto import _ensemble_size, _size_note
+
+    labels = np.array([0, 1] * 20)  # 40 held-out rows
+
+    def member(right: int) -> np.ndarray:  # confident on the first `right` rows, confidently wrong on the rest
+        p = np.zeros((40, 2))
+        p[np.arange(40), labels] = 0.9
+        p[np.arange(40), 1 - labels] = 0.1
+        p[right:] = p[right:, ::-1]
+        return p
+
+    # two good members and three that are wrong on the same 20 rows: the top 2 (36/40 right) beat the top 5 (20/40)
+    probabilities = np.stack([member(38), member(36), member(20), member(20), member(20)])
+    size, sizes = _ensemble_size(probabilities, labels, smallest=2)
+    assert size == 2 and set(sizes) == {2, 3, 4, 5}
+    assert sizes[2].mean() > sizes[5].mean() + 0.3
+    note = _size_note(sizes, 40)
+    assert "The averages of the top 2 / 3 / 4 / 5 sources scored" in note and "over the 40 rows" in note
+    # a lead of one row out of 40 is within one paired standard error: the top 5 stays
+    close = np.stack([member(40)] * 5)
+    close[2:, 0] = close[2:, 0, ::-1]  # members 3-5 wrong on row 0: the top 2 and top 3 get it, the top 4 and 5 not
+    size, sizes = _ensemble_size(close, labels, smallest=2)
+    assert sizes[2].mean() == 1.0 and sizes[5].mean() == 39 / 40 and size == 5
+    # the smallest size at N: only the top N is scored
+    size, only = _ensemble_size(probabilities, labels, smallest=5)
+    assert size == 5 and list(only) == [5]

@@ -1,5 +1,6 @@
 """`SourceEnsemble` (members with their own tokenizers, probabilities averaged; saved, pushed, pulled, checked on load)
-and `cross_validate_ensemble` (held-out correctness of the average, row by row)."""
+and `cross_validate_ensemble` (held-out correctness of the average, row by row, from each member's held-out
+probabilities)."""
 
 import json
 
@@ -11,7 +12,7 @@ from transformers import DataCollatorWithPadding, set_seed
 
 from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification, SourceEnsemble
 from hf_rnn_transfer.data import prepare_text_classification, train_tokenizer
-from hf_rnn_transfer.ensemble import cross_validate_ensemble
+from hf_rnn_transfer.ensemble import cross_validate_ensemble, ensemble_correctness, held_out_member_probabilities
 from hf_rnn_transfer.evaluation import class_probabilities
 from hf_rnn_transfer.trainer import TransferTrainer, TransferTrainingArguments
 
@@ -172,6 +173,14 @@ def test_cross_validating_the_average_scores_every_row_once(members):
     correct = cross_validate_ensemble(makers, rows, args, collators, folds=3, on_fold=lambda: calls.append(1))
     assert correct.shape == (24,) and set(np.unique(correct)) <= {0.0, 1.0}
     assert len(calls) == 6  # 2 members x 3 folds
+    # each member's held-out probabilities: any top-k average is scored from them without training again
+    probabilities, labels = held_out_member_probabilities(makers, rows, args, collators, folds=3)
+    assert probabilities.shape == (2, 24, 2) and labels.tolist() == list(rows[0]["labels"])
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(ensemble_correctness(probabilities, labels), correct)  # the same seeded training
+    np.testing.assert_array_equal(ensemble_correctness(probabilities, labels, 1), probabilities[0].argmax(-1) == labels)
+    with pytest.raises(ValueError, match="an ensemble of 3 from 2 members"):
+        ensemble_correctness(probabilities, labels, 3)
     with pytest.raises(ValueError, match="same rows, in the same order"):
         cross_validate_ensemble(makers, [rows[0], rows[1].select(range(20))], args, collators, folds=3)
     with pytest.raises(ValueError, match="cannot be split into 3 folds"):

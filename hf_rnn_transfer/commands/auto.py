@@ -10,7 +10,9 @@ optionally a test split, it:
    layers with the best strategy; and the same architecture from scratch as the floor. Every trial also chooses its
    stopping epoch and its mix with the transferred weights (`cross_validate`). With `ensemble=N`, the average of the
    top N ranked sources, each fine-tuned with the recommended recipe, is validated on the same folds
-   (`cross_validate_ensemble`) and preferred when within the trial rule's margin of the best. Every trial keeps its
+   (`held_out_member_probabilities`) and preferred when within the trial rule's margin of the best; the averages of
+   the top k < N are scored on the same predictions, and a smaller one replaces the top N only when it beats it by more
+   than one standard error of their per-row difference (`ensemble_min_size`). Every trial keeps its
    held-out score row by row, so the trial rule can ask whether a strategy's lead over the recipe is more than noise;
 3. fine-tunes the winner on the whole budget as chosen, scores it on the test split, and writes a report (markdown
    and JSON) and a model card that say what was tried, what each step cost and why the winner won.
@@ -120,6 +122,14 @@ class AutoArguments:
             "single source replaces it only when it scores more than one standard error higher.",
         },
     )
+    ensemble_min_size: int = field(
+        default=2,
+        metadata={
+            "help": "With --ensemble N, also score the averages of the top k (ensemble_min_size <= k < N) on the same "
+            "held-out predictions: no extra training. A smaller average replaces the top N only when it beats it by "
+            "more than one standard error of their per-row held-out difference (N: the top N only).",
+        },
+    )
     try_scratch: bool = field(
         default=True, metadata={"help": "Also validate the architecture from scratch; it wins if transfer cannot."}
     )
@@ -155,6 +165,11 @@ class AutoArguments:
             raise ValueError(f"--folds must be at least 2 (cross-validation), got {self.folds}.")
         if self.ensemble == 1 or self.ensemble < 0:
             raise ValueError(f"--ensemble must be 0 (off) or at least 2 members, got {self.ensemble}.")
+        if self.ensemble_min_size < 2 or (self.ensemble and self.ensemble_min_size > self.ensemble):
+            raise ValueError(
+                f"--ensemble_min_size must be at least 2 and at most --ensemble ({self.ensemble}), got "
+                f"{self.ensemble_min_size}."
+            )
         if self.scratch_epochs is not None and self.scratch_epochs < 1:
             raise ValueError(f"--scratch_epochs must be at least 1, got {self.scratch_epochs}.")
         if self.scratch_learning_rate is not None and not self.scratch_learning_rate > 0:
@@ -204,6 +219,7 @@ class AutoTransferResult:
     fallback: str | None = None
     trainer: object = field(default=None, repr=False)
     heads: dict[str, str] = field(default_factory=dict)  # sources answering the target's label names: kept or not
+    ensemble_sizes: dict[int, float] = field(default_factory=dict)  # top-k average -> held-out score (same folds)
 
     def to_dict(self) -> dict:
         return {
@@ -216,6 +232,7 @@ class AutoTransferResult:
             "reason": self.reason,
             "fallback": self.fallback,
             "heads": self.heads,
+            "ensemble_sizes": self.ensemble_sizes,
             "test_score": self.test_score,
             "seconds": self.seconds,
         }
@@ -448,6 +465,7 @@ def auto_transfer(
         return make_model
 
     trials: list[Trial] = []
+    ensemble_sizes: dict[int, np.ndarray] = {}  # size -> the top-k average's held-out correctness, per row
     folds = auto_args.folds
     first = order[0]
     target, _ = target_for(first)
@@ -490,19 +508,21 @@ def auto_transfer(
             validate("source", name, "all", auto_args.strategies[0])
         rows = len(target.splits["train"])
         if members:
-            from ..ensemble import cross_validate_ensemble
+            from ..ensemble import held_out_member_probabilities
 
             t0 = time.perf_counter()
             strategy = auto_args.strategies[0]
-            correct = cross_validate_ensemble(
+            probabilities, labels = held_out_member_probabilities(
                 [builder(name, "all", strategy) for name in members],
                 [target_for(name)[0].splits["train"] for name in members],
                 _strategy_arguments(training_args, strategy), [target_for(name)[0].collator for name in members],
                 folds, on_fold=lambda: bar.update(1),
             )  # fmt: skip
-            trials.append(Trial("ensemble", f"ensemble of {len(members)}", "all", strategy, float(correct.mean()),
+            size, ensemble_sizes = _ensemble_size(probabilities, labels, auto_args.ensemble_min_size)
+            correct = ensemble_sizes[size]
+            trials.append(Trial("ensemble", f"ensemble of {size}", "all", strategy, float(correct.mean()),
                                 int(np.ceil(training_args.num_train_epochs)), 1.0, time.perf_counter() - t0,
-                                members=members, held_out=correct))  # fmt: skip
+                                members=members[:size], held_out=correct))  # fmt: skip
         best = _best([t for t in trials if not t.members], rows, auto_args.trial_rule)  # the source to tune
         for strategy in auto_args.strategies[1:]:
             validate("strategy", best.source, "all", strategy)
@@ -530,11 +550,14 @@ def auto_transfer(
             final_args = _strategy_arguments(training_args, chosen.strategy)
         selection = selections.get(id(chosen))  # none for an ensemble
     clock["validation"] = time.perf_counter() - start
+    sizes = {k: float(v.mean()) for k, v in ensemble_sizes.items()}
+    size_note = _size_note(ensemble_sizes, len(train)) if len(ensemble_sizes) > 1 else ""
     if chosen.members:
         return _final_ensemble(chosen, [target_for(name) for name in chosen.members], builder, final_args, clock,
                                dict(ranking=ranking, skipped=skipped, trials=trials, rows=len(train), heads=heads,
+                                    ensemble_sizes=sizes,
                                     reason=_reason(chosen, trials, auto_args.folds, "accuracy", len(train),
-                                                   auto_args.trial_rule)))  # fmt: skip
+                                                   auto_args.trial_rule) + size_note))  # fmt: skip
     final_target, tokenizer = target_for(first if chosen.source == SCRATCH else chosen.source)
 
     start = time.perf_counter()
@@ -551,11 +574,11 @@ def auto_transfer(
     test_score = None
     if "test" in final_target.splits:
         test_score = float(target_score(final_target)(model, final_target.splits["test"]))
-    reason = fallback or _reason(chosen, trials, auto_args.folds, metric, len(train), auto_args.trial_rule)
+    reason = fallback or _reason(chosen, trials, auto_args.folds, metric, len(train), auto_args.trial_rule) + size_note
     return AutoTransferResult(
         model=model, tokenizer=tokenizer, ranking=ranking, skipped=skipped, trials=trials, chosen=chosen,
         reason=reason, rows=len(train), metric=metric, test_score=test_score, seconds=clock, fallback=fallback,
-        trainer=trainer, heads=heads,
+        trainer=trainer, heads=heads, ensemble_sizes=sizes,
     )  # fmt: skip
 
 
@@ -586,6 +609,36 @@ def _final_ensemble(chosen: Trial, targets: list, builder, args, clock: dict, re
         test_score = float((ensemble.average([p for p, _ in parts]).argmax(-1) == parts[0][1]).mean())
     return AutoTransferResult(model=ensemble, tokenizer=None, chosen=chosen, metric="accuracy", test_score=test_score,
                               seconds=clock, trainer=trainer, **report)  # fmt: skip
+
+
+def _ensemble_size(probabilities: np.ndarray, labels: np.ndarray, smallest: int) -> tuple[int, dict[int, np.ndarray]]:
+    """The ensemble's size from the members' held-out probabilities (`[members, rows, classes]`, best-ranked first):
+    the top N unless the average of a smaller top k (k >= `smallest`) beats it by more than one standard error of their
+    per-row difference; then the highest-scoring such k (ties: the larger). Returns it and every size's per-row
+    correctness. The sizes share members, so they agree on most rows and the paired error is the fair noise here."""
+    from ..ensemble import ensemble_correctness
+
+    full = len(probabilities)
+    sizes = {k: ensemble_correctness(probabilities, labels, k) for k in range(min(smallest, full), full + 1)}
+    beaten = [
+        k for k in sizes if k < full and sizes[k].mean() > sizes[full].mean() + _row_margin(sizes[k] - sizes[full])
+    ]
+    return (max(beaten, key=lambda k: (sizes[k].mean(), k)) if beaten else full), sizes
+
+
+def _size_note(sizes: dict[int, np.ndarray], rows: int) -> str:
+    """The report's sentence on the ensemble sizes scored on the same held-out predictions."""
+    scores = " / ".join(f"{sizes[k].mean():.4f}" for k in sorted(sizes))
+    return (
+        f" The averages of the top {' / '.join(str(k) for k in sorted(sizes))} sources scored {scores} held out on "
+        f"the same predictions (no extra training): a smaller average replaces the top {max(sizes)} only when it beats "
+        f"it by more than one standard error of their per-row difference over the {rows} rows."
+    )
+
+
+def _row_margin(lead: np.ndarray) -> float:
+    """One standard error of a per-row lead (float error when there is one row)."""
+    return float(paired_standard_error(lead)) + 1e-9 if len(lead) > 1 else 1e-9
 
 
 def _plan_size(args: AutoArguments, candidates: int) -> int:
@@ -626,8 +679,7 @@ def _paired_margin(better: Trial, other: Trial, rows: int) -> float:
     `better`'s accuracy when either kept no per-row scores)."""
     if better.held_out is None or other.held_out is None or len(better.held_out) != len(other.held_out):
         return _margin(better.score, rows, "one_standard_error")
-    lead = np.asarray(better.held_out) - np.asarray(other.held_out)
-    return float(paired_standard_error(lead)) + 1e-9 if len(lead) > 1 else 1e-9
+    return _row_margin(np.asarray(better.held_out) - np.asarray(other.held_out))
 
 
 def _recipe_of(trial: Trial, trials: list[Trial]) -> Trial | None:
