@@ -268,11 +268,14 @@ def test_the_ensemble_is_validated_beside_the_sources_preferred_when_as_good_and
     result = auto_transfer([pool["good"], pool["copy"], pool["lm"]], target(), TargetDataArguments(), args,
                            quick(tmp_path))  # fmt: skip
     ensemble = next(t for t in result.trials if t.stage == "ensemble")
-    # the top 2 and top 3 averages were scored on the same held-out predictions; the top 3 unless 2 clearly beat it
-    assert set(result.ensemble_sizes) == {2, 3} and ensemble.score == result.ensemble_sizes[len(ensemble.members)]
-    assert ensemble.members == result.ranking.ranked()[: len(ensemble.members)]
+    assert ensemble.members == result.ranking.ranked()  # the 3 usable candidates, best-ranked first
+    # the top 2 average was scored on the same held-out predictions; it is a trial only if it beat the top 3 row by row
+    assert set(result.ensemble_sizes) == {2, 3} and ensemble.score == result.ensemble_sizes[3]
+    smaller = [t for t in result.trials if t.stage == "ensemble size"]
+    assert [t.members for t in smaller] in ([], [ensemble.members[:2]])
     assert "The averages of the top 2 / 3 sources scored" in result.reason
     assert result.to_dict()["ensemble_sizes"] == result.ensemble_sizes
+    ensemble = result.chosen
     best_single = max(t.score for t in result.trials if not t.members)
     assert ensemble.score >= best_single - 0.06  # within one standard error of 80 held-out rows
     assert result.chosen is ensemble and isinstance(result.model, SourceEnsemble)
@@ -423,3 +426,24 @@ def test_a_smaller_ensemble_replaces_the_top_n_only_when_it_wins_row_by_row_beyo
     # the smallest size at N: only the top N is scored
     size, only = _ensemble_size(probabilities, labels, smallest=5)
     assert size == 5 and list(only) == [5]
+
+
+def test_a_smaller_ensemble_sets_the_top_n_aside_and_wins_only_with_the_highest_score():
+    from hf_rnn_transfer.commands.auto import ENSEMBLE_SIZE, Trial, _best, _reason
+
+    def trial(stage, source, score, members=()):
+        return Trial(stage, source, "all", "gradual", score, 3, 1.0, 1.0, members=list(members))
+
+    single = trial("source", "a", 0.90)
+    top_n = trial("ensemble", "ensemble of 5", 0.88, ["a", "b", "c", "d", "e"])
+    # 100 held-out rows: the top 5 is within its margin (0.030) of the single source and is kept...
+    assert _best([single, top_n], 100, "ensemble_recipe_or_best") is top_n
+    # ...but a top 3 that beat it row by row sets it aside, and, chosen on these scores, claims no margin itself
+    smaller = trial(ENSEMBLE_SIZE, "ensemble of 3", 0.89, ["a", "b", "c"])
+    for rule in ("ensemble_recipe_or_best", "ensemble_or_best", "one_standard_error", "best"):
+        assert _best([single, top_n, smaller], 100, rule) is single
+    reason = _reason(single, [single, top_n, smaller], 3, "accuracy", 100, "ensemble_recipe_or_best")
+    assert "the average of 3 sources fine-tuned alike (a, b, c) scored 0.8900: its size was chosen" in reason
+    # with the highest score (ties included: the ensemble is preferred) it wins
+    tied = trial(ENSEMBLE_SIZE, "ensemble of 3", 0.90, ["a", "b", "c"])
+    assert _best([single, top_n, tied], 100, "ensemble_recipe_or_best") is tied

@@ -65,6 +65,8 @@ STRATEGIES = {
 # name -> which of the source's layers move
 LAYER_CHOICES = {"all": {}, "embedding": {"transfer_layers": 0}}
 SCRATCH = "scratch"
+# the stage of a smaller top-k ensemble chosen on the held-out scores (it competes without the ensemble's margin)
+ENSEMBLE_SIZE = "ensemble size"
 
 
 # how the validated trials compete (`_best`): by their mean held-out scores, and under ensemble_recipe_or_best also row
@@ -519,10 +521,11 @@ def auto_transfer(
                 folds, on_fold=lambda: bar.update(1),
             )  # fmt: skip
             size, ensemble_sizes = _ensemble_size(probabilities, labels, auto_args.ensemble_min_size)
-            correct = ensemble_sizes[size]
-            trials.append(Trial("ensemble", f"ensemble of {size}", "all", strategy, float(correct.mean()),
-                                int(np.ceil(training_args.num_train_epochs)), 1.0, time.perf_counter() - t0,
-                                members=members[:size], held_out=correct))  # fmt: skip
+            seconds = time.perf_counter() - t0
+            for stage, k in [("ensemble", len(members))] + ([(ENSEMBLE_SIZE, size)] if size < len(members) else []):
+                trials.append(Trial(stage, f"ensemble of {k}", "all", strategy, float(ensemble_sizes[k].mean()),
+                                    int(np.ceil(training_args.num_train_epochs)), 1.0, seconds, members=members[:k],
+                                    held_out=ensemble_sizes[k]))  # fmt: skip
         best = _best([t for t in trials if not t.members], rows, auto_args.trial_rule)  # the source to tune
         for strategy in auto_args.strategies[1:]:
             validate("strategy", best.source, "all", strategy)
@@ -631,8 +634,9 @@ def _size_note(sizes: dict[int, np.ndarray], rows: int) -> str:
     scores = " / ".join(f"{sizes[k].mean():.4f}" for k in sorted(sizes))
     return (
         f" The averages of the top {' / '.join(str(k) for k in sorted(sizes))} sources scored {scores} held out on "
-        f"the same predictions (no extra training): a smaller average replaces the top {max(sizes)} only when it beats "
-        f"it by more than one standard error of their per-row difference over the {rows} rows."
+        f"the same predictions (no extra training): a smaller average is tried when it beats the top {max(sizes)} by "
+        f"more than one standard error of their per-row difference over the {rows} rows, and then wins only with the "
+        "highest held-out score (chosen on these scores, it claims no margin)."
     )
 
 
@@ -706,15 +710,22 @@ def _best(trials: list[Trial], rows: int, rule: str = "best") -> Trial:
     `ensemble_recipe_or_best` first sets aside every variant of a source (another strategy, fewer layers) that does
     not beat the source's recommended recipe by more than one standard error of their per-row difference, then chooses
     as `ensemble_or_best`: the variants of one source are near-copies, so most of their gaps on a few dozen held-out
-    rows are noise, and taking the highest of several noisy scores picks the noise (the winner's curse)."""
+    rows are noise, and taking the highest of several noisy scores picks the noise (the winner's curse). Under every
+    rule, a smaller ensemble (`ENSEMBLE_SIZE`, chosen on the held-out scores) sets the top N aside and has no margin:
+    it wins only with the highest score."""
     if rule == "ensemble_recipe_or_best":
         return _best([t for t in trials if not _set_aside(t, trials, rows)], rows, "ensemble_or_best")
+    if any(t.stage == ENSEMBLE_SIZE for t in trials):  # the top N lost to a smaller top k row by row
+        trials = [t for t in trials if t.stage != "ensemble"]
     top = max(t.score for t in trials)
     preferred = [t for t in trials if t.members] + [t for t in trials if not t.members]
+
+    def margin(t: Trial) -> float:  # a size chosen on these held-out scores spent its selection on them already
+        return _margin(top, rows, rule) if t.stage != ENSEMBLE_SIZE else 1e-9
+
     if rule == "ensemble_or_best":
-        margin = _margin(top, rows, rule)
-        return next((t for t in preferred if t.members and t.score >= top - margin), None) or _best(trials, rows)
-    return next(t for t in preferred if t.score >= top - _margin(top, rows, rule))
+        return next((t for t in preferred if t.members and t.score >= top - margin(t)), None) or _best(trials, rows)
+    return next(t for t in preferred if t.score >= top - margin(t))
 
 
 def _reason(chosen: Trial, trials: list[Trial], folds: int, metric: str, rows: int, rule: str) -> str:
@@ -754,8 +765,14 @@ def _reason(chosen: Trial, trials: list[Trial], folds: int, metric: str, rows: i
     elif others:
         runner = max(others, key=lambda t: t.score)
         text += f" The highest score; next best: {runner.describe()} at {runner.score:.4f}."
-    ensemble = next((t for t in others if t.members), None)
-    if ensemble is not None and rule in ("ensemble_or_best", "ensemble_recipe_or_best"):
+    smaller = next((t for t in others if t.stage == ENSEMBLE_SIZE), None)
+    ensemble = next((t for t in others if t.stage == "ensemble"), None)
+    if smaller is not None and not chosen.members:
+        text += (
+            f" {smaller.describe()} scored {smaller.score:.4f}: its size was chosen on these held-out scores, so it "
+            "has no margin and the highest score wins."
+        )
+    elif ensemble is not None and not chosen.members and rule in ("ensemble_or_best", "ensemble_recipe_or_best"):
         margin = _margin(chosen.score, rows, rule)
         text += (
             f" {ensemble.describe()} scored {ensemble.score:.4f}: the ensemble is kept unless a single trial leads it "
