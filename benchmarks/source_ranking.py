@@ -480,7 +480,11 @@ def summarise_auto(autos: dict, results: dict, budget: int, seeds) -> str:
         "source, then the recommended recipe) unless a later one scores more than one standard error above it; "
         "`best` takes the highest held-out score. `ensemble of N` (`AutoArguments(ensemble=N)`, the default N=5) also "
         "validates the average of LogME's top N sources, each fine-tuned with the recommended recipe, on the same "
-        "folds. Without it, `ensemble_or_best` is `best`. The oracle is the best single "
+        "folds; `ensemble of k-N` (`AutoArguments(ensemble_min_size=k)`, the default k=2 since 2026-12-05) also scores "
+        "the top k ... N-1 averages on the same held-out predictions (no extra training), and a smaller one that beats "
+        "the top N by more than one standard error of their per-row difference sets it aside and competes without "
+        "the ensemble's margin (it wins only with the highest held-out score). Without an ensemble, "
+        "`ensemble_or_best` is `best`. The oracle is the best single "
         "source with the recommended recipe chosen on the test set (an upper bound over single sources, not over "
         "strategies or ensembles)."
     )

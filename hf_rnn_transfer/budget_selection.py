@@ -152,7 +152,10 @@ class BudgetSelection:
 
     @property
     def best_score(self) -> float:
-        return self.scores[self.epochs - 1][self.mixes.index(self.mix)]
+        """The chosen (epoch, mix)'s held-out score: exact when this selection ran (`scores` are rounded for JSON, and
+        a rounded score would break ties with trials scored exactly, such as `auto`'s ensembles)."""
+        means = self.means if self.means is not None else self.scores
+        return float(means[self.epochs - 1][self.mixes.index(self.mix)])
 
     def held_out_rows(self) -> np.ndarray | None:
         """The chosen (epoch, mix)'s held-out score of every budget row, in the budget's row order (None without
