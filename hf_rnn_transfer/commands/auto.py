@@ -11,9 +11,10 @@ optionally a test split, it:
    stopping epoch and its mix with the transferred weights (`cross_validate`). With `ensemble=N`, the average of the
    top N ranked sources, each fine-tuned with the recommended recipe, is validated on the same folds
    (`held_out_member_probabilities`) and preferred when within the trial rule's margin of the best; the averages of
-   the top k < N are scored on the same predictions, and a smaller one replaces the top N only when it beats it by more
-   than one standard error of their per-row difference (`ensemble_min_size`). Every trial keeps its
-   held-out score row by row, so the trial rule can ask whether a strategy's lead over the recipe is more than noise;
+   the top k < N are scored on the same predictions; a smaller one that beats the top N by more than one standard
+   error of their per-row difference sets it aside and competes with no margin (`ensemble_min_size`). Every trial keeps
+   its held-out score row by row, so the trial rule can ask whether a strategy's lead over the recipe is more than
+   noise;
 3. fine-tunes the winner on the whole budget as chosen, scores it on the test split, and writes a report (markdown
    and JSON) and a model card that say what was tried, what each step cost and why the winner won.
 
@@ -128,8 +129,9 @@ class AutoArguments:
         default=2,
         metadata={
             "help": "With --ensemble N, also score the averages of the top k (ensemble_min_size <= k < N) on the same "
-            "held-out predictions: no extra training. A smaller average replaces the top N only when it beats it by "
-            "more than one standard error of their per-row held-out difference (N: the top N only).",
+            "held-out predictions: no extra training. A smaller average that beats the top N by more than one "
+            "standard error of their per-row held-out difference sets it aside and then wins only with the highest "
+            "held-out score, with no margin (N: the top N only).",
         },
     )
     try_scratch: bool = field(
