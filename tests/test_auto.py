@@ -241,6 +241,27 @@ def test_auto_under_torchrun_validates_over_two_processes_and_writes_once(pool, 
     assert (out / "ensemble.json").is_file() and (out / "member-1" / "model.safetensors").is_file()
 
 
+def test_a_smaller_ensemble_is_its_own_trial_and_costs_only_its_scoring(pool, tmp_path, monkeypatch):
+    from hf_rnn_transfer.commands import auto as auto_module
+
+    real = auto_module._ensemble_size
+
+    def top_two_wins(probabilities, labels, smallest):  # as if the top 2 had beaten the top 3 row by row
+        return 2, real(probabilities, labels, smallest)[1]
+
+    monkeypatch.setattr(auto_module, "_ensemble_size", top_two_wins)
+    args = AutoArguments(shortlist=1, folds=2, strategies=["gradual"], layer_choices=["all"], ensemble=3)
+    result = auto_transfer([pool["good"], pool["copy"], pool["lm"]], target(), TargetDataArguments(), args,
+                           quick(tmp_path))  # fmt: skip
+    ensemble = next(t for t in result.trials if t.stage == "ensemble")
+    smaller = next(t for t in result.trials if t.stage == "ensemble size")
+    assert smaller.members == ensemble.members[:2] and smaller.score == result.ensemble_sizes[2]
+    # the folds trained the 3 members once; the top 2's average reused them, so its cost is its scoring alone
+    assert smaller.seconds < ensemble.seconds / 10
+    assert result.seconds["validation"] >= ensemble.seconds + smaller.seconds
+    assert "| ensemble size | ensemble of 2" in result.to_markdown()
+
+
 def test_a_later_trial_must_beat_the_earlier_by_more_than_the_noise_to_win():
     from hf_rnn_transfer.commands.auto import Trial, _best, _reason
 
@@ -273,6 +294,8 @@ def test_the_ensemble_is_validated_beside_the_sources_preferred_when_as_good_and
     assert set(result.ensemble_sizes) == {2, 3} and ensemble.score == result.ensemble_sizes[3]
     smaller = [t for t in result.trials if t.stage == "ensemble size"]
     assert [t.members for t in smaller] in ([], [ensemble.members[:2]])
+    # a smaller ensemble reuses the folds' trainings: its cost is its scoring alone, not the top N's again
+    assert all(t.seconds < ensemble.seconds / 10 for t in smaller)
     assert "The averages of the top 2 / 3 sources scored" in result.reason
     assert result.to_dict()["ensemble_sizes"] == result.ensemble_sizes
     ensemble = result.chosen

@@ -522,12 +522,14 @@ def auto_transfer(
                 _strategy_arguments(training_args, strategy), [target_for(name)[0].collator for name in members],
                 folds, on_fold=lambda: bar.update(1),
             )  # fmt: skip
+            t1 = time.perf_counter()
             size, ensemble_sizes = _ensemble_size(probabilities, labels, auto_args.ensemble_min_size)
-            seconds = time.perf_counter() - t0
+            # the folds' trainings are the top N's cost; a smaller ensemble reuses them and costs only its scoring
+            seconds = {"ensemble": t1 - t0, ENSEMBLE_SIZE: time.perf_counter() - t1}
             for stage, k in [("ensemble", len(members))] + ([(ENSEMBLE_SIZE, size)] if size < len(members) else []):
                 trials.append(Trial(stage, f"ensemble of {k}", "all", strategy, float(ensemble_sizes[k].mean()),
-                                    int(np.ceil(training_args.num_train_epochs)), 1.0, seconds, members=members[:k],
-                                    held_out=ensemble_sizes[k]))  # fmt: skip
+                                    int(np.ceil(training_args.num_train_epochs)), 1.0, seconds[stage],
+                                    members=members[:k], held_out=ensemble_sizes[k]))  # fmt: skip
         best = _best([t for t in trials if not t.members], rows, auto_args.trial_rule)  # the source to tune
         for strategy in auto_args.strategies[1:]:
             validate("strategy", best.source, "all", strategy)
