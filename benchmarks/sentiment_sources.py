@@ -131,7 +131,7 @@ def train_source(
         init_from=init_from,
         embedding_size=128,
         hidden_size=spec.get("hidden", 256),
-        num_layers=1,
+        num_layers=spec.get("layers", 1),
         vocab_size=vocab_size,
         vocabulary_files=[str(data / "unlabelled.jsonl")],  # unlabelled use only; never a test review
         embedding_dropout=spec["dropout"][0],
@@ -147,6 +147,7 @@ def train_source(
         weight_decay=spec["weight_decay"],
         lr_scheduler_type="slanted_triangular",
         bf16=bf16,
+        **spec.get("source_training", {}),
     )
     data_args = TargetDataArguments(
         train_file=str(data / "source.jsonl"), test_file=str(data / "test.jsonl"), max_length=spec["max_length"]
@@ -165,7 +166,7 @@ def train_language_model(folder: Path, source, unlabelled: list[str], vocab_size
         objective="causal_lm",
         embedding_size=128,
         hidden_size=spec.get("hidden", 256),
-        num_layers=1,
+        num_layers=spec.get("layers", 1),
         vocab_size=vocab_size,
         adaptive_softmax_cutoffs=LM_CUTOFFS,
         embedding_dropout=0.1,

@@ -6,15 +6,17 @@
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/sentiment_zero_shot_levers.py report forward backward lm3 \
         --average forward backward
 
-`train` builds one `lm_all_domains` source for kitchen (`sentiment_sources.py`: a language model on all review
-text, then the supervised stage on 31,442 labelled reviews of other domains), changed by one lever: more language
-model passes (`--lm_epochs`), a wider LSTM (`--hidden`), or every text read backwards (`--reverse`: ULMFiT's second
-direction, on word-reversed text). It saves the source's class probabilities on the development set (FDU-MTL's
-kitchen test reviews, minus any review of the Amazon kitchen test set; no source holds a kitchen review) and on the
-Amazon kitchen test set. `report` prints and writes (docs/benchmarks.md) each source's zero-shot accuracy on both,
-the average of the `--average` sources' probabilities (the forward/backward ensemble), the linear model (TF-IDF +
-LR) on the same source labels, and the average of the first source's probabilities and the linear model's (two
-model families). Choices are made on the development set; the test column is reported, not chosen on.
+`train` builds one `lm_all_domains` source for kitchen (`sentiment_sources.py`: a language model on all review text,
+then the supervised stage on 31,442 labelled reviews of other domains), changed by one lever: more language model
+passes (`--lm_epochs`), a wider LSTM (`--hidden`), more stacked layers (`--layers`), ULMFiT's classifier fine-tuning in
+the supervised stage (`--gradual`: gradual unfreezing and discriminative learning rates), or every text read backwards
+(`--reverse`: ULMFiT's second direction, on word-reversed text). It saves the source's class probabilities on the
+development set (FDU-MTL's kitchen test reviews, minus any review of the Amazon kitchen test set; no source holds a
+kitchen review) and on the Amazon kitchen test set. `report` prints and writes (docs/benchmarks.md) each source's
+zero-shot accuracy on both, the average of the `--average` sources' probabilities (the forward/backward ensemble), the
+linear model (TF-IDF + LR) on the same source labels, and the average of the first source's probabilities and the
+linear model's (two model families). Choices are made on the development set; the test column is
+reported, not chosen on.
 """
 
 import argparse
@@ -47,7 +49,11 @@ def development_set(splits) -> Dataset:
 def train(cli) -> None:
     from transformers import AutoTokenizer, DataCollatorWithPadding
 
-    spec = dict(sentiment_sources.VARIANTS["lm_all_domains"], lm_epochs=cli.lm_epochs, hidden=cli.hidden)
+    spec = dict(
+        sentiment_sources.VARIANTS["lm_all_domains"], lm_epochs=cli.lm_epochs, hidden=cli.hidden, layers=cli.layers
+    )
+    if cli.gradual:
+        spec["source_training"] = dict(freezing_strategy="gradual", unfreeze_interval=None, discriminative_lr=True)
     out = Path(cli.output_dir) / cli.name
     splits = target_splits("kitchen")
     dev = development_set(splits)
@@ -74,8 +80,10 @@ def train(cli) -> None:
         np.save(out / f"probs_{part}.npy", probabilities)
         np.save(out / f"labels_{part}.npy", labels)
         result[part] = float((probabilities.argmax(-1) == labels).mean())
-    # the test set's second reading (pretrain's own evaluation) must agree with the probabilities saved here
-    assert abs(result["test"] - zero_shot) < 1e-9, (result["test"], zero_shot)
+    # the test set's second reading (pretrain's own evaluation) must agree with the probabilities saved here; under
+    # bf16 the two readings batch and pad the reviews differently, which can flip a review or two at the boundary
+    tolerance = 2.5 / len(splits["test"]) if spec.get("bf16") else 1e-9
+    assert abs(result["test"] - zero_shot) < tolerance, (result["test"], zero_shot)
     print(json.dumps(result))
     (out / "res.json").write_text(json.dumps(result))
 
@@ -103,8 +111,9 @@ def report(cli) -> None:
         probabilities[name] = {part: np.load(out / name / f"probs_{part}.npy") for part in labels}
         result = json.loads((out / name / "res.json").read_text())
         lever = result.get("lever", {})
-        changed = [f"--{k} {lever[k]}" for k, v in (("lm_epochs", 1.0), ("hidden", 256)) if lever.get(k, v) != v]
-        changed += ["--reverse"] if lever.get("reverse") else []
+        defaults = (("lm_epochs", 1.0), ("hidden", 256), ("layers", 1))
+        changed = [f"--{k} {lever[k]}" for k, v in defaults if lever.get(k, v) != v]
+        changed += [f"--{flag}" for flag in ("reverse", "gradual") if lever.get(flag)]
         described = f" ({' '.join(changed)})" if changed else " (the benchmark's recipe)"
         rows.append(row(f"LSTM source `{name}`{described}", probabilities[name], result["seconds"]))
     if cli.average:
@@ -141,6 +150,12 @@ def main():
     one.add_argument("--lm_epochs", type=float, default=1.0, help="language-model passes over all review text")
     one.add_argument("--hidden", type=int, default=256, help="LSTM hidden size (language model and classifier)")
     one.add_argument("--reverse", action="store_true", help="read every text backwards (word order)")
+    one.add_argument("--layers", type=int, default=1, help="stacked LSTM layers (language model and classifier)")
+    one.add_argument(
+        "--gradual",
+        action="store_true",
+        help="ULMFiT's stage 3 in the supervised stage: gradual unfreezing from the head down, discriminative rates",
+    )
     many = commands.add_parser("report", help="compare trained sources, their average and the linear model")
     many.add_argument("names", nargs="+")
     many.add_argument("--average", nargs="*", default=[], help="sources whose probabilities are averaged (a row)")
