@@ -147,6 +147,7 @@ def train_source(
         weight_decay=spec["weight_decay"],
         lr_scheduler_type="slanted_triangular",
         bf16=bf16,
+        seed=spec.get("seed", 0),
         **spec.get("source_training", {}),
     )
     data_args = TargetDataArguments(
@@ -182,6 +183,7 @@ def train_language_model(folder: Path, source, unlabelled: list[str], vocab_size
         lr_scheduler_type="slanted_triangular",
         max_grad_norm=0.25,
         bf16=bf16,
+        seed=spec.get("seed", 0),
         logging_steps=100,
         disable_tqdm=False,
     )

@@ -9,14 +9,14 @@
 `train` builds one `lm_all_domains` source for kitchen (`sentiment_sources.py`: a language model on all review text,
 then the supervised stage on 31,442 labelled reviews of other domains), changed by one lever: more language model passes
 (`--lm_epochs`), a wider LSTM (`--hidden`), more stacked layers (`--layers`), a longer supervised stage (`--epochs`),
-ULMFiT's classifier fine-tuning in the supervised stage (`--gradual`: gradual unfreezing and discriminative learning
-rates), or every text read backwards (`--reverse`: ULMFiT's second direction, on word-reversed text). It saves the
-source's class probabilities on the development set (FDU-MTL's kitchen test reviews, minus any review of the Amazon
-kitchen test set; no source holds a kitchen review) and on the Amazon kitchen test set. `report` prints and writes
-(docs/benchmarks.md) each source's zero-shot accuracy on both, the average of the `--average` sources' probabilities
-(the forward/backward ensemble), the linear model (TF-IDF + LR) on the same source labels, and the average of the first
-source's probabilities and the linear model's (two model families). Choices are made on the development set; the test
-column is reported, not chosen on.
+another seed (`--seed`, for an ensemble), ULMFiT's classifier fine-tuning in the supervised stage (`--gradual`: gradual
+unfreezing and discriminative learning rates), or every text read backwards (`--reverse`: ULMFiT's second direction, on
+word-reversed text). It saves the source's class probabilities on the development set (FDU-MTL's kitchen test reviews,
+minus any review of the Amazon kitchen test set; no source holds a kitchen review) and on the Amazon kitchen test set.
+`report` prints and writes (docs/benchmarks.md) each source's zero-shot accuracy on both, the average of the `--average`
+sources' probabilities (the forward/backward ensemble), the linear model (TF-IDF + LR) on the same source labels, and
+the average of the first source's probabilities and the linear model's (two model families). Choices are made on the
+development set; the test column is reported, not chosen on.
 """
 
 import argparse
@@ -55,6 +55,7 @@ def train(cli) -> None:
         hidden=cli.hidden,
         layers=cli.layers,
         epochs=cli.epochs,
+        seed=cli.seed,
     )
     if cli.gradual:
         spec["source_training"] = dict(freezing_strategy="gradual", unfreeze_interval=None, discriminative_lr=True)
@@ -115,7 +116,7 @@ def report(cli) -> None:
         probabilities[name] = {part: np.load(out / name / f"probs_{part}.npy") for part in labels}
         result = json.loads((out / name / "res.json").read_text())
         lever = result.get("lever", {})
-        defaults = (("lm_epochs", 1.0), ("hidden", 256), ("layers", 1), ("epochs", 2.0))
+        defaults = (("lm_epochs", 1.0), ("hidden", 256), ("layers", 1), ("epochs", 2.0), ("seed", 0))
         changed = [f"--{k} {lever[k]}" for k, v in defaults if lever.get(k, v) != v]
         changed += [f"--{flag}" for flag in ("reverse", "gradual") if lever.get(flag)]
         described = f" ({' '.join(changed)})" if changed else " (the benchmark's recipe)"
@@ -156,6 +157,7 @@ def main():
     one.add_argument("--reverse", action="store_true", help="read every text backwards (word order)")
     one.add_argument("--layers", type=int, default=1, help="stacked LSTM layers (language model and classifier)")
     one.add_argument("--epochs", type=float, default=2.0, help="passes of the supervised stage over the source labels")
+    one.add_argument("--seed", type=int, default=0, help="seed of both stages (another seed: a member of an ensemble)")
     one.add_argument(
         "--gradual",
         action="store_true",
