@@ -34,6 +34,17 @@ from hf_rnn_transfer import RNNForSequenceClassification
 from hf_rnn_transfer.data import prepare_text_classification
 from hf_rnn_transfer.evaluation import class_probabilities
 
+RECIPE = sentiment_sources.VARIANTS["lm_all_domains"]
+# the recipe's value of every numeric lever: the `train` flags' defaults, and what `report` leaves out of a row's name
+LEVER_DEFAULTS = dict(lm_epochs=RECIPE["lm_epochs"], hidden=256, layers=1, epochs=RECIPE["epochs"], seed=0)
+LEVER_HELP = dict(
+    lm_epochs="language-model passes over all review text",
+    hidden="LSTM hidden size (language model and classifier)",
+    layers="stacked LSTM layers (language model and classifier)",
+    epochs="passes of the supervised stage over the source labels",
+    seed="seed of both stages (another seed: a member of an ensemble)",
+)
+
 
 def reversed_words(text: str) -> str:
     return " ".join(text.split()[::-1])
@@ -49,14 +60,7 @@ def development_set(splits) -> Dataset:
 def train(cli) -> None:
     from transformers import AutoTokenizer, DataCollatorWithPadding
 
-    spec = dict(
-        sentiment_sources.VARIANTS["lm_all_domains"],
-        lm_epochs=cli.lm_epochs,
-        hidden=cli.hidden,
-        layers=cli.layers,
-        epochs=cli.epochs,
-        seed=cli.seed,
-    )
+    spec = dict(RECIPE, **{lever: getattr(cli, lever) for lever in LEVER_DEFAULTS})
     if cli.gradual:
         spec["source_training"] = dict(freezing_strategy="gradual", unfreeze_interval=None, discriminative_lr=True)
     out = Path(cli.output_dir) / cli.name
@@ -116,8 +120,7 @@ def report(cli) -> None:
         probabilities[name] = {part: np.load(out / name / f"probs_{part}.npy") for part in labels}
         result = json.loads((out / name / "res.json").read_text())
         lever = result.get("lever", {})
-        defaults = (("lm_epochs", 1.0), ("hidden", 256), ("layers", 1), ("epochs", 2.0), ("seed", 0))
-        changed = [f"--{k} {lever[k]}" for k, v in defaults if lever.get(k, v) != v]
+        changed = [f"--{k} {lever[k]}" for k, v in LEVER_DEFAULTS.items() if lever.get(k, v) != v]
         changed += [f"--{flag}" for flag in ("reverse", "gradual") if lever.get(flag)]
         described = f" ({' '.join(changed)})" if changed else " (the benchmark's recipe)"
         rows.append(row(f"LSTM source `{name}`{described}", probabilities[name], result["seconds"]))
@@ -152,12 +155,9 @@ def main():
     commands = parser.add_subparsers(dest="command", required=True)
     one = commands.add_parser("train", help="train one source with one lever changed")
     one.add_argument("name")
-    one.add_argument("--lm_epochs", type=float, default=1.0, help="language-model passes over all review text")
-    one.add_argument("--hidden", type=int, default=256, help="LSTM hidden size (language model and classifier)")
+    for lever, default in LEVER_DEFAULTS.items():
+        one.add_argument(f"--{lever}", type=type(default), default=default, help=LEVER_HELP[lever])
     one.add_argument("--reverse", action="store_true", help="read every text backwards (word order)")
-    one.add_argument("--layers", type=int, default=1, help="stacked LSTM layers (language model and classifier)")
-    one.add_argument("--epochs", type=float, default=2.0, help="passes of the supervised stage over the source labels")
-    one.add_argument("--seed", type=int, default=0, help="seed of both stages (another seed: a member of an ensemble)")
     one.add_argument(
         "--gradual",
         action="store_true",
