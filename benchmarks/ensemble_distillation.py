@@ -19,7 +19,13 @@ gets its own docs/benchmarks.md section.
 `--teacher finetuned` first fine-tunes the source on the budget's labels and averages that model with the linear
 model; the student continues from it (the order of `finetune --select_folds 0 --linear_companion --distill_file`, which
 also chooses the linear share by cross-validation: here it is one half). `--rounds 2` distills again from the first
-round's distilled RNN + linear average. Each gets its own section.
+round's distilled RNN + linear average. `--members DIR ...` adds more sources (model folders that share the
+source's tokenizer, e.g. `sentiment_zero_shot_levers.py`'s seeds): the teacher's RNN half is then the average of all of
+them (each fine-tuned on the budget under `--teacher finetuned`), and the student starts from the first. Each gets its
+own section.
+
+    HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/ensemble_distillation.py --sources_dir /tmp/bench_seeds \
+        --teacher finetuned --budgets 100 1000 --members /tmp/dev/s1/source /tmp/dev/s2/source
 """
 
 import argparse
@@ -64,6 +70,10 @@ def main():
         "(the recommended recipe without the selection inside the budget, the order of `finetune --select_folds 0 "
         "--linear_companion --distill_file`); the student starts from it",
     )  # fmt: skip
+    parser.add_argument(
+        "--members", nargs="*", default=[],
+        help="more source model folders (sharing the source's tokenizer) averaged with it into the teacher's RNN half",
+    )  # fmt: skip
     cli = parser.parse_args()
     if cli.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {cli.rounds}.")
@@ -98,8 +108,16 @@ def main():
     def probabilities_on_sets(model) -> dict:
         return {part: class_probabilities(model, rows, collator)[0] for part, rows in encoded_sets.items()}
 
-    source_model = RNNForSequenceClassification.from_pretrained(folder).eval()
-    zero_shot = probabilities_on_sets(source_model)
+    for member in cli.members:
+        if not (Path(member) / "config.json").is_file():
+            parser.error(f"--members {member}: not a model folder (no config.json); give a saved source's folder.")
+        if AutoTokenizer.from_pretrained(member).get_vocab() != tokenizer.get_vocab():
+            parser.error(
+                f"--members {member}: its tokenizer differs from the source's ({folder}); members must share it."
+            )
+    origins = [folder, *map(Path, cli.members)]
+    source_models = [RNNForSequenceClassification.from_pretrained(o).eval() for o in origins]
+    zero_shot = averaged([probabilities_on_sets(m) for m in source_models])
 
     def fresh_model(start):
         return RNNForSequenceClassification.from_pretrained(
@@ -133,22 +151,23 @@ def main():
             }
             unlabelled_rows = encoded(unlabelled_now)
             labelled_rows = encoded(labelled_texts, labelled) if chosen else None
-            start, finetune_seconds, teacher_rnn, rnn_parts = folder, 0.0, source_model, zero_shot
+            start, finetune_seconds, teacher_rnns, rnn_parts = folder, 0.0, source_models, zero_shot
             recipe = RecommendedTrainingArguments(
                 str(out / "distillation-runs"), report_to="none", save_strategy="no", disable_tqdm=True, seed=seed
             )
             if cli.teacher == "finetuned" and chosen:
-                set_seed(seed)
-                model = fresh_model(folder)
-                started = time.perf_counter()
+                started, teacher_rnns = time.perf_counter(), []
                 finetune_args = replace(recipe, select_folds=0)
-                TransferTrainer(model, finetune_args, train_dataset=labelled_rows, data_collator=collator).train()
+                for origin in origins:
+                    set_seed(seed)
+                    model = fresh_model(origin)
+                    TransferTrainer(model, finetune_args, train_dataset=labelled_rows, data_collator=collator).train()
+                    teacher_rnns.append(model.eval())
                 finetune_seconds = time.perf_counter() - started
                 start = out / "distillation-runs" / "finetuned"
-                model.save_pretrained(start)
-                teacher_rnn = model.eval()
-                rnn_parts = probabilities_on_sets(teacher_rnn)
-            rnn_unlabelled = class_probabilities(teacher_rnn, unlabelled_rows, collator)[0]
+                teacher_rnns[0].save_pretrained(start)
+                rnn_parts = averaged([probabilities_on_sets(m) for m in teacher_rnns])
+            rnn_unlabelled = np.mean([class_probabilities(m, unlabelled_rows, collator)[0] for m in teacher_rnns], 0)
             previous, seconds, per_round = rnn_unlabelled, 0.0, []
             for _ in range(cli.rounds):
                 teacher = (previous + linear["unlabelled"]) / 2
@@ -176,6 +195,11 @@ def main():
     report(results, cli)
 
 
+def averaged(parts: list[dict]) -> dict:
+    """The members' class probabilities averaged, set by set."""
+    return {part: np.mean([p[part] for p in parts], axis=0) for part in parts[0]}
+
+
 def run_key(budget: int, seed: int, cli) -> str:
     return run_suffix(f"{budget} {seed} {cli.epochs:g}", cli, " ")
 
@@ -183,6 +207,7 @@ def run_key(budget: int, seed: int, cli) -> str:
 def run_suffix(name: str, cli, separator: str) -> str:
     """`name` with what sets this run apart from the default one: more rounds, the fine-tuned teacher."""
     parts = [name] + ([f"r{cli.rounds}"] if cli.rounds > 1 else []) + (["finetuned"] if cli.teacher != "source" else [])
+    parts += [f"{1 + len(cli.members)}-sources"] if cli.members else []
     return separator.join(parts)
 
 
@@ -197,6 +222,9 @@ def report(results: dict, cli) -> None:
         times = [f"{np.mean([e.get(k, 0.0) for e in entries]):.0f}" for k in ("finetune_seconds", "seconds")]
         rows.append([str(budget), *cells, *(times if cli.teacher == "finetuned" else times[1:])])
     names = [("fine-tuned RNN" if cli.teacher == "finetuned" else COLUMNS[0]), *COLUMNS[1:]]
+    if cli.members:
+        kind = "fine-tuned RNNs" if cli.teacher == "finetuned" else "sources zero-shot"
+        names[0] = f"{kind} averaged ({1 + len(cli.members)})"
     header = [f"{cli.target} labels", *[f"{c} ({part})" for part in ("test", "dev") for c in names]]
     header += ["fine-tuning s", "distillation s"] if cli.teacher == "finetuned" else ["distillation s"]
     text = table(header, rows)
@@ -218,6 +246,11 @@ def report(results: dict, cli) -> None:
         if cli.rounds > 1
         else ""
     )
+    if cli.members:
+        teacher = (
+            f"{teacher}, averaged with {len(cli.members)} more sources of the same recipe and tokenizer treated the "
+            f"same way ({', '.join(cli.members)})"
+        )
     note = (
         f"Mean over seeds {cli.seeds}. Teacher: the equal average of {teacher} and the linear model on the same "
         f"labels. The distilled RNN starts from the teacher's RNN and trains {cli.epochs:g} epochs on the teacher's "

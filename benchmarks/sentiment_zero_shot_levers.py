@@ -5,6 +5,9 @@
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/sentiment_zero_shot_levers.py train lm3 --lm_epochs 3
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/sentiment_zero_shot_levers.py report forward backward lm3 \
         --average forward backward
+    HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/sentiment_zero_shot_levers.py finetune forward
+    HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/sentiment_zero_shot_levers.py report forward backward \
+        --average forward backward --budgets 0 100 1000
 
 `train` builds one `lm_all_domains` source for kitchen (`sentiment_sources.py`: a language model on all review text,
 then the supervised stage on 31,442 labelled reviews of other domains), changed by one lever: more language model passes
@@ -17,11 +20,19 @@ minus any review of the Amazon kitchen test set; no source holds a kitchen revie
 sources' probabilities (the forward/backward ensemble), the linear model (TF-IDF + LR) on the same source labels, and
 the average of the first source's probabilities and the linear model's (two model families). Choices are made on the
 development set; the test column is reported, not chosen on.
+
+`finetune NAME` fine-tunes a trained source on kitchen labels (`--budgets`, default 100 and 1,000: nested,
+class-balanced draws of the 1,000-review pool, one per `--seeds` seed) with the recommended recipe without the
+selection inside the budget, and saves its probabilities on both sets. `report --budgets 0 100 1000` then gives each
+source, the average of the `--average` sources (seed by seed: the members fine-tuned on the same labels) and the
+linear model on the same labels (the source's plus the budget's, x10) at every budget, mean ± std over the seeds, in
+its own docs/benchmarks.md section.
 """
 
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +43,9 @@ from datasets import Dataset
 
 from hf_rnn_transfer import RNNForSequenceClassification
 from hf_rnn_transfer.data import prepare_text_classification
-from hf_rnn_transfer.evaluation import class_probabilities
+from hf_rnn_transfer.evaluation import balanced_budget_indices, class_probabilities
+from hf_rnn_transfer.trainer import RecommendedTrainingArguments, TransferTrainer
+from hf_rnn_transfer.transfer_config import TransferConfig
 
 RECIPE = sentiment_sources.VARIANTS["lm_all_domains"]
 # the recipe's value of every numeric lever: the `train` flags' defaults, and what `report` leaves out of a row's name
@@ -97,6 +110,75 @@ def train(cli) -> None:
     (out / "res.json").write_text(json.dumps(result))
 
 
+def trained_source(out: Path, name: str) -> Path:
+    """The folder `train NAME` wrote, or a clear exit."""
+    if not (out / name / "res.json").exists():
+        raise SystemExit(f"No trained source {name!r} in {out}: run `train {name}` first.")
+    return out / name
+
+
+def reader(source_dir: Path):
+    """The text reading the source was trained with: word-reversed under `--reverse`, else as written."""
+    lever = json.loads((source_dir / "res.json").read_text()).get("lever", {})
+    return reversed_words if lever.get("reverse") else None
+
+
+def encode(data: Dataset, tokenizer, read=None) -> Dataset:
+    rows = data.select_columns(["text", "label"])
+    if read is not None:
+        rows = rows.map(lambda r: {"text": read(r["text"])})
+    return prepare_text_classification(rows, tokenizer, max_length=RECIPE["max_length"])[0]
+
+
+def run_folder(source_dir: Path, budget: int, seed: int) -> Path:
+    return source_dir / "finetuned" / f"budget{budget}-seed{seed}"
+
+
+def finetune(cli) -> None:
+    """Fine-tune a trained source on each kitchen budget and seed; save its probabilities on dev and test."""
+    from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
+
+    out = Path(cli.output_dir)
+    source_dir = trained_source(out, cli.name)
+    read, folder = reader(source_dir), source_dir / "source"
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    collator = DataCollatorWithPadding(tokenizer)
+    splits = target_splits("kitchen")
+    sets = {"dev": development_set(splits), "test": splits["test"]}
+    encoded = {part: encode(data, tokenizer, read) for part, data in sets.items()}
+    pool = splits["pool"]
+    for seed in cli.seeds:
+        subsets = balanced_budget_indices(pool["label"], cli.budgets, seed)
+        for budget in cli.budgets:
+            run = run_folder(source_dir, budget, seed)
+            if (run / "res.json").exists():
+                print(f"{cli.name} budget {budget} seed {seed}: done before, kept ({run})")
+                continue
+            run.mkdir(parents=True, exist_ok=True)
+            labelled = encode(pool.select(subsets[budget]), tokenizer, read)
+            set_seed(seed)
+            model = RNNForSequenceClassification.from_pretrained(
+                folder, transfer=TransferConfig(transfer_head=True), id2label=dict(enumerate(sentiment_sources.NAMES)),
+                label2id={n: i for i, n in enumerate(sentiment_sources.NAMES)},
+            )  # fmt: skip
+            args = RecommendedTrainingArguments(
+                str(run / "trainer"), report_to="none", save_strategy="no", disable_tqdm=True, seed=seed
+            )
+            started = time.perf_counter()
+            TransferTrainer(
+                model, replace(args, select_folds=0), train_dataset=labelled, data_collator=collator
+            ).train()
+            result = {"name": cli.name, "budget": budget, "seed": seed, "seconds": round(time.perf_counter() - started)}
+            model.eval()
+            for part, rows in encoded.items():
+                probabilities, labels = class_probabilities(model, rows, collator)
+                assert labels.tolist() == list(sets[part]["label"]), f"the encoded {part} set must keep every review"
+                np.save(run / f"probs_{part}.npy", probabilities)
+                result[part] = float((probabilities.argmax(-1) == labels).mean())
+            print(json.dumps(result), flush=True)
+            (run / "res.json").write_text(json.dumps(result))
+
+
 def report(cli) -> None:
     out = Path(cli.output_dir)
     unknown = sorted(set(cli.average) - set(cli.names))
@@ -105,48 +187,99 @@ def report(cli) -> None:
     splits = target_splits("kitchen")
     dev = development_set(splits)
     labels = {"dev": np.asarray(dev["label"]), "test": np.asarray(splits["test"]["label"])}
-    rows, probabilities = [], {}
-
-    def row(name: str, found: dict, seconds="") -> list:
-        accuracy = {part: float((p.argmax(-1) == labels[part]).mean()) for part, p in found.items()}
-        return [name, f"{accuracy['dev']:.3f}", f"{accuracy['test']:.3f}", seconds]
-
+    seeds = cli.seeds if any(cli.budgets) else [0]
+    source = source_reviews("kitchen")
+    texts, source_labels = list(source["text"]), list(source["label"])
+    pool_texts, pool_labels = list(splits["pool"]["text"]), list(splits["pool"]["label"])
+    subsets = {seed: balanced_budget_indices(pool_labels, [b for b in cli.budgets if b], seed) for seed in seeds}
+    # probabilities[name][(budget, seed)][part]; at 0 labels the source itself, the same for every seed
+    probabilities, seconds = {}, {}
     for name in cli.names:
-        if not (out / name / "res.json").exists():
-            raise SystemExit(f"No trained source {name!r} in {out}: run `train {name}` first.")
+        source_dir = trained_source(out, name)
         for part in labels:
-            if not np.array_equal(np.load(out / name / f"labels_{part}.npy"), labels[part]):
+            if not np.array_equal(np.load(source_dir / f"labels_{part}.npy"), labels[part]):
                 raise SystemExit(f"{name}'s {part} labels are not this {part} set's: train it again.")
-        probabilities[name] = {part: np.load(out / name / f"probs_{part}.npy") for part in labels}
-        result = json.loads((out / name / "res.json").read_text())
-        lever = result.get("lever", {})
+        zero_shot = {part: np.load(source_dir / f"probs_{part}.npy") for part in labels}
+        probabilities[name] = {}
+        for budget in cli.budgets:
+            for seed in seeds:
+                run = run_folder(source_dir, budget, seed)
+                if budget and not (run / "res.json").exists():
+                    raise SystemExit(
+                        f"{name} is not fine-tuned on {budget} labels with seed {seed}: run "
+                        f"`finetune {name} --budgets {budget} --seeds {seed}` first."
+                    )
+                found = {part: np.load(run / f"probs_{part}.npy") for part in labels} if budget else zero_shot
+                probabilities[name][budget, seed] = found
+        seconds[name] = json.loads((source_dir / "res.json").read_text())
+    linear = {}
+    for budget in cli.budgets:
+        for seed in seeds:
+            if not budget and (0, seeds[0]) in linear:  # no kitchen labels: the same fit for every seed
+                linear[budget, seed] = linear[budget, seeds[0]]
+                continue
+            chosen = list(subsets[seed][budget]) if budget else []
+            weights = [1.0] * len(texts) + [10.0] * len(chosen)
+            both = sentiment_sources.linear_probabilities(
+                texts + [pool_texts[i] for i in chosen], source_labels + [int(pool_labels[i]) for i in chosen],
+                weights, texts + pool_texts, list(dev["text"]) + list(splits["test"]["text"]),
+            )  # fmt: skip
+            linear[budget, seed] = {"dev": both[: len(dev)], "test": both[len(dev) :]}
+
+    def cells(found: dict) -> list:
+        """dev and test accuracy per budget, each the mean over seeds (± their std where seeds differ)."""
+        row = []
+        for budget in cli.budgets:
+            for part in labels:
+                scores = [float((found[budget, seed][part].argmax(-1) == labels[part]).mean()) for seed in seeds]
+                spread = f" ± {np.std(scores):.3f}" if budget and len(seeds) > 1 else ""
+                row.append(f"{np.mean(scores):.3f}{spread}")
+        return row
+
+    def averaged(members: list) -> dict:
+        return {key: {part: np.mean([m[key][part] for m in members], axis=0) for part in labels} for key in members[0]}
+
+    rows = []
+    for name in cli.names:
+        lever = seconds[name].get("lever", {})
         changed = [f"--{k} {lever[k]}" for k, v in LEVER_DEFAULTS.items() if lever.get(k, v) != v]
         changed += [f"--{flag}" for flag in ("reverse", "gradual") if lever.get(flag)]
         described = f" ({' '.join(changed)})" if changed else " (the benchmark's recipe)"
-        rows.append(row(f"LSTM source `{name}`{described}", probabilities[name], result["seconds"]))
+        rows.append([f"LSTM source `{name}`{described}", *cells(probabilities[name]), seconds[name]["seconds"]])
     if cli.average:
-        mean = {part: np.mean([probabilities[n][part] for n in cli.average], axis=0) for part in labels}
-        rows.append(row(f"average of {' + '.join(cli.average)}", mean))
-    source = source_reviews("kitchen")
-    texts, source_labels = list(source["text"]), list(source["label"])
-    fit = texts + list(splits["pool"]["text"])
-    linear = {
-        part: sentiment_sources.linear_probabilities(texts, source_labels, None, fit, list(data["text"]))
-        for part, data in (("dev", dev), ("test", splits["test"]))
-    }
-    rows.append(row("TF-IDF + LR on the same source labels", linear))
+        rows.append(
+            [f"average of {' + '.join(cli.average)}", *cells(averaged([probabilities[n] for n in cli.average])), ""]
+        )
+    rows.append(["TF-IDF + LR on the same source labels" + (" (+ the budget's, x10)" if any(cli.budgets) else ""),
+                 *cells(linear), ""])  # fmt: skip
     first = cli.names[0]
-    mean = {part: (probabilities[first][part] + linear[part]) / 2 for part in labels}
-    rows.append(row(f"average of `{first}` + the linear model (two model families)", mean))
-    header = ["kitchen, 0 labels", f"dev ({len(dev)} FDU-MTL kitchen test reviews)", "test (1,000)", "source s"]
+    rows.append([f"average of `{first}` + the linear model (two model families)",
+                 *cells(averaged([probabilities[first], linear])), ""])  # fmt: skip
+    if cli.budgets == [0]:
+        header = ["kitchen, 0 labels", f"dev ({len(dev)} FDU-MTL kitchen test reviews)", "test (1,000)", "source s"]
+        key, title = "sentiment-zero-shot-levers", "Kitchen source levers at zero labels"
+    else:
+        header = ["kitchen labels:", *[f"{b} {part}" for b in cli.budgets for part in ("dev", "test (1,000)")]]
+        header.append("source s")
+        key, title = (
+            "sentiment-levers-labelled",
+            "Kitchen source levers with kitchen labels: fine-tuned sources averaged",
+        )
     about = (
         "Each LSTM source is `lm_all_domains` (sentiment_sources.py: one language-model pass over all review text, "
         "then the supervised stage on 31,442 labelled reviews of other domains) with at most one lever changed, "
-        "trained by `train NAME [lever]`. Choices are made on the development set (no source holds a kitchen review); "
+        "trained by `train NAME [lever]`"
+        + (
+            f"; at a budget of kitchen labels, fine-tuned by `finetune NAME` (the recommended recipe without the "
+            f"selection inside the budget, nested class-balanced budgets of the 1,000-review pool, mean ± std over "
+            f"seeds {seeds}), the average rows averaging the members' probabilities seed by seed"
+            if any(cli.budgets) else ""
+        )
+        + ". Choices are made on the development set (no source holds a kitchen review); "
         "the test column is reported beside it, not chosen on. One standard error is about 1.5 points on the "
         "development set and 1 point on the test set.\n\n"
-    )
-    write_section("sentiment-zero-shot-levers", "Kitchen source levers at zero labels", about + table(header, rows))
+    )  # fmt: skip
+    write_section(key, title, about + table(header, rows))
 
 
 def main():
@@ -163,11 +296,20 @@ def main():
         action="store_true",
         help="ULMFiT's stage 3 in the supervised stage: gradual unfreezing from the head down, discriminative rates",
     )
+    tune = commands.add_parser("finetune", help="fine-tune one trained source on kitchen budgets (its seeds)")
+    tune.add_argument("name")
     many = commands.add_parser("report", help="compare trained sources, their average and the linear model")
     many.add_argument("names", nargs="+")
     many.add_argument("--average", nargs="*", default=[], help="sources whose probabilities are averaged (a row)")
+    for command, budgets in ((tune, [100, 1000]), (many, [0])):
+        command.add_argument(
+            "--budgets", nargs="+", type=int, default=budgets, help="kitchen labels (0: the source zero-shot)"
+        )
+        command.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds of the budgets' draws")
     cli = parser.parse_args()
-    train(cli) if cli.command == "train" else report(cli)
+    if cli.command == "finetune" and 0 in cli.budgets:
+        parser.error("finetune's --budgets must be positive: at 0 labels the source is its own result (`report`).")
+    {"train": train, "finetune": finetune, "report": report}[cli.command](cli)
 
 
 if __name__ == "__main__":
