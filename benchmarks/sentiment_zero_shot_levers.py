@@ -32,7 +32,6 @@ its own docs/benchmarks.md section.
 import argparse
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -161,13 +160,11 @@ def finetune(cli) -> None:
                 folder, transfer=TransferConfig(transfer_head=True), id2label=dict(enumerate(sentiment_sources.NAMES)),
                 label2id={n: i for i, n in enumerate(sentiment_sources.NAMES)},
             )  # fmt: skip
-            args = RecommendedTrainingArguments(
-                str(run / "trainer"), report_to="none", save_strategy="no", disable_tqdm=True, seed=seed
+            args = RecommendedTrainingArguments(  # the recipe without the selection inside the budget
+                str(run / "trainer"), report_to="none", save_strategy="no", disable_tqdm=True, seed=seed, select_folds=0
             )
             started = time.perf_counter()
-            TransferTrainer(
-                model, replace(args, select_folds=0), train_dataset=labelled, data_collator=collator
-            ).train()
+            TransferTrainer(model, args, train_dataset=labelled, data_collator=collator).train()
             result = {"name": cli.name, "budget": budget, "seed": seed, "seconds": round(time.perf_counter() - started)}
             model.eval()
             for part, rows in encoded.items():
