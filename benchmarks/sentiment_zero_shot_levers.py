@@ -190,7 +190,7 @@ def report(cli) -> None:
     pool_texts, pool_labels = list(splits["pool"]["text"]), list(splits["pool"]["label"])
     subsets = {seed: balanced_budget_indices(pool_labels, [b for b in cli.budgets if b], seed) for seed in seeds}
     # probabilities[name][(budget, seed)][part]; at 0 labels the source itself, the same for every seed
-    probabilities, seconds = {}, {}
+    probabilities, trained = {}, {}  # trained: each source's res.json (its lever and seconds)
     for name in cli.names:
         source_dir = trained_source(out, name)
         for part in labels:
@@ -208,7 +208,7 @@ def report(cli) -> None:
                     )
                 found = {part: np.load(run / f"probs_{part}.npy") for part in labels} if budget else zero_shot
                 probabilities[name][budget, seed] = found
-        seconds[name] = json.loads((source_dir / "res.json").read_text())
+        trained[name] = json.loads((source_dir / "res.json").read_text())
     linear = {}
     for budget in cli.budgets:
         for seed in seeds:
@@ -238,11 +238,11 @@ def report(cli) -> None:
 
     rows = []
     for name in cli.names:
-        lever = seconds[name].get("lever", {})
+        lever = trained[name].get("lever", {})
         changed = [f"--{k} {lever[k]}" for k, v in LEVER_DEFAULTS.items() if lever.get(k, v) != v]
         changed += [f"--{flag}" for flag in ("reverse", "gradual") if lever.get(flag)]
         described = f" ({' '.join(changed)})" if changed else " (the benchmark's recipe)"
-        rows.append([f"LSTM source `{name}`{described}", *cells(probabilities[name]), seconds[name]["seconds"]])
+        rows.append([f"LSTM source `{name}`{described}", *cells(probabilities[name]), trained[name]["seconds"]])
     if cli.average:
         rows.append(
             [f"average of {' + '.join(cli.average)}", *cells(averaged([probabilities[n] for n in cli.average])), ""]
