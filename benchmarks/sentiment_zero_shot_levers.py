@@ -13,8 +13,9 @@
 then the supervised stage on 31,442 labelled reviews of other domains), changed by one lever: more language model passes
 (`--lm_epochs`), a wider LSTM (`--hidden`), more stacked layers (`--layers`), a longer supervised stage (`--epochs`),
 another seed (`--seed`, for an ensemble), ULMFiT's classifier fine-tuning in the supervised stage (`--gradual`: gradual
-unfreezing and discriminative learning rates), or every text read backwards (`--reverse`: ULMFiT's second direction, on
-word-reversed text). It saves the source's class probabilities on the development set (FDU-MTL's kitchen test reviews,
+unfreezing and discriminative learning rates), every text read backwards (`--reverse`: ULMFiT's second direction, on
+word-reversed text), or every negation written one way (`--split_negations`: FDU-MTL's "does n't" for the Amazon
+reviews' "doesn't"). It saves the source's class probabilities on the development set (FDU-MTL's kitchen test reviews,
 minus any review of the Amazon kitchen test set; no source holds a kitchen review) and on the Amazon kitchen test set.
 `report` prints and writes (docs/benchmarks.md) each source's zero-shot accuracy on both, the average of the `--average`
 sources' probabilities (the forward/backward ensemble), the linear model (TF-IDF + LR) on the same source labels, and
