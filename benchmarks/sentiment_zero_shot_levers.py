@@ -106,12 +106,13 @@ def train(cli) -> None:
     splits = target_splits("kitchen")
     dev = development_set(splits)
     source = source_reviews("kitchen")
-    read = reading(vars(cli)) or (lambda text: text)
-    if reading(vars(cli)):
+    unlabelled = unlabelled_reviews("kitchen")
+    read = reading(vars(cli))
+    if read:
         source = source.map(lambda r: {"text": read(r["text"])})
         splits = {k: v.map(lambda r: {"text": read(r["text"])}) for k, v in splits.items()}
         dev = dev.map(lambda r: {"text": read(r["text"])})
-    unlabelled = [read(text) for text in unlabelled_reviews("kitchen")]
+        unlabelled = [read(text) for text in unlabelled]
     started = time.perf_counter()
     folder, zero_shot, _ = sentiment_sources.train_source(
         cli.name, "kitchen", out, source, splits, spec=spec, unlabelled=unlabelled
@@ -120,14 +121,10 @@ def train(cli) -> None:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     collator = DataCollatorWithPadding(tokenizer)
     model = RNNForSequenceClassification.from_pretrained(folder).eval()
-    for part, data in (("dev", dev), ("test", splits["test"])):
-        rows = data.select_columns(["text", "label"])
-        rows = prepare_text_classification(rows, tokenizer, max_length=spec["max_length"])[0]
-        probabilities, labels = class_probabilities(model, rows, collator)
-        assert labels.tolist() == list(data["label"]), f"the encoded {part} set must keep every review in order"
-        np.save(out / f"probs_{part}.npy", probabilities)
-        np.save(out / f"labels_{part}.npy", labels)
-        result[part] = float((probabilities.argmax(-1) == labels).mean())
+    sets = {"dev": dev, "test": splits["test"]}  # already read the source's way
+    result.update(save_probabilities(model, sets, {p: encode(d, tokenizer) for p, d in sets.items()}, collator, out))
+    for part, data in sets.items():
+        np.save(out / f"labels_{part}.npy", np.asarray(data["label"]))
     # the test set's second reading (pretrain's own evaluation) must agree with the probabilities saved here; under
     # bf16 the two readings batch and pad the reviews differently, which can flip a review or two at the boundary
     tolerance = 2.5 / len(splits["test"]) if spec.get("bf16") else 1e-9
@@ -153,6 +150,17 @@ def encode(data: Dataset, tokenizer, read=None) -> Dataset:
     if read is not None:
         rows = rows.map(lambda r: {"text": read(r["text"])})
     return prepare_text_classification(rows, tokenizer, max_length=RECIPE["max_length"])[0]
+
+
+def save_probabilities(model, sets: dict, encoded: dict, collator, folder: Path) -> dict:
+    """Save the model's class probabilities on each set (`probs_<part>.npy`); returns its accuracy on each."""
+    accuracy = {}
+    for part, rows in encoded.items():
+        probabilities, labels = class_probabilities(model, rows, collator)
+        assert labels.tolist() == list(sets[part]["label"]), f"the encoded {part} set must keep every review in order"
+        np.save(folder / f"probs_{part}.npy", probabilities)
+        accuracy[part] = float((probabilities.argmax(-1) == labels).mean())
+    return accuracy
 
 
 def run_folder(source_dir: Path, budget: int, seed: int) -> Path:
@@ -192,12 +200,7 @@ def finetune(cli) -> None:
             started = time.perf_counter()
             TransferTrainer(model, args, train_dataset=labelled, data_collator=collator).train()
             result = {"name": cli.name, "budget": budget, "seed": seed, "seconds": round(time.perf_counter() - started)}
-            model.eval()
-            for part, rows in encoded.items():
-                probabilities, labels = class_probabilities(model, rows, collator)
-                assert labels.tolist() == list(sets[part]["label"]), f"the encoded {part} set must keep every review"
-                np.save(run / f"probs_{part}.npy", probabilities)
-                result[part] = float((probabilities.argmax(-1) == labels).mean())
+            result.update(save_probabilities(model.eval(), sets, encoded, collator, run))
             print(json.dumps(result), flush=True)
             (run / "res.json").write_text(json.dumps(result))
 
