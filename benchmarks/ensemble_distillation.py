@@ -21,8 +21,10 @@ model; the student continues from it (the order of `finetune --select_folds 0 --
 also chooses the linear share by cross-validation: here it is one half). `--rounds 2` distills again from the first
 round's distilled RNN + linear average. `--members DIR ...` adds more sources (model folders that share the
 source's tokenizer, e.g. `sentiment_zero_shot_levers.py`'s seeds): the teacher's RNN half is then the average of all of
-them (each fine-tuned on the budget under `--teacher finetuned`), and the student starts from the first. Each gets its
-own section.
+them (each fine-tuned on the budget under `--teacher finetuned`), and the student starts from the first.
+`--split_negations` reads every text (target, development, unlabelled, the linear model's) with negations written the
+FDU-MTL way ("doesn't" -> "does n't"), for sources trained so (`sentiment_zero_shot_levers.py train NAME
+--split_negations`). Each gets its own section.
 
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/ensemble_distillation.py --sources_dir /tmp/bench_seeds \
         --teacher finetuned --budgets 100 1000 --members /tmp/dev/s1/source /tmp/dev/s2/source
@@ -37,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import sentiment_sources as bench
 from _report import table, write_section
-from _reviews import FDU_TWIN, deduplicated, read_fdu, source_reviews, target_splits, text_key
+from _reviews import FDU_TWIN, deduplicated, read_fdu, source_reviews, split_negations, target_splits, text_key
 from datasets import Dataset
 from source_replay import source_folder
 from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
@@ -74,11 +76,20 @@ def main():
         "--members", nargs="*", default=[],
         help="more source model folders (sharing the source's tokenizer) averaged with it into the teacher's RNN half",
     )  # fmt: skip
+    parser.add_argument(
+        "--split_negations", action="store_true",
+        help="read every text with negations split the FDU-MTL way (doesn't -> does n't), for sources trained so "
+        "(`sentiment_zero_shot_levers.py train NAME --split_negations`); the linear model reads them the same way",
+    )  # fmt: skip
     cli = parser.parse_args()
     if cli.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {cli.rounds}.")
     out = Path(cli.sources_dir) / cli.target
     splits, source = target_splits(cli.target), source_reviews(cli.target, fdu=True)
+    read = split_negations if cli.split_negations else (lambda text: text)
+    if cli.split_negations:
+        splits = {part: data.map(lambda r: {"text": read(r["text"])}) for part, data in splits.items()}
+        source = source.map(lambda r: {"text": read(r["text"])})
     folder = source_folder(out, cli.target, splits, source)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     collator = DataCollatorWithPadding(tokenizer)
@@ -90,7 +101,7 @@ def main():
         )
         return prepare_text_classification(rows, tokenizer, max_length=max_length)[0]
 
-    twin = read_fdu(FDU_TWIN[cli.target])
+    twin = [dict(row, text=read(row["text"])) for row in read_fdu(FDU_TWIN[cli.target])]
     test_keys = {text_key(t) for t in splits["test"]["text"]}
     dev_rows = [r for r in twin if r["split"] == "test" and text_key(r["text"]) not in test_keys]
     dev = Dataset.from_dict({"text": [r["text"] for r in dev_rows], "label": [r["label"] for r in dev_rows]})
@@ -208,6 +219,7 @@ def run_suffix(name: str, cli, separator: str) -> str:
     """`name` with what sets this run apart from the default one: more rounds, the fine-tuned teacher."""
     parts = [name] + ([f"r{cli.rounds}"] if cli.rounds > 1 else []) + (["finetuned"] if cli.teacher != "source" else [])
     parts += [f"{1 + len(cli.members)}-sources"] if cli.members else []
+    parts += ["split-negations"] if cli.split_negations else []
     return separator.join(parts)
 
 
@@ -251,6 +263,8 @@ def report(results: dict, cli) -> None:
             f"{teacher}, averaged with {len(cli.members)} more sources of the same recipe and tokenizer treated the "
             f"same way ({', '.join(cli.members)})"
         )
+    if cli.split_negations:
+        teacher += "; every text (and the sources' training texts) with negations split the FDU-MTL way"
     note = (
         f"Mean over seeds {cli.seeds}. Teacher: the equal average of {teacher} and the linear model on the same "
         f"labels. The distilled RNN starts from the teacher's RNN and trains {cli.epochs:g} epochs on the teacher's "

@@ -18,9 +18,10 @@ word-reversed text), or every negation written one way (`--split_negations`: FDU
 reviews' "doesn't"). It saves the source's class probabilities on the development set (FDU-MTL's kitchen test reviews,
 minus any review of the Amazon kitchen test set; no source holds a kitchen review) and on the Amazon kitchen test set.
 `report` prints and writes (docs/benchmarks.md) each source's zero-shot accuracy on both, the average of the `--average`
-sources' probabilities (the forward/backward ensemble), the linear model (TF-IDF + LR) on the same source labels, and
-the average of the first source's probabilities and the linear model's (two model families). Choices are made on the
-development set; the test column is reported, not chosen on.
+sources' probabilities (the forward/backward ensemble; one row per `--average`), the linear model (TF-IDF + LR) on the
+same source labels (also with negations split when a source splits them), and the average of the first source's
+probabilities and the linear model's (two model families). Choices are made on the development set; the test column is
+reported, not chosen on.
 
 `finetune NAME` fine-tunes a trained source on kitchen labels (`--budgets`, default 100 and 1,000: nested,
 class-balanced draws of the 1,000-review pool, one per `--seeds` seed) with the recommended recipe without the
@@ -32,14 +33,13 @@ its own docs/benchmarks.md section.
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 import sentiment_sources
 from _report import table, write_section
-from _reviews import read_fdu, source_reviews, target_splits, text_key, unlabelled_reviews
+from _reviews import read_fdu, source_reviews, split_negations, target_splits, text_key, unlabelled_reviews
 from datasets import Dataset
 
 from hf_rnn_transfer import RNNForSequenceClassification
@@ -62,17 +62,6 @@ LEVER_HELP = dict(
 
 def reversed_words(text: str) -> str:
     return " ".join(text.split()[::-1])
-
-
-# FDU-MTL's reviews (most of the source labels, and the development set) are tokenized the Penn Treebank way ("does
-# n't"), the Amazon reviews (the kitchen pool and test set) are raw ("doesn't"); the tokenizer reads the two as
-# different words ("does n ' t" against "doesn ' t"), so a negation learnt on one style is missed on the other
-NEGATION = re.compile(r"(\w)n't\b", re.IGNORECASE)
-
-
-def split_negations(text: str) -> str:
-    """Every "doesn't" written as FDU-MTL writes it, "does n't" (and "can't" as "ca n't")."""
-    return NEGATION.sub(lambda m: m.group(1) + " " + m.group(0)[1:], text)
 
 
 def reading(lever: dict):
@@ -207,7 +196,7 @@ def finetune(cli) -> None:
 
 def report(cli) -> None:
     out = Path(cli.output_dir)
-    unknown = sorted(set(cli.average) - set(cli.names))
+    unknown = sorted({name for group in cli.average for name in group} - set(cli.names))
     if unknown:
         raise SystemExit(f"--average names sources that are not reported: {unknown}; name them after `report` too.")
     splits = target_splits("kitchen")
@@ -281,10 +270,8 @@ def report(cli) -> None:
         changed += [f"--{flag}" for flag in ("reverse", "gradual", "split_negations") if lever.get(flag)]
         described = f" ({' '.join(changed)})" if changed else " (the benchmark's recipe)"
         rows.append([f"LSTM source `{name}`{described}", *cells(probabilities[name]), trained[name]["seconds"]])
-    if cli.average:
-        rows.append(
-            [f"average of {' + '.join(cli.average)}", *cells(averaged([probabilities[n] for n in cli.average])), ""]
-        )
+    for group in cli.average:
+        rows.append([f"average of {' + '.join(group)}", *cells(averaged([probabilities[n] for n in group])), ""])
     rows.append(["TF-IDF + LR on the same source labels" + (" (+ the budget's, x10)" if any(cli.budgets) else ""),
                  *cells(linear), ""])  # fmt: skip
     if any(trained[name].get("lever", {}).get("split_negations") for name in cli.names):
@@ -341,7 +328,10 @@ def main():
     tune.add_argument("name")
     many = commands.add_parser("report", help="compare trained sources, their average and the linear model")
     many.add_argument("names", nargs="+")
-    many.add_argument("--average", nargs="*", default=[], help="sources whose probabilities are averaged (a row)")
+    many.add_argument(
+        "--average", nargs="+", action="append", default=[],
+        help="sources whose probabilities are averaged (a row); give it again for another average",
+    )  # fmt: skip
     for command, budgets in ((tune, [100, 1000]), (many, [0])):
         command.add_argument(
             "--budgets", nargs="+", type=int, default=budgets, help="kitchen labels (0: the source zero-shot)"
