@@ -130,11 +130,11 @@ def main():
     for origin in origins:  # a source from `sentiment_zero_shot_levers.py train` says how it read its texts
         trained = Path(origin).resolve().parent / "res.json"
         lever = json.loads(trained.read_text()).get("lever", {}) if trained.is_file() else {}
+        if lever.get("reverse"):
+            parser.error(f"{origin} was trained on word-reversed text (--reverse); this script reads texts forwards.")
         if "split_negations" in lever and bool(lever["split_negations"]) != cli.split_negations:
-            parser.error(
-                f"{origin} was trained {'with' if lever['split_negations'] else 'without'} --split_negations; "
-                f"run this {'with' if lever['split_negations'] else 'without'} it too, so both read the texts alike."
-            )
+            way = "with" if lever["split_negations"] else "without"
+            parser.error(f"{origin} was trained {way} --split_negations; run this {way} it too, so both read alike.")
     source_models = [RNNForSequenceClassification.from_pretrained(o).eval() for o in origins]
     zero_shot = averaged([probabilities_on_sets(m) for m in source_models])
 

@@ -231,6 +231,8 @@ def report(cli) -> None:
     def linear_model(read=None) -> dict:
         """The linear model on the source's labels (+ the budget's, x10) per budget and seed, texts read by `read`."""
         read = read or (lambda text: text)
+        source_read, pool_read = [read(t) for t in texts], [read(t) for t in pool_texts]  # read once, fitted many times
+        evaluated = [read(t) for t in list(dev["text"]) + list(splits["test"]["text"])]
         found = {}
         for budget in cli.budgets:
             for seed in seeds:
@@ -240,10 +242,9 @@ def report(cli) -> None:
                 chosen = list(subsets[seed][budget]) if budget else []
                 weights = [1.0] * len(texts) + [10.0] * len(chosen)
                 both = sentiment_sources.linear_probabilities(
-                    [read(t) for t in texts + [pool_texts[i] for i in chosen]],
+                    source_read + [pool_read[i] for i in chosen],
                     source_labels + [int(pool_labels[i]) for i in chosen], weights,
-                    [read(t) for t in texts + pool_texts],
-                    [read(t) for t in list(dev["text"]) + list(splits["test"]["text"])],
+                    source_read + pool_read, evaluated,
                 )  # fmt: skip
                 found[budget, seed] = {"dev": both[: len(dev)], "test": both[len(dev) :]}
         return found
