@@ -28,6 +28,10 @@ FDU-MTL way ("doesn't" -> "does n't"), for sources trained so (`sentiment_zero_s
 
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/ensemble_distillation.py --sources_dir /tmp/bench_seeds \
         --teacher finetuned --budgets 100 1000 --members /tmp/dev/s1/source /tmp/dev/s2/source
+
+`--more_unlabelled N` adds N unlabelled reviews of the source domains (a fixed sample of every FDU-MTL domain's
+unlabeled split but the twin's, never a test or development review) to the texts the student learns the teacher's
+answers on: a larger transfer set.
 """
 
 import argparse
@@ -39,7 +43,16 @@ from pathlib import Path
 import numpy as np
 import sentiment_sources as bench
 from _report import table, write_section
-from _reviews import FDU_TWIN, deduplicated, read_fdu, source_reviews, split_negations, target_splits, text_key
+from _reviews import (
+    FDU_TWIN,
+    deduplicated,
+    read_fdu,
+    source_reviews,
+    split_negations,
+    target_splits,
+    text_key,
+    unlabelled_reviews,
+)
 from datasets import Dataset
 from source_replay import source_folder
 from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
@@ -81,7 +94,14 @@ def main():
         help="read every text with negations split the FDU-MTL way (doesn't -> does n't), for sources trained so "
         "(`sentiment_zero_shot_levers.py train NAME --split_negations`); the linear model reads them the same way",
     )  # fmt: skip
+    parser.add_argument(
+        "--more_unlabelled", type=int, default=0,
+        help="also distil on this many unlabelled reviews of the source domains (every FDU-MTL domain's unlabeled "
+        "split but the target twin's; a fixed sample, never a test or development review): a larger transfer set",
+    )  # fmt: skip
     cli = parser.parse_args()
+    if cli.more_unlabelled < 0:
+        parser.error(f"--more_unlabelled must be 0 or more reviews, got {cli.more_unlabelled}.")
     if cli.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {cli.rounds}.")
     out = Path(cli.sources_dir) / cli.target
@@ -111,6 +131,16 @@ def main():
     rows = [r for r in twin if r["split"] == "unlabeled"]
     rows += [{"text": t} for t in splits["pool"]["text"]]
     unlabelled = [r["text"] for r in deduplicated(rows, banned)]
+    if cli.more_unlabelled:
+        seen = banned | {text_key(t) for t in unlabelled}
+        others = [read(t) for t in unlabelled_reviews(cli.target, include_target=False)]
+        others = [r["text"] for r in deduplicated([{"text": t} for t in others], seen)]
+        if cli.more_unlabelled > len(others):
+            parser.error(
+                f"--more_unlabelled {cli.more_unlabelled}: the source domains hold {len(others)} such reviews."
+            )
+        order = np.random.default_rng(0).permutation(len(others))[: cli.more_unlabelled]
+        unlabelled += [others[i] for i in sorted(order)]
     encoded_sets = {part: encoded(data["text"], data["label"]) for part, data in sets.items()}
 
     def accuracy(probabilities, part: str) -> float:
@@ -228,6 +258,7 @@ def run_suffix(name: str, cli, separator: str) -> str:
     parts = [name] + ([f"r{cli.rounds}"] if cli.rounds > 1 else []) + (["finetuned"] if cli.teacher != "source" else [])
     parts += [f"{1 + len(cli.members)}-sources"] if cli.members else []
     parts += ["split-negations"] if cli.split_negations else []
+    parts += [f"more{cli.more_unlabelled}"] if cli.more_unlabelled else []
     return separator.join(parts)
 
 
@@ -273,10 +304,16 @@ def report(results: dict, cli) -> None:
         )
     if cli.split_negations:
         teacher += "; every text (and the sources' training texts) with negations split the FDU-MTL way"
+    more = (
+        f" and {cli.more_unlabelled} unlabelled reviews of the source domains (a fixed sample of their FDU-MTL "
+        "unlabeled splits)"
+        if cli.more_unlabelled
+        else ""
+    )
     note = (
         f"Mean over seeds {cli.seeds}. Teacher: the equal average of {teacher} and the linear model on the same "
         f"labels. The distilled RNN starts from the teacher's RNN and trains {cli.epochs:g} epochs on the teacher's "
-        f"probabilities over the unlabelled {cli.target} reviews (and the budget's labels, one-hot).{rounds} One "
+        f"probabilities over the unlabelled {cli.target} reviews{more} (and the budget's labels, one-hot).{rounds} One "
         "standard error is about 1 point on the test set and 1.5 on the development set."
     )
     name = run_suffix("ensemble-distillation" + ("" if cli.target == "kitchen" else f"-{cli.target}"), cli, "-")
