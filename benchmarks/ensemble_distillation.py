@@ -64,6 +64,7 @@ from hf_rnn_transfer.evaluation import balanced_budget_indices, class_probabilit
 from hf_rnn_transfer.trainer import RecommendedTrainingArguments, TransferTrainer
 from hf_rnn_transfer.transfer_config import TransferConfig
 
+EPOCHS = 8.0  # the student's passes over the transfer set; another count gets its own docs section
 COLUMNS = ["source zero-shot", "linear", "teacher (average)", "distilled RNN", "distilled RNN + linear"]
 
 
@@ -73,7 +74,7 @@ def main():
     parser.add_argument("--target", default="kitchen", choices=bench.TARGETS)
     parser.add_argument("--budgets", nargs="+", type=int, default=[0, 100, 1000])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--epochs", type=float, default=8.0)
+    parser.add_argument("--epochs", type=float, default=EPOCHS)
     parser.add_argument(
         "--rounds", type=int, default=1,
         help="distillation rounds: round r's teacher averages round r-1's distilled RNN (the source for r=1) with the "
@@ -254,7 +255,9 @@ def run_key(budget: int, seed: int, cli) -> str:
 
 
 def run_suffix(name: str, cli, separator: str) -> str:
-    """`name` with what sets this run apart from the default one: more rounds, the fine-tuned teacher."""
+    """`name` with what sets this run apart from the default one: more rounds, the fine-tuned teacher, more members,
+    the negation reading, a larger transfer set (the epochs are in the run key, and in the section name when not the
+    default)."""
     parts = [name] + ([f"r{cli.rounds}"] if cli.rounds > 1 else []) + (["finetuned"] if cli.teacher != "source" else [])
     parts += [f"{1 + len(cli.members)}-sources"] if cli.members else []
     parts += ["split-negations"] if cli.split_negations else []
@@ -316,8 +319,13 @@ def report(results: dict, cli) -> None:
         f"probabilities over the unlabelled {cli.target} reviews{more} (and the budget's labels, one-hot).{rounds} One "
         "standard error is about 1 point on the test set and 1.5 on the development set."
     )
+    epochs = [] if cli.epochs == EPOCHS else [f"{cli.epochs:g} epochs"]
     name = run_suffix("ensemble-distillation" + ("" if cli.target == "kitchen" else f"-{cli.target}"), cli, "-")
-    title = run_suffix(f"Distilling the RNN + linear average into the RNN ({cli.target}", cli, ", ") + ")"
+    name = "-".join([name, *(e.replace(" ", "-") for e in epochs)])
+    title = ", ".join(
+        [run_suffix(f"Distilling the RNN + linear average into the RNN ({cli.target}", cli, ", "), *epochs]
+    )
+    title += ")"
     write_section(name, title, text + "\n\n" + note)
 
 
