@@ -319,13 +319,11 @@ def report(results: dict, cli) -> None:
         f"probabilities over the unlabelled {cli.target} reviews{more} (and the budget's labels, one-hot).{rounds} One "
         "standard error is about 1 point on the test set and 1.5 on the development set."
     )
-    epochs = [] if cli.epochs == EPOCHS else [f"{cli.epochs:g} epochs"]
+    epochs = "" if cli.epochs == EPOCHS else f"{cli.epochs:g} epochs"
     name = run_suffix("ensemble-distillation" + ("" if cli.target == "kitchen" else f"-{cli.target}"), cli, "-")
-    name = "-".join([name, *(e.replace(" ", "-") for e in epochs)])
-    title = ", ".join(
-        [run_suffix(f"Distilling the RNN + linear average into the RNN ({cli.target}", cli, ", "), *epochs]
-    )
-    title += ")"
+    name += f"-{epochs.replace(' ', '-')}" if epochs else ""
+    title = run_suffix(f"Distilling the RNN + linear average into the RNN ({cli.target}", cli, ", ")
+    title += (f", {epochs}" if epochs else "") + ")"
     write_section(name, title, text + "\n\n" + note)
 
 
