@@ -31,7 +31,8 @@ FDU-MTL way ("doesn't" -> "does n't"), for sources trained so (`sentiment_zero_s
 
 `--more_unlabelled N` adds N unlabelled reviews of the source domains (a fixed sample of every FDU-MTL domain's
 unlabeled split but the twin's, never a test or development review) to the texts the student learns the teacher's
-answers on: a larger transfer set.
+answers on: a larger transfer set. `--adversarial EPS` trains the student with adversarial training on its word
+embeddings (`adversarial_epsilon`).
 """
 
 import argparse
@@ -100,7 +101,14 @@ def main():
         help="also distil on this many unlabelled reviews of the source domains (every FDU-MTL domain's unlabeled "
         "split but the target twin's; a fixed sample, never a test or development review): a larger transfer set",
     )  # fmt: skip
+    parser.add_argument(
+        "--adversarial", type=float, default=0.0,
+        help="adversarial training of the student on its word embeddings (TransferTrainingArguments."
+        "adversarial_epsilon: the perturbation's share of a text's embedding norm); 0 = off",
+    )  # fmt: skip
     cli = parser.parse_args()
+    if cli.adversarial < 0:
+        parser.error(f"--adversarial must be 0 (off) or a positive share, got {cli.adversarial}.")
     if cli.more_unlabelled < 0:
         parser.error(f"--more_unlabelled must be 0 or more reviews, got {cli.more_unlabelled}.")
     if cli.rounds < 1:
@@ -225,7 +233,8 @@ def main():
                 set_seed(seed)
                 model = fresh_model(start)
                 started = time.perf_counter()
-                distill(model, train, replace(recipe, per_device_train_batch_size=32), collator, epochs=cli.epochs)
+                student_recipe = replace(recipe, per_device_train_batch_size=32, adversarial_epsilon=cli.adversarial)
+                distill(model, train, student_recipe, collator, epochs=cli.epochs)
                 seconds += time.perf_counter() - started
                 previous = class_probabilities(model, unlabelled_rows, collator)[0]
                 students = probabilities_on_sets(model)
@@ -262,6 +271,7 @@ def run_suffix(name: str, cli, separator: str) -> str:
     parts += [f"{1 + len(cli.members)}-sources"] if cli.members else []
     parts += ["split-negations"] if cli.split_negations else []
     parts += [f"more{cli.more_unlabelled}"] if cli.more_unlabelled else []
+    parts += [f"adversarial{cli.adversarial:g}"] if cli.adversarial else []
     return separator.join(parts)
 
 

@@ -124,7 +124,9 @@ def train_source(
     bf16 = spec.get("bf16", False) and native_bf16_available()
     started = time.perf_counter()
     init_from = None
-    if spec.get("lm_epochs"):
+    if spec.get("lm_from"):  # a language model trained before on the same text with the same settings
+        init_from = str(spec["lm_from"])
+    elif spec.get("lm_epochs"):
         init_from = str(train_language_model(folder, source, unlabelled, vocab_size, spec, bf16))
     recipe = PretrainArguments(
         objective="classification",

@@ -236,6 +236,15 @@ class TransferTrainingArguments(TrainingArguments):
             "target one. Classifiers whose source shares the target's labels."
         },
     )
+    adversarial_epsilon: float = field(
+        default=0.0,
+        metadata={
+            "help": "Adversarial training on word embeddings (Miyato et al. 2017): each step also trains on its batch "
+            "with every text's embeddings moved, in the direction that raises the loss most, by this fraction of "
+            "their norm (0.02 is about the paper's step). Costs a second forward and backward pass per step; 0 = off. "
+            "Models of tokens only."
+        },
+    )
     select_folds: int = field(
         default=0,
         metadata={
@@ -336,6 +345,8 @@ class TransferTrainingArguments(TrainingArguments):
             raise ValueError(f"domain_adversarial_weight must be >= 0, got {self.domain_adversarial_weight}.")
         if self.source_replay_weight < 0:
             raise ValueError(f"source_replay_weight must be >= 0, got {self.source_replay_weight}.")
+        if self.adversarial_epsilon < 0:
+            raise ValueError(f"adversarial_epsilon must be >= 0 (0 turns it off), got {self.adversarial_epsilon}.")
         if self.select_folds < 0 or self.select_folds == 1:
             raise ValueError(f"select_folds must be 0 (off) or at least 2, got {self.select_folds}.")
         if self.select_rule not in SELECTION_RULES:
@@ -456,6 +467,7 @@ class TransferTrainer(Trainer):
         super().__init__(model=model, args=args, **kwargs)
         self.adversary = self._domain_adversary(domain_dataset)
         self.replay = self._source_replay(replay_dataset)
+        self.embedding_adversary = self._embedding_adversary()
         self._apply_schedule()
 
     def _second_stream(
@@ -509,6 +521,14 @@ class TransferTrainer(Trainer):
         if batches is None:
             return None
         return DomainAdversary(self.model, batches, self.args.domain_adversarial_weight).to(self.args.device)
+
+    def _embedding_adversary(self):
+        """The hook that perturbs the word embeddings, when `adversarial_epsilon > 0`."""
+        from .adversarial_training import EmbeddingAdversary
+
+        if self.args.adversarial_epsilon == 0:
+            return None
+        return EmbeddingAdversary(self.model, self.args.adversarial_epsilon)
 
     # -- optimizer and schedule ----------------------------------------------------------------------------------
     @property
@@ -643,6 +663,8 @@ class TransferTrainer(Trainer):
         itself is the top group's (the Trainer's default would be the first group's, often a frozen embedding)."""
         if "loss" in logs and getattr(self, "adversary", None) is not None:
             logs.update(self.adversary.drain_metrics())
+        if "loss" in logs and getattr(self, "embedding_adversary", None) is not None:
+            logs.update(self.embedding_adversary.drain_metrics())
         if "loss" in logs and getattr(self, "replay", None) is not None:
             logs.update(self.replay.drain_metrics())
         if "learning_rate" in logs and self._groups_differ:
@@ -701,18 +723,29 @@ class TransferTrainer(Trainer):
             if not starting and self._carried_state is not None:
                 inputs["recurrent_state"] = self._carried_state
         adversarial = self.adversary is not None and model.training
+        perturbing = self.embedding_adversary is not None and model.training
         if adversarial:
             self.adversary.capturing = True
+        if perturbing:
+            self.embedding_adversary.capturing = True
+            batch = dict(inputs)  # the Trainer may pop the labels: the perturbed pass needs them again
         try:
             loss, outputs = super().compute_loss(
                 model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
             )
+            if perturbing:
+                self.embedding_adversary.capturing = False
+                task_loss = loss
             if adversarial:
                 progress = self.state.global_step / max(1, self.state.max_steps)
                 loss = loss + self._per_optimizer_step(self.adversary.loss(model, progress), num_items_in_batch)
         finally:
             if self.adversary is not None:
                 self.adversary.capturing = False
+            if self.embedding_adversary is not None:
+                self.embedding_adversary.capturing = False
+        if perturbing:  # after the domain adversary: its hook must not see the perturbed batch
+            loss = loss + self._perturbed_loss(model, batch, task_loss, num_items_in_batch)
         if self.replay is not None and model.training:  # after the adversary: its hook must not see source rows
             loss = loss + self._per_optimizer_step(self.replay.loss(model), num_items_in_batch)
         if carry:
@@ -723,6 +756,14 @@ class TransferTrainer(Trainer):
         if self._l2sp_reference is not None and model.training:
             loss = loss + self._per_optimizer_step(self.l2sp_penalty(), num_items_in_batch)
         return (loss, outputs) if return_outputs else loss
+
+    def _perturbed_loss(self, model, batch: dict, task_loss: torch.Tensor, num_items_in_batch) -> torch.Tensor:
+        """The task loss again, on the batch with its embeddings moved along the task loss's gradient."""
+        perturbation = self.embedding_adversary.perturbation(task_loss, batch.get("attention_mask"))
+        with self.embedding_adversary.perturbed(perturbation):
+            loss = super().compute_loss(model, batch, num_items_in_batch=num_items_in_batch)
+        self.embedding_adversary.losses.append(float(loss.detach()))
+        return loss
 
     def _per_optimizer_step(self, term: torch.Tensor, num_items_in_batch) -> torch.Tensor:
         """A loss term meant once per optimizer step. When the model normalised its loss by the tokens of all the
@@ -802,6 +843,10 @@ class TransferTrainer(Trainer):
             recipe["domain adaptation"] = (
                 f"domain-adversarial (DANN): reversal strength up to {args.domain_adversarial_weight:g}, "
                 f"{len(self.adversary.batches.dataset):,} unlabelled target rows"
+            )
+        if self.embedding_adversary is not None:
+            recipe["adversarial training"] = (
+                f"word embeddings perturbed along the loss gradient by {args.adversarial_epsilon:g} of their norm"
             )
         if self.replay is not None:
             recipe["source replay"] = (

@@ -396,6 +396,19 @@ def test_gradual_unfreezing_is_correct_under_ddp_with_two_processes(tmp_path):
 
 
 @pytest.mark.slow
+def test_adversarial_training_is_correct_under_ddp_with_two_processes(tmp_path):
+    """Each process perturbs its own rows' embeddings: two processes of 4 rows train as one process of 8."""
+    adversarial = ["--adversarial_epsilon", "0.1"]
+    two = _run([*torchrun(free_port()), str(SCRIPT), str(tmp_path / "two.json"), "--per_device_batch", "4",
+                *adversarial], tmp_path)  # fmt: skip
+    _finish(two)
+    one = _run([sys.executable, str(SCRIPT), str(tmp_path / "one.json"), "--per_device_batch", "8", *adversarial],
+               tmp_path)  # fmt: skip
+    _finish(one)
+    _check_distributed(json.loads((tmp_path / "two.json").read_text()), json.loads((tmp_path / "one.json").read_text()))
+
+
+@pytest.mark.slow
 def test_multi_machine_command_as_two_nodes_on_loopback(tmp_path):
     """The README's multi-machine launch (`torchrun --nnodes 2 --node_rank R --master_addr ...`), one process per
     node, both nodes on this machine."""

@@ -74,6 +74,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--per_device_batch", type=int, required=True)
+    parser.add_argument("--adversarial_epsilon", type=float, default=0.0)
     cli = parser.parse_args()
     set_seed(0)
     reviews = load_amazon_reviews("kitchen").shuffle(seed=0).select(range(160))
@@ -104,6 +105,7 @@ def main():
         disable_tqdm=True,
         max_grad_norm=1.0,
         weight_decay=0.01,
+        adversarial_epsilon=cli.adversarial_epsilon,
     )
     holder = [None]
     checker = StageChecker(holder)
