@@ -323,11 +323,17 @@ def report(results: dict, cli) -> None:
         if cli.more_unlabelled
         else ""
     )
+    adversarial = (
+        f", with adversarial training on its word embeddings (each step also on its batch moved along the loss's "
+        f"gradient by {cli.adversarial:g} of each text's embedding norm, Miyato et al. 2017)"
+        if cli.adversarial
+        else ""
+    )
     note = (
         f"Mean over seeds {cli.seeds}. Teacher: the equal average of {teacher} and the linear model on the same "
         f"labels. The distilled RNN starts from the teacher's RNN and trains {cli.epochs:g} epochs on the teacher's "
-        f"probabilities over the unlabelled {cli.target} reviews{more} (and the budget's labels, one-hot).{rounds} One "
-        "standard error is about 1 point on the test set and 1.5 on the development set."
+        f"probabilities over the unlabelled {cli.target} reviews{more} (and the budget's labels, one-hot)"
+        f"{adversarial}.{rounds} One standard error is about 1 point on the test set and 1.5 on the development set."
     )
     epochs = "" if cli.epochs == EPOCHS else f"{cli.epochs:g} epochs"
     name = run_suffix("ensemble-distillation" + ("" if cli.target == "kitchen" else f"-{cli.target}"), cli, "-")

@@ -157,7 +157,11 @@ def test_finetune_distils_the_average_into_the_rnn_on_unlabelled_texts(tmp_path,
 
     with LocalHub(tmp_path / "hub") as hub, hub_endpoint(hub.endpoint):
         card = open(hf_hub_download("local/kitchen-distilled", "README.md")).read()
-    assert "2 more epochs on that average's class probabilities over 120 unlabelled target texts" in card
+    assert (
+        "2 more epochs on that average's class probabilities over 120 unlabelled target texts (distillation, "
+        "with adversarial training on its word embeddings at 0.02 of their norm)" in card
+    )
+    assert distilled["adversarial_epsilon"] == 0.02  # the recommended distillation's default
     assert f"Its test accuracy before the distillation: {distilled['teacher_rnn_test_accuracy']:.4f}" in card
     model = RNNForSequenceClassification.from_pretrained(out_dir)
     from hf_rnn_transfer.commands import encode_target
@@ -172,6 +176,10 @@ def test_finetune_distils_the_average_into_the_rnn_on_unlabelled_texts(tmp_path,
         (distil, "--distill_file distils the RNN \\+ linear average .* pass --linear_source_file"),
         (["--linear_companion", "--distill_file", str(tmp_path / "nope.jsonl")], "--distill_file .* does not exist"),
         (["--linear_companion", *distil[:2], "--distill_epochs", "0"], "--distill_epochs must be positive"),
+        (
+            ["--linear_companion", *distil[:2], "--distill_adversarial_epsilon", "-1"],
+            "--distill_adversarial_epsilon must be >= 0",
+        ),
     ]:
         failed = run_cli([*argv, "--output_dir", tmp_path / "x", *extra], capsys)
         assert failed.returncode == 2 and re.search(message, failed.stderr), failed.stderr[-2000:]

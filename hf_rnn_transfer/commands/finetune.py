@@ -289,13 +289,15 @@ def _distil_the_average(model, raw, target, tokenizer, data_args, training_args,
     rows = teacher_rows(encoded, teacher, target.splits["train"])
     # no checkpoints: their step numbers would collide with the fine-tuning's in the same output_dir
     args = replace(
-        training_args, save_strategy="no", eval_strategy="no", load_best_model_at_end=False, push_to_hub=False
-    )
+        training_args, save_strategy="no", eval_strategy="no", load_best_model_at_end=False, push_to_hub=False,
+        adversarial_epsilon=linear_args.distill_adversarial_epsilon,
+    )  # fmt: skip
     trainer = distill(model, rows, args, target.collator, linear_args.distill_epochs)
     return {
         "texts": len(kept),
         "dropped": dropped,
         "epochs": linear_args.distill_epochs,
+        "adversarial_epsilon": linear_args.distill_adversarial_epsilon,
         "linear_weight": weight,
         "optimizer_steps": trainer.state.global_step,
     }
@@ -386,8 +388,14 @@ def linear_companion_summary(run: FinetuneRun, repo_id: str) -> str:
     if distilled:
         text += (
             f" The RNN was then trained {distilled['epochs']:g} more epochs on that average's class probabilities over "
-            f"{distilled['texts']} unlabelled target texts (distillation), so it carries part of the average's gain "
-            "alone."
+            f"{distilled['texts']} unlabelled target texts (distillation"
+            + (
+                f", with adversarial training on its word embeddings at {distilled['adversarial_epsilon']:g} of their "
+                "norm"
+                if distilled.get("adversarial_epsilon")
+                else ""
+            )
+            + "), so it carries part of the average's gain alone."
         )
         if "teacher_rnn_test_accuracy" in distilled:
             text += f" Its test accuracy before the distillation: {distilled['teacher_rnn_test_accuracy']:.4f}."
