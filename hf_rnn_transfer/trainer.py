@@ -528,6 +528,11 @@ class TransferTrainer(Trainer):
 
         if self.args.adversarial_epsilon == 0:
             return None
+        if self.args.n_gpu > 1:  # DataParallel replicas would share one hook and capture each other's embeddings
+            raise ValueError(
+                "adversarial training needs one model replica per process: with several GPUs, launch with torchrun "
+                "or accelerate launch (one process per GPU) instead of one process over all of them."
+            )
         return EmbeddingAdversary(self.model, self.args.adversarial_epsilon)
 
     # -- optimizer and schedule ----------------------------------------------------------------------------------

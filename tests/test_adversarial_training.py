@@ -126,7 +126,7 @@ def test_adversarial_training_learns_and_resists_the_perturbation(tmp_path, free
     assert accuracy[0.3][1] - accuracy[0.3][0] > accuracy[0.0][1] - accuracy[0.0][0] + 0.05, accuracy
 
 
-def test_refusals(tmp_path):
+def test_refusals(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="adversarial_epsilon must be >= 0"):
         TransferTrainingArguments.for_experiment(str(tmp_path), adversarial_epsilon=-0.1)
     series = RNNForSequenceClassification(RNNConfig(input_size=2, hidden_size=8, num_labels=2))
@@ -135,6 +135,9 @@ def test_refusals(tmp_path):
         TransferTrainer(series, args, train_dataset=marker_rows(4, 0))
     with pytest.raises(ValueError, match="must be positive"):
         EmbeddingAdversary(model_without_dropout(), epsilon=0.0)
+    monkeypatch.setattr(TransferTrainingArguments, "n_gpu", property(lambda self: 2))  # DataParallel over 2 GPUs
+    with pytest.raises(ValueError, match="one model replica per process"):
+        TransferTrainer(model_without_dropout(), args, train_dataset=marker_rows(4, 0))
 
 
 def test_logs_the_perturbed_loss(tmp_path):
