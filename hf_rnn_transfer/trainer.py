@@ -666,12 +666,10 @@ class TransferTrainer(Trainer):
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         """The Trainer's log, plus every layer group's learning rate (`learning_rate/<group>`); `learning_rate`
         itself is the top group's (the Trainer's default would be the first group's, often a frozen embedding)."""
-        if "loss" in logs and getattr(self, "adversary", None) is not None:
-            logs.update(self.adversary.drain_metrics())
-        if "loss" in logs and getattr(self, "embedding_adversary", None) is not None:
-            logs.update(self.embedding_adversary.drain_metrics())
-        if "loss" in logs and getattr(self, "replay", None) is not None:
-            logs.update(self.replay.drain_metrics())
+        if "loss" in logs:  # the extra losses' means since the last log (the Trainer may log before they exist)
+            for extra in ("adversary", "embedding_adversary", "replay"):
+                if getattr(self, extra, None) is not None:
+                    logs.update(getattr(self, extra).drain_metrics())
         if "learning_rate" in logs and self._groups_differ:
             rates = self.group_rates()
             if rates:

@@ -39,12 +39,18 @@ def batch_of(rows: Dataset) -> dict:
     return {k: torch.tensor(rows[k]) for k in ("input_ids", "attention_mask", "labels")}
 
 
-def test_perturbation_has_epsilon_of_each_texts_norm_and_leaves_padding():
-    model, batch = model_without_dropout(), batch_of(marker_rows(6, 0))
-    adversary = EmbeddingAdversary(model, epsilon=0.1)
+def captured_loss(adversary: EmbeddingAdversary, model, batch: dict) -> torch.Tensor:
+    """The batch's loss, its embeddings captured for `adversary.perturbation`."""
     adversary.capturing = True
     loss = model(**batch).loss
     adversary.capturing = False
+    return loss
+
+
+def test_perturbation_has_epsilon_of_each_texts_norm_and_leaves_padding():
+    model, batch = model_without_dropout(), batch_of(marker_rows(6, 0))
+    adversary = EmbeddingAdversary(model, epsilon=0.1)
+    loss = captured_loss(adversary, model, batch)
     perturbation = adversary.perturbation(loss, batch["attention_mask"])
     embedded = model.get_input_embeddings()(batch["input_ids"]) * batch["attention_mask"].unsqueeze(-1)
     for row in range(6):
@@ -62,9 +68,7 @@ def test_frozen_embeddings_still_give_a_perturbation():
     model, batch = model_without_dropout(), batch_of(marker_rows(4, 1))
     model.get_input_embeddings().weight.requires_grad_(False)
     adversary = EmbeddingAdversary(model, epsilon=0.05)
-    adversary.capturing = True
-    loss = model(**batch).loss
-    adversary.capturing = False
+    loss = captured_loss(adversary, model, batch)
     assert adversary.perturbation(loss, batch["attention_mask"]).abs().sum() > 0
     with pytest.raises(RuntimeError, match="no embeddings captured"):
         adversary.perturbation(loss)
@@ -80,9 +84,7 @@ def test_trainer_adds_the_perturbed_loss(tmp_path):
     total = trainer.compute_loss(model, dict(batch))
     clean = model(**batch).loss  # what the perturbation is built from, computed again by hand
     by_hand = EmbeddingAdversary(model, epsilon=0.2)
-    by_hand.capturing = True
-    clean_again = model(**batch).loss
-    by_hand.capturing = False
+    clean_again = captured_loss(by_hand, model, batch)
     trainer.embedding_adversary.remove()
     with by_hand.perturbed(by_hand.perturbation(clean_again, batch["attention_mask"])):
         perturbed = model(**batch).loss
@@ -99,9 +101,7 @@ def perturbed_accuracy(model, rows: Dataset, epsilon: float) -> float:
         with torch.no_grad():
             return float((model(**batch).logits.argmax(-1) == batch["labels"]).float().mean())
     adversary = EmbeddingAdversary(model, epsilon)
-    adversary.capturing = True
-    loss = model(**batch).loss
-    adversary.capturing = False
+    loss = captured_loss(adversary, model, batch)
     with adversary.perturbed(adversary.perturbation(loss, batch["attention_mask"])), torch.no_grad():
         predictions = model(**batch).logits.argmax(-1)
     adversary.remove()

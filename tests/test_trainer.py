@@ -375,37 +375,27 @@ def _check_distributed(report, single):
         )
 
 
+def _two_processes_train_as_one(tmp_path, *options: str) -> None:
+    """The script under torchrun (2 processes of 4 rows, gloo on CPU) against one process of 8 rows."""
+    two = _run([*torchrun(free_port()), str(SCRIPT), str(tmp_path / "two.json"), "--per_device_batch", "4", *options],
+               tmp_path)  # fmt: skip
+    _finish(two)
+    one = _run([sys.executable, str(SCRIPT), str(tmp_path / "one.json"), "--per_device_batch", "8", *options],
+               tmp_path)  # fmt: skip
+    _finish(one)
+    _check_distributed(json.loads((tmp_path / "two.json").read_text()), json.loads((tmp_path / "one.json").read_text()))
+
+
 @pytest.mark.slow
 def test_gradual_unfreezing_is_correct_under_ddp_with_two_processes(tmp_path):
     """torchrun, 2 processes, gloo on CPU; against one process with the same global batch."""
-    port = free_port()
-    two = _run(
-        [
-            *torchrun(port),
-            str(SCRIPT),
-            str(tmp_path / "two.json"),
-            "--per_device_batch",
-            "4",
-        ],
-        tmp_path,
-    )
-    _finish(two)
-    one = _run([sys.executable, str(SCRIPT), str(tmp_path / "one.json"), "--per_device_batch", "8"], tmp_path)
-    _finish(one)
-    _check_distributed(json.loads((tmp_path / "two.json").read_text()), json.loads((tmp_path / "one.json").read_text()))
+    _two_processes_train_as_one(tmp_path)
 
 
 @pytest.mark.slow
 def test_adversarial_training_is_correct_under_ddp_with_two_processes(tmp_path):
     """Each process perturbs its own rows' embeddings: two processes of 4 rows train as one process of 8."""
-    adversarial = ["--adversarial_epsilon", "0.1"]
-    two = _run([*torchrun(free_port()), str(SCRIPT), str(tmp_path / "two.json"), "--per_device_batch", "4",
-                *adversarial], tmp_path)  # fmt: skip
-    _finish(two)
-    one = _run([sys.executable, str(SCRIPT), str(tmp_path / "one.json"), "--per_device_batch", "8", *adversarial],
-               tmp_path)  # fmt: skip
-    _finish(one)
-    _check_distributed(json.loads((tmp_path / "two.json").read_text()), json.loads((tmp_path / "one.json").read_text()))
+    _two_processes_train_as_one(tmp_path, "--adversarial_epsilon", "0.1")
 
 
 @pytest.mark.slow

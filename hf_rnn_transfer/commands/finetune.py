@@ -386,16 +386,13 @@ def linear_companion_summary(run: FinetuneRun, repo_id: str) -> str:
     )
     distilled = run.results.get("distillation")
     if distilled:
+        epsilon, adversarial = distilled.get("adversarial_epsilon"), ""
+        if epsilon:
+            adversarial = f", with adversarial training on its word embeddings at {epsilon:g} of their norm"
         text += (
             f" The RNN was then trained {distilled['epochs']:g} more epochs on that average's class probabilities over "
-            f"{distilled['texts']} unlabelled target texts (distillation"
-            + (
-                f", with adversarial training on its word embeddings at {distilled['adversarial_epsilon']:g} of their "
-                "norm"
-                if distilled.get("adversarial_epsilon")
-                else ""
-            )
-            + "), so it carries part of the average's gain alone."
+            f"{distilled['texts']} unlabelled target texts (distillation{adversarial}), so it carries part of the "
+            "average's gain alone."
         )
         if "teacher_rnn_test_accuracy" in distilled:
             text += f" Its test accuracy before the distillation: {distilled['teacher_rnn_test_accuracy']:.4f}."
