@@ -32,7 +32,8 @@ FDU-MTL way ("doesn't" -> "does n't"), for sources trained so (`sentiment_zero_s
 `--more_unlabelled N` adds N unlabelled reviews of the source domains (a fixed sample of every FDU-MTL domain's
 unlabeled split but the twin's, never a test or development review) to the texts the student learns the teacher's
 answers on: a larger transfer set. `--adversarial EPS` trains the student with adversarial training on its word
-embeddings (`adversarial_epsilon`).
+embeddings (`adversarial_epsilon`). `--label_repeats K` puts each of the budget's labelled rows K times among the
+student's rows.
 """
 
 import argparse
@@ -54,7 +55,7 @@ from _reviews import (
     text_key,
     unlabelled_reviews,
 )
-from datasets import Dataset
+from datasets import Dataset, concatenate_datasets
 from source_replay import source_folder
 from transformers import AutoTokenizer, DataCollatorWithPadding, set_seed
 
@@ -106,7 +107,14 @@ def main():
         help="adversarial training of the student on its word embeddings (TransferTrainingArguments."
         "adversarial_epsilon: the perturbation's share of a text's embedding norm); 0 = off",
     )  # fmt: skip
+    parser.add_argument(
+        "--label_repeats", type=int, default=1,
+        help="how many times each of the budget's labelled rows appears in the student's training rows (the linear "
+        "model weighs them x10): a larger share of the distillation loss for the target's own labels",
+    )  # fmt: skip
     cli = parser.parse_args()
+    if cli.label_repeats < 1:
+        parser.error(f"--label_repeats must be 1 or more, got {cli.label_repeats}.")
     if cli.adversarial < 0:
         parser.error(f"--adversarial must be 0 (off) or a positive share, got {cli.adversarial}.")
     if cli.more_unlabelled < 0:
@@ -209,6 +217,10 @@ def main():
             }
             unlabelled_rows = encoded(unlabelled_now)
             labelled_rows = encoded(labelled_texts, labelled) if chosen else None
+            student_labelled = (
+                concatenate_datasets([labelled_rows] * cli.label_repeats) if chosen and cli.label_repeats > 1
+                else labelled_rows
+            )  # fmt: skip
             start, finetune_seconds, teacher_rnns, rnn_parts = folder, 0.0, source_models, zero_shot
             recipe = RecommendedTrainingArguments(
                 str(out / "distillation-runs"), report_to="none", save_strategy="no", disable_tqdm=True, seed=seed
@@ -229,7 +241,7 @@ def main():
             previous, seconds, per_round = rnn_unlabelled, 0.0, []
             for _ in range(cli.rounds):
                 teacher = (previous + linear["unlabelled"]) / 2
-                train = teacher_rows(unlabelled_rows, teacher, labelled_rows)
+                train = teacher_rows(unlabelled_rows, teacher, student_labelled)
                 set_seed(seed)
                 model = fresh_model(start)
                 started = time.perf_counter()
@@ -272,6 +284,7 @@ def run_suffix(name: str, cli, separator: str) -> str:
     parts += ["split-negations"] if cli.split_negations else []
     parts += [f"more{cli.more_unlabelled}"] if cli.more_unlabelled else []
     parts += [f"adversarial{cli.adversarial:g}"] if cli.adversarial else []
+    parts += [f"labels-x{cli.label_repeats}"] if cli.label_repeats > 1 else []
     return separator.join(parts)
 
 
@@ -329,10 +342,11 @@ def report(results: dict, cli) -> None:
         if cli.adversarial
         else ""
     )
+    repeats = f", each {cli.label_repeats} times" if cli.label_repeats > 1 else ""
     note = (
         f"Mean over seeds {cli.seeds}. Teacher: the equal average of {teacher} and the linear model on the same "
         f"labels. The distilled RNN starts from the teacher's RNN and trains {cli.epochs:g} epochs on the teacher's "
-        f"probabilities over the unlabelled {cli.target} reviews{more} (and the budget's labels, one-hot)"
+        f"probabilities over the unlabelled {cli.target} reviews{more} (and the budget's labels, one-hot{repeats})"
         f"{adversarial}.{rounds} One standard error is about 1 point on the test set and 1.5 on the development set."
     )
     epochs = "" if cli.epochs == EPOCHS else f"{cli.epochs:g} epochs"
