@@ -217,10 +217,7 @@ def main():
             }
             unlabelled_rows = encoded(unlabelled_now)
             labelled_rows = encoded(labelled_texts, labelled) if chosen else None
-            student_labelled = (
-                concatenate_datasets([labelled_rows] * cli.label_repeats) if chosen and cli.label_repeats > 1
-                else labelled_rows
-            )  # fmt: skip
+            student_labelled = concatenate_datasets([labelled_rows] * cli.label_repeats) if chosen else None
             start, finetune_seconds, teacher_rnns, rnn_parts = folder, 0.0, source_models, zero_shot
             recipe = RecommendedTrainingArguments(
                 str(out / "distillation-runs"), report_to="none", save_strategy="no", disable_tqdm=True, seed=seed
