@@ -276,6 +276,37 @@ def logme_seconds(target: str, pool: dict[str, str], seed: int, budget: int) -> 
     return time.perf_counter() - start
 
 
+def unlabelled_rows(target: str, seed: int, budget: int, count: int):
+    """`count` train rows of the target outside the seed's budget (a fixed random sample), and the budget's rows."""
+    train, _ = target_data(target)
+    chosen = balanced_budget_indices(train["label"], [budget], seed)[budget]
+    rest = sorted(set(range(len(train))) - set(chosen))
+    extra = np.random.default_rng(0).choice(rest, size=min(count, len(rest)), replace=False)
+    return train.select(chosen), train.select(extra)
+
+
+def more_rows_logme(target: str, pool: dict[str, str], seed: int, budget: int, count: int) -> dict:
+    """LogME alone (no untrained check) on the budget plus `count` more train rows of the target: their texts
+    pseudo-labelled by the linear model fitted on the budget (what a user with unlabelled texts can do), and, as a
+    reference no user with `budget` labels has, with their true labels. Seconds are the pseudo-labelled ranking's."""
+    from datasets import concatenate_datasets
+
+    labelled, extra = unlabelled_rows(target, seed, budget, count)
+    names = {f: n for n, f in pool.items() if n not in excluded_for(target)}
+    start = time.perf_counter()
+    pseudo = rank_sources(list(names), labelled, max_examples=None, scores=("logme",), compare_untrained=False,
+                          unlabelled_texts=list(extra["text"]), max_unlabelled=count)  # fmt: skip
+    seconds = time.perf_counter() - start
+    true = rank_sources(list(names), concatenate_datasets([labelled, extra]), max_examples=None, scores=("logme",),
+                        compare_untrained=False)  # fmt: skip
+    return {
+        "rows": pseudo.pseudo_labelled_rows,
+        "seconds": seconds,
+        "pseudo": {names[s.source]: s.scores["logme"] for s in pseudo.scores},
+        "true": {names[s.source]: s.scores["logme"] for s in true.scores},
+    }
+
+
 def summarise(results: dict, note: str, proxy: str = "2 folds x 3 epochs") -> str:
     """The ranking-quality table over targets, the per-target table, and `note` (how it was measured)."""
     names = [*SCORES, PROXY]
@@ -303,6 +334,27 @@ def summarise(results: dict, note: str, proxy: str = "2 folds x 3 epochs") -> st
         defined = int(np.isfinite(taus).sum())  # a target whose candidates all score the same has no ranking
         rows.append([label, f"{np.nanmean(taus):+.2f}", f"{np.nanmean(weighted):+.2f}", f"{sum(hits)}/{len(hits)}",
                      cost_text, defined])  # fmt: skip
+    for count in sorted({int(c) for r in results.values() for c in r.get("more_rows", {})}):
+        labels = {
+            "pseudo": f"LogME, + {count} unlabelled target texts pseudo-labelled (`unlabelled_texts`)",
+            "true": f"LogME, + the same {count} rows with their labels (a reference beyond the budget)",
+        }
+        for kind, label in labels.items():
+            taus, weighted, hits, costs = [], [], [], []
+            for r in results.values():
+                more = r.get("more_rows", {}).get(str(count))
+                if more is None:
+                    continue
+                usable = list(more[kind])
+                values = [more[kind][n] for n in usable]
+                truth = [float(np.mean(r["accuracy"][n])) for n in usable]
+                taus.append(kendalltau(values, truth).statistic)
+                weighted.append(weightedtau(values, truth).statistic)
+                hits.append(top1_hit({n: r["accuracy"][n] for n in usable}, usable[int(np.argmax(values))]))
+                costs.append(more["seconds"] / sum(s[0] for s in r["finetune_seconds"].values()))
+            rows.append([label, f"{np.nanmean(taus):+.2f}", f"{np.nanmean(weighted):+.2f}",
+                         f"{sum(hits)}/{len(hits)}", f"{np.mean(costs):.1%} alone" if kind == "pseudo" else "",
+                         len(taus)])  # fmt: skip
     ceiling = []
     for r in results.values():
         runs = np.asarray([r["accuracy"][n] for n in r["candidates"]])
@@ -500,6 +552,10 @@ def main():
     parser.add_argument("--lm_steps", type=int, default=600)
     parser.add_argument("--output_dir", default=str(Path(tempfile.gettempdir()) / "hf-rnn-transfer-source-pool"))
     parser.add_argument("--no_auto", action="store_true", help="Skip the auto-transfer section.")
+    parser.add_argument("--unlabelled", type=int, default=900,
+                        help="Also rank with LogME on this many more train texts of each target, pseudo-labelled by "
+                        "the linear model fitted on the budget (and, as a reference, with their labels); 0: "
+                        "skip.")  # fmt: skip
     parser.add_argument("--auto_rules", nargs="+", default=["ensemble_recipe_or_best"], choices=list(TRIAL_RULES),
                         help="auto's trial rules.")  # fmt: skip
     parser.add_argument("--auto_ensembles", nargs="+", type=int, default=[5],
@@ -525,6 +581,10 @@ def main():
     for target in cli.targets:
         if "logme_seconds" not in chosen[target]:
             chosen[target]["logme_seconds"] = logme_seconds(target, pool, cli.seeds[0], cli.budget)
+            cache.write_text(json.dumps(results, indent=1))
+        if cli.unlabelled and str(cli.unlabelled) not in chosen[target].get("more_rows", {}):
+            more = more_rows_logme(target, pool, cli.seeds[0], cli.budget, cli.unlabelled)
+            chosen[target].setdefault("more_rows", {})[str(cli.unlabelled)] = more
             cache.write_text(json.dumps(results, indent=1))
     if "cli" not in results:
         results["cli"] = command_line_ranking(cli.targets[0], pool, cli.seeds[0], cli.budget)

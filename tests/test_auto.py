@@ -101,9 +101,11 @@ def test_auto_from_the_command_line_saves_the_model_report_and_card(pool, tmp_pa
     train, test = target()["train"], target()["test"]
     train.to_json(tmp_path / "train.jsonl")
     test.to_json(tmp_path / "test.jsonl")
+    (tmp_path / "unlabelled.txt").write_text("\n".join(marker_texts(150, 3)["text"]) + "\n")
     out = tmp_path / "out"
     code = main(
         ["auto", "--candidates", pool["good"], pool["lm"], "--train_file", str(tmp_path / "train.jsonl"),
+         "--domain_file", str(tmp_path / "unlabelled.txt"), "--max_unlabelled", "100",
          "--test_file", str(tmp_path / "test.jsonl"), "--budget", "40", "--folds", "2", "--shortlist", "2",
          "--strategies", "gradual", "--layer_choices", "all", "--num_train_epochs", "3", "--learning_rate", "1e-2",
          "--ensemble", "0", "--output_dir", str(out), "--disable_tqdm", "true", "--report_to", "none",
@@ -114,6 +116,9 @@ def test_auto_from_the_command_line_saves_the_model_report_and_card(pool, tmp_pa
     assert report["rows"] == 40 and report["chosen"]["source"] == pool["good"]
     assert [t["source"] for t in report["trials"]] == [pool["good"], pool["lm"], "scratch"]
     assert "Automated transfer" in (out / "auto_report.md").read_text()
+    # the ranking also read 100 of the unlabelled texts, labelled by a linear model fitted on the 40 labels
+    assert report["ranking"]["pseudo_labelled_rows"] == 100
+    assert "Scored on 40 labelled rows and 100 unlabelled target texts" in (out / "auto_report.md").read_text()
     card = (out / "README.md").read_text()
     assert "auto-transfer" in card and "Chosen by the ensemble_recipe_or_best trial rule:" in card
     model = RNNForSequenceClassification.from_pretrained(out)

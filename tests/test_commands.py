@@ -86,6 +86,19 @@ def test_finetune_and_rank_sources_commands(tmp_path, capsys):
     assert ranked.returncode == 0, ranked.stderr[-3000:]
     table = (tmp_path / "ranking.md").read_text()
     assert "| 1 |" in table and "alice/src-a" in table and "alice/src-b" in table
+    # unlabelled target texts (--domain_file): scored too, pseudo-labelled by a linear model fitted on the labels
+    (tmp_path / "unlabelled.txt").write_text("\n".join(reviews["text"][1500:1650]) + "\n")
+    ranked = run_cli(
+        ["rank-sources", "--candidates", "alice/src-a", "--hub_root", str(root), *files, "--max_examples", "80",
+         "--domain_file", str(tmp_path / "unlabelled.txt"), "--max_unlabelled", "100", "--output",
+         str(tmp_path / "pseudo.md")],
+        capsys,
+    )  # fmt: skip
+    assert ranked.returncode == 0, ranked.stderr[-3000:]
+    assert "Scored on 80 labelled rows and 100 unlabelled target texts" in (tmp_path / "pseudo.md").read_text()
+    missing = run_cli(["rank-sources", "--candidates", "alice/src-a", "--hub_root", str(root), *files,
+                       "--domain_file", str(tmp_path / "nowhere.txt")], capsys)  # fmt: skip
+    assert missing.returncode == 2 and "--domain_file" in missing.stderr and "does not exist" in missing.stderr
     compared = run_cli(
         [
             "compare",

@@ -140,3 +140,58 @@ def test_rank_sources_over_models_paths_and_hub_repos(hub, tmp_path):
         rank_sources([RNNForCausalLM(RNNConfig(**shape))], reviews)
     with pytest.raises(ValueError, match="missing label column 'stars'"):
         rank_sources([classifier], reviews, label_column="stars", tokenizers={"in-memory-classifier": tokenizer})
+
+
+def test_unlabelled_texts_are_scored_with_a_linear_models_labels(tmp_path):
+    """`unlabelled_texts`: a TF-IDF + logistic regression fitted on the labelled rows labels them (better than chance
+    on real reviews), and every score reads the labelled and pseudo-labelled rows; bad input is refused by name."""
+    from datasets import Dataset
+
+    from hf_rnn_transfer.selection import with_pseudo_labels
+
+    reviews = load_amazon_reviews("kitchen").shuffle(seed=0)
+    labelled, unlabelled = reviews.select(range(100)), reviews.select(range(100, 500))
+    texts = [*unlabelled["text"], "", labelled["text"][0]]  # an empty text and a labelled one are left out
+    rows, labels = with_pseudo_labels(labelled, np.asarray(labelled["label"]), texts, max_unlabelled=None)
+    kept = [t for t in dict.fromkeys(unlabelled["text"]) if t.strip() and t not in set(labelled["text"])]
+    assert rows.column_names == ["text"] and len(rows) == len(labels) == 100 + len(kept) >= 495
+    assert list(rows["text"][100:]) == kept and list(labels[:100]) == labelled["label"]  # the given labels, unchanged
+    truth = dict(zip(unlabelled["text"], unlabelled["label"]))
+    agreement = float(np.mean(labels[100:] == np.asarray([truth[t] for t in kept])))
+    assert agreement > 0.65, agreement  # 100 reviews teach the linear model sentiment well above chance
+    named, named_labels = with_pseudo_labels(
+        Dataset.from_dict({"text": labelled["text"], "label": ["neg", "pos"] * 50}),
+        np.asarray(["neg", "pos"] * 50),
+        texts,
+        max_unlabelled=30,
+    )
+    assert len(named) == 130 and set(named_labels[100:]) <= {"neg", "pos"}  # label values kept, the cap applied
+
+    tokenizer = train_tokenizer(reviews["text"][:500], vocab_size=1000, model_max_length=64)
+    torch.manual_seed(0)
+    model = RNNForSequenceClassification(
+        RNNConfig(vocab_size=len(tokenizer), pad_token_id=0, embedding_size=16, hidden_size=16, num_layers=1)
+    )
+    model.save_pretrained(tmp_path / "clf")
+    tokenizer.save_pretrained(tmp_path / "clf")
+    plain = rank_sources([str(tmp_path / "clf")], labelled, compare_untrained=False)
+    pseudo = rank_sources([str(tmp_path / "clf")], labelled, compare_untrained=False, unlabelled_texts=texts,
+                          max_unlabelled=200)  # fmt: skip
+    assert (plain.labelled_rows, plain.pseudo_labelled_rows) == (100, 0)
+    assert (pseudo.labelled_rows, pseudo.pseudo_labelled_rows) == (100, 200)
+    assert pseudo.to_dict()["pseudo_labelled_rows"] == 200
+    assert "Scored on 100 labelled rows and 200 unlabelled target texts" in pseudo.to_markdown()
+    assert "Scored on" not in plain.to_markdown()
+    assert pseudo.scores[0].logme != pytest.approx(plain.scores[0].logme)  # 300 rows read, not 100
+
+    series = Dataset.from_dict({"input_values": [[0.0, 1.0]] * 4, "label": [0, 1] * 2})
+    with pytest.raises(ValueError, match="pseudo-labelled for a text target.*leave them out for series"):
+        with_pseudo_labels(series, np.asarray(series["label"]), ["a review"])
+    with pytest.raises(ValueError, match="no text that is not empty and not one of the labelled rows"):
+        with_pseudo_labels(labelled, np.asarray(labelled["label"]), ["", labelled["text"][1]])
+    with pytest.raises(ValueError, match="a list of texts, not one string"):
+        with_pseudo_labels(labelled, np.asarray(labelled["label"]), "one review")
+    with pytest.raises(ValueError, match="max_unlabelled must be at least 1"):
+        with_pseudo_labels(labelled, np.asarray(labelled["label"]), texts, max_unlabelled=0)
+    with pytest.raises(ValueError, match="must hold strings; found int"):
+        with_pseudo_labels(labelled, np.asarray(labelled["label"]), [3])

@@ -111,8 +111,8 @@ def test_finetune_replays_a_source_file_from_the_command_line(tmp_path, capsys):
 
 
 def test_commands_that_do_not_read_the_fine_tuning_data_options_refuse_them(tmp_path, capsys):
-    """compare, auto, rank-sources and pretrain refuse --replay_file / --domain_file and their weights by name (pretrain
-    reads --domain_file) instead of running as if they had not been given."""
+    """compare, auto, rank-sources and pretrain refuse --replay_file / --domain_file and their weights by name
+    (pretrain, rank-sources and auto read --domain_file) instead of running as if they had not been given."""
     from hf_rnn_transfer.cli import main
 
     (tmp_path / "train.jsonl").write_text('{"text": "good", "label": 1}\n')
@@ -124,7 +124,8 @@ def test_commands_that_do_not_read_the_fine_tuning_data_options_refuse_them(tmp_
             ["auto", "--candidates", "x", *out, "--source_replay_weight", "1"],
             "auto does not read --source_replay_weight",
         ),
-        (["rank-sources", "--candidates", "x", "--domain_file", "d.txt"], "rank-sources does not read --domain_file"),
+        (["rank-sources", "--candidates", "x", "--replay_file", "r.jsonl"], "rank-sources does not read --replay_file"),
+        (["compare", "--source", "x", *out, "--domain_file", "d.txt"], "compare does not read --domain_file"),
         (["pretrain", *out, "--replay_file", "r.jsonl"], "pretrain does not read --replay_file"),
     ]:
         assert main([*argv, *data]) == 2

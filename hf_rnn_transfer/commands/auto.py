@@ -90,6 +90,11 @@ class AutoArguments:
         default=None,
         metadata={"help": "Use this many class-balanced labelled rows of the train split (default: all of them)."},
     )
+    max_unlabelled: int = field(
+        default=400,
+        metadata={"help": "Rank the sources on up to this many --domain_file texts too, pseudo-labelled by a linear "
+                  "model fitted on the budget (a fixed random sample)."},
+    )  # fmt: skip
     rank_by: str = field(
         default="logme", metadata={"help": "Score that ranks the candidates.", "choices": list(SCORES)}
     )
@@ -341,6 +346,7 @@ def auto_transfer(
     training_args=None,
     token=None,
     budget: int | None = None,
+    unlabelled_texts: list[str] | None = None,
 ) -> AutoTransferResult:
     """
     Rank the candidates on the target's labels, validate the shortlist and the strategies inside the budget, and
@@ -354,6 +360,8 @@ def auto_transfer(
         training_args: the base recipe (`RecommendedTrainingArguments`; default: the recommended recipe, seed 0, no
             checkpoints written).
         token: Hub token for private candidates (never stored).
+        unlabelled_texts: unlabelled target texts (never its test data) the ranking also scores the candidates on,
+            labelled by a linear model fitted on the budget (`rank_sources`); text targets only.
 
     Returns:
         An `AutoTransferResult` (`model`, `to_markdown()`, `to_dict()`).
@@ -372,7 +380,7 @@ def auto_transfer(
 
         with tempfile.TemporaryDirectory(prefix="auto-") as folder:
             recipe = RecommendedTrainingArguments.for_experiment(folder, disable_tqdm=False)
-            return auto_transfer(candidates, raw, data_args, auto_args, recipe, token, budget)
+            return auto_transfer(candidates, raw, data_args, auto_args, recipe, token, budget, unlabelled_texts)
     budget = budget if budget is not None else auto_args.budget
     if not isinstance(raw, DatasetDict) or "train" not in raw:
         raise ValueError("auto_transfer needs a DatasetDict with a 'train' split (the labelled budget).")
@@ -413,6 +421,7 @@ def auto_transfer(
         label_column=data_args.label_column if text else "labels", max_examples=None, token=token,
         tokenizers={name: tokenizer for name, (_, tokenizer) in usable.items() if tokenizer is not None},
         max_length=data_args.max_length, by=auto_args.rank_by, progress=progress,
+        unlabelled_texts=unlabelled_texts, max_unlabelled=auto_args.max_unlabelled,
     )  # fmt: skip
     clock["ranking"] = time.perf_counter() - start
     order = ranking.ranked() + [n for n in usable if n not in ranking.ranked()]  # unscorable ones last
@@ -810,16 +819,18 @@ def run_auto(auto_args: AutoArguments, data_args: TargetDataArguments, training_
     """`hf-rnn-transfer auto`: read the target, `auto_transfer` in a Hub session, save the chosen model with its
     tokenizer and card, write the report (and push when asked)."""
     from ..hub import build_model_card, resolve_hub
-    from .target_data import read_target
+    from .target_data import read_target, read_unlabelled_texts
 
-    refuse_unread_options("auto", data_args, training_args)
+    refuse_unread_options("auto", data_args, training_args, reads=("--domain_file",))
     with training_args.main_process_first(desc="reading the target"):  # the first process writes the datasets cache
         raw = read_target(data_args)
+    unlabelled = read_unlabelled_texts(data_args)
     namespace = (auto_args.push_to or "local/x").split("/")[0]
     with resolve_hub(auto_args.endpoint, None, auto_args.hub_root, namespace=namespace) as (endpoint, token):
         if auto_args.hub_search and auto_args.endpoint is None:
             auto_args = replace(auto_args, endpoint=endpoint)
-        result = auto_transfer(auto_args.candidates, raw, data_args, auto_args, training_args, token)
+        result = auto_transfer(auto_args.candidates, raw, data_args, auto_args, training_args, token,
+                               unlabelled_texts=unlabelled)  # fmt: skip
         if not result.trainer.is_world_process_zero():
             return result
         output = Path(training_args.output_dir)

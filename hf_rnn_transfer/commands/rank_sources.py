@@ -1,10 +1,11 @@
 """`hf-rnn-transfer rank-sources`: transferability scores (LogME, LEEP, N-LEEP, H-score, shrinkage H-score, GBC) of
-candidate sources on the target's training rows."""
+candidate sources on the target's training rows (and, with `--domain_file`, on unlabelled target texts labelled
+by a linear model fitted on those rows)."""
 
 from dataclasses import dataclass, field
 
 from ..selection import SCORES
-from .target_data import TargetDataArguments, read_target, refuse_unread_options
+from .target_data import TargetDataArguments, read_target, read_unlabelled_texts, refuse_unread_options
 
 
 @dataclass
@@ -18,6 +19,10 @@ class RankSourcesArguments:
     feature_layer: int | None = field(
         default=None,
         metadata={"help": "Score this encoder layer's outputs (default: the top one); the layer that will move."},
+    )
+    max_unlabelled: int = field(
+        default=400,
+        metadata={"help": "Score on up to this many --domain_file texts too, pseudo-labelled (a fixed random sample)."},
     )
     compare_untrained: bool = field(
         default=True,
@@ -33,8 +38,9 @@ def run_rank_sources(args: RankSourcesArguments, data_args: TargetDataArguments)
     from ..hub import resolve_hub
     from ..selection import rank_sources
 
-    refuse_unread_options("rank-sources", data_args)
+    refuse_unread_options("rank-sources", data_args, reads=("--domain_file",))
     raw = read_target(data_args)
+    unlabelled = read_unlabelled_texts(data_args)
     train = raw["train"].shuffle(seed=0)
     label_column = data_args.label_column
     if data_args.text_column not in train.column_names and data_args.values_column in train.column_names:
@@ -52,6 +58,8 @@ def run_rank_sources(args: RankSourcesArguments, data_args: TargetDataArguments)
             by=args.rank_by,
             feature_layer=args.feature_layer,
             compare_untrained=args.compare_untrained,
+            unlabelled_texts=unlabelled,
+            max_unlabelled=args.max_unlabelled,
         )
     table = ranking.to_markdown()
     print(table)

@@ -4,6 +4,7 @@ encoding for one source: texts through the source's tokenizer, series with the t
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from datasets import DatasetDict, load_dataset
 
 from ..data import (
@@ -55,7 +56,8 @@ class TargetDataArguments:
         default=None,
         metadata={
             "help": "Unlabelled target-domain texts (json/jsonl/csv/parquet/txt, the --text_column) for "
-            "domain-adversarial training (--domain_adversarial_weight); never the test data."
+            "domain-adversarial training (--domain_adversarial_weight), or for rank-sources and auto to score the "
+            "sources on them too, pseudo-labelled by a linear model fitted on the labels; never the test data."
         },
     )
     replay_file: str | None = field(
@@ -206,6 +208,20 @@ def column_texts(rows, args: TargetDataArguments) -> list[str]:
 def read_texts(path: str, args: TargetDataArguments) -> list[str]:
     """The non-empty `--text_column` texts of a file (json/jsonl/csv/parquet/txt), read without labels."""
     return column_texts(load_target(None, path, None)["train"], args)
+
+
+def read_unlabelled_texts(args: TargetDataArguments) -> list[str] | None:
+    """The `--domain_file` texts in a fixed random order (`None` without the file), for scoring sources on
+    pseudo-labels (the scorer takes the first N)."""
+    if args.domain_file is None:
+        return None
+    if not Path(args.domain_file).is_file():
+        raise ValueError(f"--domain_file {args.domain_file} does not exist.")
+    texts = read_texts(args.domain_file, args)
+    if not texts:
+        raise ValueError(f"--domain_file {args.domain_file} holds no non-empty text.")
+    order = np.random.default_rng(0).permutation(len(texts))
+    return [texts[i] for i in order]
 
 
 def read_labelled_texts(path: str, args: TargetDataArguments, label2id: dict[str, int]) -> tuple[list, list]:
