@@ -13,8 +13,8 @@ that gap (`unlabelled_texts`): a TF-IDF + logistic regression fitted on the labe
 reads the labelled and the pseudo-labelled rows together (+0.59 with 400 texts, +0.58 with 900: means over five random
 samples of them, each sample above +0.53; docs/benchmarks.md). The pseudo-labels come
 from a model that shares nothing with the candidates on purpose: labels from the candidates' own consensus were more
-accurate (0.76-0.85 against 0.68-0.76) but reward agreeing with it, errors included, and ranked within noise of the
-linear model's (+0.58 to +0.63).
+accurate (0.76-0.85 against 0.68-0.76) but reward agreeing with it, errors included, and ranked no better (+0.60 to
++0.62 against +0.60 on one sample of 900 texts).
 
 Example:
 
