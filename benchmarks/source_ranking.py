@@ -15,6 +15,10 @@ Kendall tau and weighted tau (top ranks weigh more) between each score and the m
 hit rate (the first-ranked source within noise of the best: 2 standard errors of their paired difference over the
 seeds), and the ranking cost against fine-tuning every candidate once.
 
+`--unlabelled N` (default 900) adds two LogME rows: the budget plus N more train texts of the target pseudo-labelled
+by a TF-IDF + logistic regression fitted on the budget (`rank_sources(unlabelled_texts=)`), and, as a reference no
+user with the budget has, the same rows with their true labels.
+
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/source_ranking.py [--targets ...] [--seeds 0 1 2]
 
 Results are cached per target in `--output_dir/results.json` (sources in `--output_dir/sources`), so a run can be
