@@ -217,9 +217,7 @@ def read_unlabelled_texts(args: TargetDataArguments) -> list[str] | None:
         return None
     if not Path(args.domain_file).is_file():
         raise ValueError(f"--domain_file {args.domain_file} does not exist.")
-    texts = read_texts(args.domain_file, args)
-    if not texts:
-        raise ValueError(f"--domain_file {args.domain_file} holds no non-empty text.")
+    texts = _domain_texts(args)
     order = np.random.default_rng(0).permutation(len(texts))
     return [texts[i] for i in order]
 
@@ -312,12 +310,18 @@ def encode_domain_texts(args: TargetDataArguments, tokenizer, training_args):
         return None
     if tokenizer is None:
         raise ValueError("--domain_file holds texts, but this source reads series: domain adaptation needs texts.")
+    from datasets import Dataset
+
+    texts = _domain_texts(args)
+    return Dataset.from_dict(dict(tokenizer(texts, truncation=True, max_length=args.max_length)))
+
+
+def _domain_texts(args: TargetDataArguments) -> list[str]:
+    """The `--domain_file` texts; refuses a file without any."""
     texts = read_texts(args.domain_file, args)
     if not texts:
         raise ValueError(f"--domain_file {args.domain_file} holds no non-empty text.")
-    from datasets import Dataset
-
-    return Dataset.from_dict(dict(tokenizer(texts, truncation=True, max_length=args.max_length)))
+    return texts
 
 
 def encode_replay_rows(args: TargetDataArguments, tokenizer, training_args, target):
