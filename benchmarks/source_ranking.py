@@ -17,7 +17,8 @@ seeds), and the ranking cost against fine-tuning every candidate once.
 
 `--unlabelled N` (default 900) adds two LogME rows: the budget plus N more train texts of the target pseudo-labelled
 by a TF-IDF + logistic regression fitted on the budget (`rank_sources(unlabelled_texts=)`), and, as a reference no
-user with the budget has, the same rows with their true labels.
+user with the budget has, the same rows with their true labels. `--auto_unlabelled 0 400` runs `auto` both on the
+labels alone and given 400 more train texts of the target without their labels (`auto --domain_file`).
 
     HF_RNN_TRANSFER_DATA=../shared/data python benchmarks/source_ranking.py [--targets ...] [--seeds 0 1 2]
 
@@ -26,6 +27,7 @@ cut and resumed.
 """
 
 import argparse
+import itertools
 import json
 import tempfile
 import time
@@ -415,8 +417,11 @@ def text_note(budget: int, seeds, epochs: float) -> str:
     )
 
 
-def run_auto(target: str, pool: dict[str, str], seeds, budget: int, rule: str, ensemble: int, smallest: int) -> dict:
-    """`auto_transfer` over the target's candidates, per seed (its own budget rows), scored on the test split."""
+def run_auto(
+    target: str, pool: dict[str, str], seeds, budget: int, rule: str, ensemble: int, smallest: int, unlabelled: int = 0
+) -> dict:
+    """`auto_transfer` over the target's candidates, per seed (its own budget rows), scored on the test split; with
+    `unlabelled`, that many more train texts of the target (without labels) are passed as `unlabelled_texts`."""
     from datasets import DatasetDict
 
     from hf_rnn_transfer.commands import AutoArguments, TargetDataArguments, auto_transfer
@@ -425,14 +430,16 @@ def run_auto(target: str, pool: dict[str, str], seeds, budget: int, rule: str, e
     names = {f: n for n, f in pool.items() if n not in excluded_for(target)}
     out = {"accuracy": [], "seconds": [], "chosen": []}
     for seed in seeds:
-        rows = train.select(balanced_budget_indices(train["label"], [budget], seed)[budget])
+        rows, extra = unlabelled_rows(target, seed, budget, unlabelled)
+        texts = list(extra["text"]) if unlabelled else None
         args = RecommendedTrainingArguments(
             output_dir=tempfile.mkdtemp(), seed=seed, save_strategy="no", report_to="none", logging_strategy="no",
         )  # fmt: skip
         start = time.perf_counter()
         result = auto_transfer(list(names), DatasetDict(train=rows, test=test), TargetDataArguments(),
-                               AutoArguments(trial_rule=rule, **ensemble_arguments(ensemble, smallest)),
-                               args)  # fmt: skip
+                               AutoArguments(trial_rule=rule, max_unlabelled=max(unlabelled, 1),
+                                             **ensemble_arguments(ensemble, smallest)),
+                               args, unlabelled_texts=texts)  # fmt: skip
         out["seconds"].append(time.perf_counter() - start)
         out["accuracy"].append(result.test_score)
         label = chosen_label(result.chosen, names)
@@ -567,6 +574,10 @@ def main():
     parser.add_argument("--auto_ensemble_min_sizes", nargs="+", type=int, default=[2],
                         help="auto's smallest ensemble sizes, each run with every --auto_ensembles N (N: the top N "
                         "only; the default of auto is 2).")  # fmt: skip
+    parser.add_argument("--auto_unlabelled", nargs="+", type=int, default=[0],
+                        help="auto also given this many more train texts of each target without their labels "
+                        "(`auto --domain_file`: the ranking pseudo-labels them), each run with every other auto "
+                        "variant; 0: the labels only.")  # fmt: skip
     cli = parser.parse_args()
     data_root()
     output = Path(cli.output_dir)
@@ -608,14 +619,16 @@ def main():
     if cli.no_auto:
         return
     autos = {}
-    for rule, ensemble, smallest in auto_variants(cli.auto_rules, cli.auto_ensembles, cli.auto_ensemble_min_sizes):
-        variant = auto_variant(rule, ensemble, smallest)
+    variants = auto_variants(cli.auto_rules, cli.auto_ensembles, cli.auto_ensemble_min_sizes)
+    for (rule, ensemble, smallest), unlabelled in itertools.product(variants, dict.fromkeys(cli.auto_unlabelled)):
+        variant = auto_variant(rule, ensemble, smallest) + (f", + {unlabelled} unlabelled texts" if unlabelled else "")
         for target in cli.targets:
             key = f"auto {target} budget={cli.budget} seeds={cli.seeds} rule={rule}" + auto_key_suffix(
                 ensemble, smallest
             )
+            key += f" unlabelled={unlabelled}" if unlabelled else ""
             if key not in results:
-                results[key] = run_auto(target, pool, cli.seeds, cli.budget, rule, ensemble, smallest)
+                results[key] = run_auto(target, pool, cli.seeds, cli.budget, rule, ensemble, smallest, unlabelled)
                 cache.write_text(json.dumps(results, indent=1))
             if "ranked_first" not in results[key]:  # LogME's first on each seed's labels (what `fixed` fine-tunes)
                 results[key]["ranked_first"] = [logme_first(target, pool, seed, cli.budget) for seed in cli.seeds]
