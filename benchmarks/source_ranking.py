@@ -579,6 +579,8 @@ def main():
                         "(`auto --domain_file`: the ranking pseudo-labels them), each run with every other auto "
                         "variant; 0: the labels only.")  # fmt: skip
     cli = parser.parse_args()
+    if any(n < 0 for n in cli.auto_unlabelled):
+        parser.error(f"--auto_unlabelled takes counts of texts, 0 or more; got {cli.auto_unlabelled}.")
     data_root()
     output = Path(cli.output_dir)
     banned = set()
