@@ -282,9 +282,9 @@ def logme_seconds(target: str, pool: dict[str, str], seed: int, budget: int) -> 
     return time.perf_counter() - start
 
 
-def unlabelled_rows(target: str, seed: int, budget: int, count: int):
-    """`count` train rows of the target outside the seed's budget (a fixed random sample), and the budget's rows."""
-    train, _ = target_data(target)
+def unlabelled_rows(train, seed: int, budget: int, count: int):
+    """The seed's budget rows of the target's `train` split, and `count` train rows outside it (a fixed random
+    sample)."""
     chosen = balanced_budget_indices(train["label"], [budget], seed)[budget]
     rest = sorted(set(range(len(train))) - set(chosen))
     extra = np.random.default_rng(0).choice(rest, size=min(count, len(rest)), replace=False)
@@ -297,7 +297,7 @@ def more_rows_logme(target: str, pool: dict[str, str], seed: int, budget: int, c
     reference no user with `budget` labels has, with their true labels. Seconds are the pseudo-labelled ranking's."""
     from datasets import concatenate_datasets
 
-    labelled, extra = unlabelled_rows(target, seed, budget, count)
+    labelled, extra = unlabelled_rows(target_data(target)[0], seed, budget, count)
     names = {f: n for n, f in pool.items() if n not in excluded_for(target)}
     start = time.perf_counter()
     pseudo = rank_sources(list(names), labelled, max_examples=None, scores=("logme",), compare_untrained=False,
@@ -430,7 +430,7 @@ def run_auto(
     names = {f: n for n, f in pool.items() if n not in excluded_for(target)}
     out = {"accuracy": [], "seconds": [], "chosen": []}
     for seed in seeds:
-        rows, extra = unlabelled_rows(target, seed, budget, unlabelled)
+        rows, extra = unlabelled_rows(train, seed, budget, unlabelled)
         texts = list(extra["text"]) if unlabelled else None
         args = RecommendedTrainingArguments(
             output_dir=tempfile.mkdtemp(), seed=seed, save_strategy="no", report_to="none", logging_strategy="no",

@@ -215,8 +215,6 @@ def read_unlabelled_texts(args: TargetDataArguments) -> list[str] | None:
     pseudo-labels (the scorer takes the first N)."""
     if args.domain_file is None:
         return None
-    if not Path(args.domain_file).is_file():
-        raise ValueError(f"--domain_file {args.domain_file} does not exist.")
     texts = _domain_texts(args)
     order = np.random.default_rng(0).permutation(len(texts))
     return [texts[i] for i in order]
@@ -317,7 +315,8 @@ def encode_domain_texts(args: TargetDataArguments, tokenizer, training_args):
 
 
 def _domain_texts(args: TargetDataArguments) -> list[str]:
-    """The `--domain_file` texts; refuses a file without any."""
+    """The `--domain_file` texts; refuses a missing or empty file, or one without any text, by that flag's name."""
+    check_data_file("--domain_file", args.domain_file)
     texts = read_texts(args.domain_file, args)
     if not texts:
         raise ValueError(f"--domain_file {args.domain_file} holds no non-empty text.")
