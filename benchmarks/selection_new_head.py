@@ -6,7 +6,9 @@ other labels, the classifier head starts random. One 3-fold cross-validation per
 scored on the test split:
 
 - before: every mix of the fine-tuned weights with the start (0, 0.25, ..., 1), the paired rule leaning to the start
-  (the smallest mix, then the earliest epoch, within one error of the best): what `cross_validate` did for every head;
+  (the smallest mix, then the earliest epoch, within one error of the best): what `cross_validate` did for every head
+  (the section's numbers; since 2026-12-06 the paired rule takes the latest epoch after the smallest mix, so a rerun
+  scores that rule here, `selection_kept_head.py`);
 - now: mix 1 only, the paired rule leaning to the full recipe (the latest epoch within one error of the best): what it
   does when the head is new;
 - best: mix 1, the highest held-out score;

@@ -163,14 +163,31 @@ def test_the_one_standard_error_rule_keeps_the_source_unless_the_gain_beats_the_
 
     # [epoch, mix] with mixes (0, 0.5, 1): fine-tuning 2 points better on 100 held-out rows (SE ~0.03): noise
     small = np.array([[0.88, 0.89, 0.90], [0.88, 0.89, 0.90]])
-    assert _choose(small, 100, "one_standard_error") == (0, 0) and _choose(small, 100, "best") == (0, 2)
-    # the same gain over 2,000 rows (SE ~0.007) is real: the smallest mix within one error of the best, earliest epoch
-    assert _choose(small, 2000, "one_standard_error") == (0, 2)
+    assert _choose(small, 100, "one_standard_error", source_index=0) == (0, 0)  # the source, reported at epoch 1
+    assert _choose(small, 100, "best") == (1, 2)  # ties: the later epoch
+    # the same gain over 2,000 rows (SE ~0.007) is real: the smallest mix within one error of the best, latest epoch
+    assert _choose(small, 2000, "one_standard_error", source_index=0) == (1, 2)
     large = np.array([[0.60, 0.85, 0.87], [0.60, 0.86, 0.88]])
-    assert _choose(large, 100, "one_standard_error") == (0, 1)  # 0.85 is within one SE (0.032) of 0.88
+    assert _choose(large, 100, "one_standard_error", source_index=0) == (1, 1)  # 0.85, 0.86: within one SE of 0.88
     assert _choose(-np.array([[2.0, 1.5]]), 50, "one_standard_error") == (0, 1)  # not a rate: plain best
     with pytest.raises(ValueError, match="rule must be one of"):
         fit_within_budget(None, marker_task(8, 0), None, None, None, rule="median")
+
+
+def test_the_pull_towards_the_source_is_the_mix_never_an_earlier_epoch():
+    from hf_rnn_transfer.budget_selection import _choose
+
+    # [epoch, mix] over 400 held-out rows (binomial SE ~0.015 at 0.90), epochs 1-4, mixes (0, 0.5, 1): mix 0.5 within
+    # one error of the best at epoch 1 (a model half-way up the one-cycle schedule) and at epoch 4, the source not
+    means = np.array([[0.75, 0.89, 0.86], [0.75, 0.86, 0.87], [0.75, 0.86, 0.88], [0.75, 0.888, 0.90]])
+    # the smallest mix within the error, then the latest epoch (the earliest was epoch 1: noise on a small budget)
+    assert _choose(means, 400, "one_standard_error", source_index=0) == (3, 1)
+    # with the source within the error it is kept, and it is one model at every epoch: reported at epoch 1
+    close = means.copy()
+    close[:, 0] = 0.89
+    assert _choose(close, 400, "one_standard_error", source_index=0) == (0, 0)
+    # without a mix 0 among the candidates the smallest mix is no source: its latest epoch within the error
+    assert _choose(means[:, 1:], 400, "one_standard_error") == (3, 0)
 
 
 def test_the_paired_rule_keeps_a_gain_that_is_consistent_row_by_row():
@@ -228,7 +245,7 @@ def test_the_fine_tuned_unless_worse_rule_keeps_the_full_fine_tuning_unless_the_
     full[:52], full[880:928] = 0.0, 1.0
     rows = np.array([[source, source, source], [source, source, full]])
     means = rows.mean(-1)
-    assert _choose(means, 1000, "paired_standard_error", rows) == (0, 0)  # noise keeps the source
+    assert _choose(means, 1000, "paired_standard_error", rows, source_index=0) == (0, 0)  # noise keeps the source
     assert _choose(means, 1000, "fine_tuned_unless_worse", rows) == (1, 2)  # ... and the full fine-tuning here
     # full fine-tuning 30 rows worse on every one it changes: beyond its error, the farthest candidate within reach
     worse = source.copy()
@@ -295,8 +312,8 @@ def test_with_a_new_head_the_rules_pull_towards_the_full_recipe_not_the_start():
     for epoch, right in enumerate((40, 45, 46, 47)):
         rows[epoch, 0, :right] = 1.0
     means = rows.mean(-1)
-    # towards the start: the earliest epoch within one error of the best; towards the recipe: the latest
-    assert _choose(means, 60, "one_standard_error") == (1, 0)
+    # the latest epoch within one error of the best, whichever way the rule leans (its pull is the mix's)
+    assert _choose(means, 60, "one_standard_error") == (3, 0)
     assert _choose(means, 60, "one_standard_error", toward_start=False) == (3, 0)
     assert _choose(means, 60, "paired_standard_error", rows, toward_start=False) == (3, 0)
     # source_or_best tests the best against the full run's last epoch: here that is the best itself
