@@ -266,7 +266,8 @@ class TransferTrainingArguments(TrainingArguments):
         default="paired_standard_error",
         metadata={
             "help": "With --select_folds: paired_standard_error (recommended) keeps the candidate closest to the "
-            "source among those within one standard error of the best held-out score, the error being that of each "
+            "source (the smallest mix, then the latest epoch) among those within one standard error of the best "
+            "held-out score, the error being that of each "
             "candidate's per-row difference from the best on the same rows (noise does not move the model, a gain "
             "seen row after row does); one_standard_error does the same with the binomial error of an accuracy "
             "(more cautious: keeps the source more often); source_or_best keeps the source unless the best "
