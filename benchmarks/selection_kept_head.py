@@ -26,6 +26,7 @@ run can be cut and resumed.
 """
 
 import argparse
+import functools
 import json
 import tempfile
 from pathlib import Path
@@ -34,7 +35,7 @@ import numpy as np
 import source_ranking as ranking
 import source_ranking_ucr as ucr
 from _report import table, write_section
-from _reviews import SENTIMENT, data_root, text_key
+from _reviews import SENTIMENT, data_root
 from source_ensembles import ucr_target
 from transformers import set_seed
 
@@ -113,12 +114,20 @@ def text_pairs(pool: dict[str, str], targets) -> list[tuple[str, str]]:
     return pairs
 
 
-def text_run(target: str, folder: str, seed: int, folds: list[int]) -> dict:
+@functools.lru_cache(maxsize=1)
+def text_candidate(target: str, folder: str) -> tuple["ranking.Candidate", list[int]]:
+    """The source read for the target (its tokenizer's encoding of train and test) and the train split's labels,
+    once for every seed."""
     train, test = ranking.target_data(target)
     candidate = ranking.Candidate(folder, train, test, LabelMap(SENTIMENT.names))
     if not candidate.head:
         raise SystemExit(f"{folder} does not answer {target}'s labels: no kept head to measure.")
-    rows = candidate.train.select(balanced_budget_indices(train["label"], [TEXT_BUDGET], seed)[TEXT_BUDGET])
+    return candidate, train["label"]
+
+
+def text_run(target: str, folder: str, seed: int, folds: list[int]) -> dict:
+    candidate, labels = text_candidate(target, folder)
+    rows = candidate.train.select(balanced_budget_indices(labels, [TEXT_BUDGET], seed)[TEXT_BUDGET])
     args = ranking.recipe(tempfile.mkdtemp(), seed)
     return selection_run(lambda: candidate.model(seed), rows, candidate.test, args, candidate.collator, folds)
 
@@ -227,10 +236,10 @@ def main():
         sections.append(("UCR: every kept-head pair of the pool, the whole train split", pairs, cli.ucr_seeds,
                          cli.folds, results))  # fmt: skip
     if "text" in cli.pools:
-        banned = set()
-        for target in ranking.DEFAULT_TARGETS:  # the pool source_ranking.py builds: every default target's test
-            banned |= {text_key(t) for t in ranking.target_data(target)[1]["text"]}
-        pool = ranking.build_pool(Path(cli.text_dir) / "sources", banned, 8, 600)
+        # the pool source_ranking.py builds: every default target's test removed
+        pool = ranking.build_pool(
+            Path(cli.text_dir) / "sources", ranking.test_text_keys(ranking.DEFAULT_TARGETS), 8, 600
+        )
         targets = [t for t in cli.targets or ranking.DEFAULT_TARGETS if t in ranking.DEFAULT_TARGETS]
         pairs = text_pairs(pool, targets)
         cache = Path(cli.text_dir) / "selection_kept_head.json"

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import source_ranking as ranking
 from _report import table, write_section
-from _reviews import SENTIMENT, data_root, text_key
+from _reviews import SENTIMENT, data_root
 
 from hf_rnn_transfer.commands.auto import TRIAL_RULES
 from hf_rnn_transfer.data import LabelMap
@@ -242,10 +242,8 @@ def main():
     if cli.pool == "ucr":
         return main_ucr(cli, output)
     cli.targets = cli.targets or list(ranking.DEFAULT_TARGETS)
-    banned = set()
-    for target in ranking.DEFAULT_TARGETS:  # the pool source_ranking.py builds: every default target's test removed
-        banned |= {text_key(t) for t in ranking.target_data(target)[1]["text"]}
-    pool = ranking.build_pool(output / "sources", banned, 8, 600)
+    # the pool source_ranking.py builds: every default target's test removed
+    pool = ranking.build_pool(output / "sources", ranking.test_text_keys(ranking.DEFAULT_TARGETS), 8, 600)
     cache = output / "ensembles.json"
     results = json.loads(cache.read_text()) if cache.exists() else {}
     for target in cli.targets:

@@ -73,6 +73,11 @@ def target_data(domain: str):
     return dataset_of(train), dataset_of(test)
 
 
+def test_text_keys(targets) -> set[str]:
+    """The text keys of every given target's test split: what no source of the pool may train on."""
+    return {text_key(t) for target in targets for t in target_data(target)[1]["text"]}
+
+
 def source_domains() -> dict[str, tuple[str, str]]:
     """Source name -> (dataset, domain)."""
     out = {f"fdu-{d}": ("fdu", d) for d in FDU_DOMAINS}
@@ -583,10 +588,7 @@ def main():
         parser.error(f"--auto_unlabelled takes counts of texts, 0 or more; got {cli.auto_unlabelled}.")
     data_root()
     output = Path(cli.output_dir)
-    banned = set()
-    for target in cli.targets:
-        banned |= {text_key(t) for t in target_data(target)[1]["text"]}
-    pool = build_pool(output / "sources", banned, cli.source_epochs, cli.lm_steps)
+    pool = build_pool(output / "sources", test_text_keys(cli.targets), cli.source_epochs, cli.lm_steps)
     cache = output / "results.json"
     results = json.loads(cache.read_text()) if cache.exists() else {}
     for target in cli.targets:
