@@ -422,16 +422,16 @@ def rank_sources(
         start = time.perf_counter()
         model, name, _ = load_source(candidate, revision, token)
         name = str(candidate) if isinstance(candidate, (str, Path)) else name  # as the user named it
-        batches = _batches(model, candidate, name, rows, text_column, values_column, tokenizers, batch_size,
-                           max_length, revision, token)  # fmt: skip
-        features, probabilities = extract_features(model, batches, feature_layer)
+        batches, order = _batches(model, candidate, name, rows, text_column, values_column, tokenizers, batch_size,
+                                  max_length, revision, token)  # fmt: skip
+        features, probabilities = _in_row_order(extract_features(model, batches, feature_layer), order)
         values = feature_scores(features, labels, probabilities, scores)
         untrained = {}
         if compare_untrained:
             with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
                 torch.manual_seed(0)
                 fresh = type(model)(model.config).to(model.device)
-            fresh_features, _ = extract_features(fresh, batches, feature_layer)
+            fresh_features, _ = _in_row_order(extract_features(fresh, batches, feature_layer), order)
             untrained = feature_scores(fresh_features, labels, None, [n for n in scores if n != "leep"])
         warnings = degenerate_warnings(values, untrained, classes, len(rows), features.shape[1])
         ranking.scores.append(SourceScore(name, values, time.perf_counter() - start, untrained, warnings))
@@ -482,8 +482,13 @@ def with_pseudo_labels(rows, labels: np.ndarray, unlabelled_texts, text_column: 
 
 def _batches(model, candidate, name, rows, text_column, values_column, tokenizers, batch_size, max_length, revision,
              token):  # fmt: skip
-    """The target rows in batches (a list: each candidate reads them twice) as this candidate reads them: its own
-    tokenizer's ids, or series values."""
+    """The target rows in batches as this candidate reads them (its own tokenizer's ids, or series values), and the
+    row order they follow: a list, as each candidate reads them twice.
+
+    The rows go shortest first, so each batch pads to a similar length: an unpacked recurrent layer runs every padded
+    step, and on review texts of mixed lengths that is most of the work. Features of real positions do not depend on
+    the padding (`RNNModel` zeroes padded outputs), so the order changes the cost, not the scores.
+    """
     if model.config.is_token_input:
         if text_column not in rows.column_names:
             raise ValueError(f"missing text column {text_column!r}; the dataset has {rows.column_names}.")
@@ -493,21 +498,31 @@ def _batches(model, candidate, name, rows, text_column, values_column, tokenizer
                 raise ValueError(f"pass tokenizers={{{name!r}: tokenizer}} for the in-memory candidate {name}.")
             tokenizer = AutoTokenizer.from_pretrained(str(candidate), revision=revision, token=token)
         collate = DataCollatorWithPadding(tokenizer)
-        texts = rows[text_column]
-        return [
-            collate([dict(tokenizer(t, truncation=True, max_length=max_length)) for t in texts[i : i + batch_size]])
-            for i in range(0, len(texts), batch_size)
-        ]
-    if values_column not in rows.column_names:
-        raise ValueError(
-            f"{name} reads series, but the target has no {values_column!r} column (it has {rows.column_names}): a "
-            "text target needs a source that reads tokens."
-        )
-    collate = DataCollatorForSeries()
-    values = rows[values_column]
-    return [
-        collate([{"input_values": v} for v in values[i : i + batch_size]]) for i in range(0, len(values), batch_size)
+        encoded = tokenizer(list(rows[text_column]), truncation=True, max_length=max_length)
+        examples = [{key: encoded[key][i] for key in encoded} for i in range(len(rows))]
+        lengths = [len(e["input_ids"]) for e in examples]
+    else:
+        if values_column not in rows.column_names:
+            raise ValueError(
+                f"{name} reads series, but the target has no {values_column!r} column (it has {rows.column_names}): a "
+                "text target needs a source that reads tokens."
+            )
+        collate = DataCollatorForSeries()
+        examples = [{"input_values": v} for v in rows[values_column]]
+        lengths = [len(e["input_values"]) for e in examples]
+    order = np.argsort(lengths, kind="stable")
+    batches = [
+        collate([examples[i] for i in order[start : start + batch_size]])
+        for start in range(0, len(examples), batch_size)
     ]
+    return batches, order
+
+
+def _in_row_order(extracted: tuple[np.ndarray, np.ndarray | None], order: np.ndarray):
+    """`extract_features`' output over rows read in `order`, put back in the rows' own order."""
+    features, probabilities = extracted
+    restore = np.argsort(order)
+    return features[restore], (None if probabilities is None else probabilities[restore])
 
 
 def fine_tuning_proxy(make_model, rows, args, collator, score, folds: int = 2, label_column: str = "labels") -> float:

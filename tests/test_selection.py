@@ -142,6 +142,35 @@ def test_rank_sources_over_models_paths_and_hub_repos(hub, tmp_path):
         rank_sources([classifier], reviews, label_column="stars", tokenizers={"in-memory-classifier": tokenizer})
 
 
+def test_rows_are_read_shortest_first_and_scored_in_their_own_order():
+    """rank_sources batches the rows by length (less padding to run) and puts the features back in the rows' order:
+    every row's features and head probabilities are those of the row read alone, texts and series alike."""
+    from datasets import Dataset
+
+    from hf_rnn_transfer.selection import _batches, _in_row_order, extract_features
+
+    reviews = load_amazon_reviews("kitchen").shuffle(seed=1).select(range(40))
+    tokenizer = train_tokenizer(reviews["text"], vocab_size=500, model_max_length=64)
+    torch.manual_seed(0)
+    text_model = RNNForSequenceClassification(
+        RNNConfig(num_labels=2, vocab_size=len(tokenizer), pad_token_id=0, embedding_size=8, hidden_size=8)
+    )
+    series_model = RNNForSequenceClassification(RNNConfig(num_labels=3, input_size=2, hidden_size=8))
+    series = Dataset.from_dict({"input_values": [np.random.default_rng(i).normal(size=(3 + i % 7, 2)).tolist()
+                                                 for i in range(30)]})  # fmt: skip
+    for model, rows, tokenizers in ((text_model, reviews, {"m": tokenizer}), (series_model, series, None)):
+        batches, order = _batches(model, "m", "m", rows, "text", "input_values", tokenizers, 16, 64, None, None)
+        lengths = [int(b["attention_mask"].sum(1).max()) for b in batches]
+        assert lengths == sorted(lengths) and sorted(order) == list(range(len(rows)))
+        features, probabilities = _in_row_order(extract_features(model, batches), order)
+        for i in (0, 7, len(rows) - 1):
+            alone, _ = _batches(model, "m", "m", rows.select([i]), "text", "input_values", tokenizers, 16, 64, None,
+                                None)  # fmt: skip
+            one_features, one_probabilities = extract_features(model, alone)
+            np.testing.assert_allclose(features[i], one_features[0], rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(probabilities[i], one_probabilities[0], rtol=1e-4, atol=1e-5)
+
+
 def test_unlabelled_texts_are_scored_with_a_linear_models_labels(tmp_path):
     """`unlabelled_texts`: a TF-IDF + logistic regression fitted on the labelled rows labels them (better than chance
     on real reviews), and every score reads the labelled and pseudo-labelled rows; bad input is refused by name."""
