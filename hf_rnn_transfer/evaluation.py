@@ -13,7 +13,9 @@ Example:
 
 import contextlib
 import copy
+import inspect
 import math
+import random
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -435,12 +437,35 @@ def evaluate_classifier(
 
 
 @contextlib.contextmanager
+def preserved_random_state():
+    """Python's, NumPy's and torch's random states (the CPU's and every initialised CUDA device's) restored on exit
+    to what they were on entry.
+
+    A `Trainer` seeds them all when it is built (`args.seed`). An evaluation in the middle of a training, such as the
+    held-out scoring at each epoch's end inside the budget, would otherwise restart the training's random stream at
+    the same point after every epoch: each later epoch would shuffle its rows and drop out its units the same way.
+    """
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    mps = torch.mps.get_rng_state() if torch.backends.mps.is_available() else None
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+        if mps is not None:
+            torch.mps.set_rng_state(mps)
+
+
+@contextlib.contextmanager
 def evaluation_trainer(model, collator, batch_size: int, compute_metrics=None, loss_only: bool = False):
     """A quiet `Trainer` for evaluation or prediction on the model's device, writing only to a temporary folder that
-    is removed on exit; the caller reports the metrics it returns (a table, a line)."""
+    is removed on exit; the caller reports the metrics it returns (a table, a line). The caller's random state is
+    left as it was (`preserved_random_state`)."""
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
-    with tempfile.TemporaryDirectory(prefix="hf-rnn-transfer-eval-") as folder:
+    with preserved_random_state(), tempfile.TemporaryDirectory(prefix="hf-rnn-transfer-eval-") as folder:
         args = TrainingArguments(
             folder,
             per_device_eval_batch_size=batch_size,
@@ -464,12 +489,43 @@ def class_probabilities(model, dataset, collator, batch_size: int = 128) -> tupl
 
     What an ensemble averages (e.g. with a linear model's `predict_proba`); the argmax gives `row_accuracy`.
     """
-    with evaluation_trainer(model, collator, batch_size) as trainer:
-        output = trainer.predict(dataset)
-    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    if _spread_over_processes():
+        with evaluation_trainer(model, collator, batch_size) as trainer:
+            output = trainer.predict(dataset)
+        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        labels = output.label_ids
+    else:  # one process: the same batches without building a Trainer (most of the cost on a few held-out rows)
+        logits, labels = _predict_in_process(model, dataset, collator, batch_size)
     logits = np.asarray(logits, dtype=np.float64)
     probabilities = np.exp(logits - logits.max(-1, keepdims=True))
-    return probabilities / probabilities.sum(-1, keepdims=True), np.asarray(output.label_ids)
+    return probabilities / probabilities.sum(-1, keepdims=True), np.asarray(labels)
+
+
+def _spread_over_processes() -> bool:
+    """Whether this is one process of several (torchrun, accelerate launch): evaluation then goes through a Trainer,
+    which shares the rows out and gathers the answers."""
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return distributed and torch.distributed.get_world_size() > 1
+
+
+@torch.no_grad()
+def _predict_in_process(model, dataset, collator, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The logits and labels `Trainer.predict` gives in a single process: the dataset's rows in order, in batches of
+    `batch_size`, only the columns the model's `forward` takes (and the label), on the model's device; the model is
+    left in eval mode, as `Trainer.predict` leaves it."""
+    accepted = set(inspect.signature(model.forward).parameters) | {"label", "label_ids", "labels"}
+    columns = [c for c in dataset.column_names if c in accepted]
+    dataset = dataset.select_columns(columns)
+    model.eval()
+    logits, labels = [], []
+    for start in range(0, len(dataset), batch_size):
+        rows = dataset[start : start + batch_size]
+        batch = collator([{c: rows[c][i] for c in columns} for i in range(len(rows[columns[0]]))])
+        output = model(**{k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()})
+        logits.append(output.logits.float().cpu().numpy())
+        if "labels" in batch:
+            labels.append(batch["labels"].cpu().numpy())
+    return np.concatenate(logits), (np.concatenate(labels) if labels else None)
 
 
 def row_accuracy(model, dataset, collator, batch_size: int = 128) -> np.ndarray:

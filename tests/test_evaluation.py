@@ -164,6 +164,37 @@ def test_class_probabilities_are_the_models_softmax_in_dataset_order(kitchen):
     assert float((probabilities.argmax(-1) == labels).mean()) == pytest.approx(accuracy_of(model, rows, collator))
 
 
+def test_evaluation_leaves_the_callers_random_state_and_predicts_as_the_trainer(kitchen):
+    """An evaluation in the middle of a training (the held-out scoring at each epoch's end inside the budget) must not
+    reseed: a Trainer built for it seeds Python, NumPy and torch, and every later epoch would replay the same shuffle
+    and dropout. In one process the probabilities come without a Trainer, equal to `Trainer.predict`'s."""
+    import random
+
+    from hf_rnn_transfer.evaluation import evaluate_classifier, evaluation_trainer
+
+    _, tokenizer, train, _ = kitchen
+    collator = DataCollatorWithPadding(tokenizer)
+    model = RNNForSequenceClassification(RNNConfig(vocab_size=len(tokenizer), **SHAPE))
+    rows = train.select(range(50))
+
+    def draws():
+        return torch.rand(3).tolist(), random.random(), np.random.rand()
+
+    for evaluation in (lambda: class_probabilities(model, rows, collator, batch_size=16),
+                       lambda: evaluate_classifier(model, rows, collator, 16)):  # fmt: skip
+        for seed in (1, 2):
+            set_seed(seed)
+            expected = draws()
+            set_seed(seed)
+            evaluation()
+            assert draws() == expected  # the stream goes on where it was, whatever the seed
+    probabilities, labels = class_probabilities(model, rows, collator, batch_size=16)
+    with evaluation_trainer(model, collator, 16) as trainer:
+        output = trainer.predict(rows)
+    np.testing.assert_allclose(probabilities, torch.softmax(torch.as_tensor(output.predictions).double(), -1).numpy())
+    assert labels.tolist() == output.label_ids.tolist() == rows["labels"]
+
+
 def test_row_losses_give_each_output_text_its_own_mean_loss(kitchen):
     """Per-row loss of a sequence-to-sequence model (what selection inside the budget compares row by row): each
     row's value is the model's loss on that row alone, whatever the batch and its padding; a classifier's is minus the
