@@ -443,7 +443,8 @@ def preserved_random_state():
 
     A `Trainer` seeds them all when it is built (`args.seed`). An evaluation in the middle of a training, such as the
     held-out scoring at each epoch's end inside the budget, would otherwise restart the training's random stream at
-    the same point after every epoch: each later epoch would shuffle its rows and drop out its units the same way.
+    the same point after every epoch: each later epoch would draw the same dropout masks (the rows' order is seeded
+    per epoch by the sampler, not by this stream).
     """
     python_state, numpy_state = random.getstate(), np.random.get_state()
     cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
@@ -489,6 +490,8 @@ def class_probabilities(model, dataset, collator, batch_size: int = 128) -> tupl
 
     What an ensemble averages (e.g. with a linear model's `predict_proba`); the argmax gives `row_accuracy`.
     """
+    if len(dataset) == 0:
+        raise ValueError("class_probabilities needs at least one row; the dataset is empty.")
     if _spread_over_processes():
         with evaluation_trainer(model, collator, batch_size) as trainer:
             output = trainer.predict(dataset)

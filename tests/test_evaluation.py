@@ -193,6 +193,8 @@ def test_evaluation_leaves_the_callers_random_state_and_predicts_as_the_trainer(
         output = trainer.predict(rows)
     np.testing.assert_allclose(probabilities, torch.softmax(torch.as_tensor(output.predictions).double(), -1).numpy())
     assert labels.tolist() == output.label_ids.tolist() == rows["labels"]
+    with pytest.raises(ValueError, match="at least one row"):
+        class_probabilities(model, rows.select([]), collator)
 
 
 def test_row_losses_give_each_output_text_its_own_mean_loss(kitchen):
