@@ -166,8 +166,8 @@ def test_class_probabilities_are_the_models_softmax_in_dataset_order(kitchen):
 
 def test_evaluation_leaves_the_callers_random_state_and_predicts_as_the_trainer(kitchen):
     """An evaluation in the middle of a training (the held-out scoring at each epoch's end inside the budget) must not
-    reseed: a Trainer built for it seeds Python, NumPy and torch, and every later epoch would replay the same shuffle
-    and dropout. In one process the probabilities come without a Trainer, equal to `Trainer.predict`'s."""
+    reseed: a Trainer built for it seeds Python, NumPy and torch, and every later epoch would replay the same dropout
+    masks. In one process the probabilities come without a Trainer, equal to `Trainer.predict`'s."""
     import random
 
     from hf_rnn_transfer.evaluation import evaluate_classifier, evaluation_trainer
