@@ -513,22 +513,26 @@ def _spread_over_processes() -> bool:
 
 @torch.no_grad()
 def _predict_in_process(model, dataset, collator, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """The logits and labels `Trainer.predict` gives in a single process: the dataset's rows in order, in batches of
-    `batch_size`, only the columns the model's `forward` takes (and the label), on the model's device; the model is
-    left in eval mode, as `Trainer.predict` leaves it."""
-    accepted = set(inspect.signature(model.forward).parameters) | {"label", "label_ids", "labels"}
-    columns = [c for c in dataset.column_names if c in accepted]
-    dataset = dataset.select_columns(columns)
+    """The logits and labels `Trainer.predict` gives in a single process (`_batches_on_device`); the model is left in
+    eval mode, as `Trainer.predict` leaves it."""
     model.eval()
     logits, labels = [], []
-    for start in range(0, len(dataset), batch_size):
-        rows = dataset[start : start + batch_size]
-        batch = collator([{c: rows[c][i] for c in columns} for i in range(len(rows[columns[0]]))])
-        output = model(**{k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()})
-        logits.append(output.logits.float().cpu().numpy())
+    for batch in _batches_on_device(model, dataset, collator, batch_size):
+        logits.append(model(**batch).logits.float().cpu().numpy())
         if "labels" in batch:
             labels.append(batch["labels"].cpu().numpy())
     return np.concatenate(logits), (np.concatenate(labels) if labels else None)
+
+
+def _batches_on_device(model, dataset, collator, batch_size: int):
+    """The dataset's rows in order, collated in batches of `batch_size`, with only what the model's `forward` takes
+    (the label too), on the model's device: what `Trainer.predict` feeds a model, without a Trainer."""
+    accepted = set(inspect.signature(model.forward).parameters) | {"label", "label_ids"}
+    rows = dataset.select_columns([c for c in dataset.column_names if c in accepted])
+    for start in range(0, len(rows), batch_size):
+        part = rows[start : start + batch_size]
+        batch = collator([dict(zip(part, values)) for values in zip(*part.values())])
+        yield to_device({k: v for k, v in batch.items() if k in accepted}, model.device)
 
 
 def row_accuracy(model, dataset, collator, batch_size: int = 128) -> np.ndarray:
@@ -573,19 +577,14 @@ def row_losses(model, dataset, collator, batch_size: int = 64) -> np.ndarray:
     >>> losses = row_losses(model, encoded["test"], collator)  # shape [rows]; losses.mean() weighs every row alike
     ```
     """
-    import inspect
-
     import torch.nn.functional as F
 
-    accepted = set(inspect.signature(model.forward).parameters)
     was_training = model.training
     model.eval()
     values = []
     try:
         with torch.no_grad():
-            for start in range(0, len(dataset), batch_size):
-                batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-                batch = to_device({k: v for k, v in batch.items() if k in accepted}, model.device)
+            for batch in _batches_on_device(model, dataset, collator, batch_size):
                 if "labels" not in batch:
                     raise ValueError(f"row_losses needs a `labels` column; the dataset has {dataset.column_names}.")
                 logits = model(**batch).logits.float()
