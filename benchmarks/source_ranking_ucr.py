@@ -156,14 +156,19 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--source_epochs", type=int, default=60)
     parser.add_argument("--output_dir", default=str(Path(tempfile.gettempdir()) / "hf-rnn-transfer-ucr-pool"))
+    parser.add_argument("--targets", nargs="+", default=None,
+                        help="Only these sets as targets (default: every set).")  # fmt: skip
     cli = parser.parse_args()
     root = data_root() / "ucr"
     output = Path(cli.output_dir)
     names = sets(root)
+    unknown = sorted(set(cli.targets or []) - set(names))
+    if unknown:
+        parser.error(f"--targets {unknown}: not UCR sets under {root} (there: {names})")
     pool = build_pool(root, output / "sources", cli.source_epochs)
     cache = output / "results.json"
     results = json.loads(cache.read_text()) if cache.exists() else {}
-    for target in names:
+    for target in cli.targets or names:
         if f"{target} seeds={cli.seeds}" not in results:
             results[f"{target} seeds={cli.seeds}"] = run_target(target, root, pool, cli.seeds)
             cache.write_text(json.dumps(results, indent=1))

@@ -24,6 +24,7 @@ Example:
 ```
 """
 
+import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,8 +36,10 @@ from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from . import modeling_rnn
 from .data.collators import DataCollatorForSeries
+from .data.timeseries import series_statistics
 from .modeling_rnn import RNNPreTrainedModel
 
+INPUT_STATISTICS = ("target", "source")
 SCORES = ("logme", "leep", "nleep", "hscore", "shrinkage_hscore", "gbc")
 SCORE_NAMES = {
     "logme": "LogME",
@@ -309,6 +312,7 @@ class SourceRanking:
     by: str = "logme"
     labelled_rows: int | None = None
     pseudo_labelled_rows: int = 0  # unlabelled target texts scored with a linear model's labels
+    input_statistics: str | None = None  # how series were standardised ("target" or "source"); None for texts
 
     def ranked(self, by: str | None = None) -> list[str]:
         """Candidate names, best first (ties keep the order the candidates were given); those without the score
@@ -339,6 +343,12 @@ class SourceRanking:
                 f"\nScored on {self.labelled_rows} labelled rows and {self.pseudo_labelled_rows} unlabelled target "
                 "texts labelled by a TF-IDF + logistic regression fitted on the labelled rows."
             )
+        if self.input_statistics:
+            how = {
+                "target": "the target rows' own per-channel statistics, as fine-tuning standardises them",
+                "source": "each source's own training statistics",
+            }[self.input_statistics]
+            rows.append(f"\nSeries standardised by {how}.")
         return "\n".join(rows)
 
     def to_dict(self) -> dict:
@@ -347,6 +357,7 @@ class SourceRanking:
             "ranked": self.ranked(),
             "labelled_rows": self.labelled_rows,
             "pseudo_labelled_rows": self.pseudo_labelled_rows,
+            "input_statistics": self.input_statistics,
             "candidates": [s.to_dict() for s in self.scores],
         }
 
@@ -374,6 +385,7 @@ def rank_sources(
     progress: bool = False,
     unlabelled_texts: Sequence[str] | None = None,
     max_unlabelled: int | None = 400,
+    input_statistics: str = "target",
 ) -> SourceRanking:
     """
     Score each candidate source on the target `dataset` (LogME, LEEP, N-LEEP, H-score, shrinkage H-score, GBC).
@@ -392,6 +404,10 @@ def rank_sources(
         unlabelled_texts: unlabelled texts of the target (never its test data), for a text target: a TF-IDF + logistic
             regression fitted on the labelled rows labels the first `max_unlabelled` of them (shuffle beforehand),
             and the candidates are scored on those rows too. Needs scikit-learn; costs a forward pass over them.
+        input_statistics: for series, how a candidate standardises the target rows before its features are read:
+            `"target"` (default) with the rows' own per-channel mean and standard deviation, as `finetune` and `auto`
+            standardise the target for the transferred layers, so the scores read the features fine-tuning starts
+            from; `"source"` with the statistics the source was trained with (or none, if it has none).
 
     Returns:
         A `SourceRanking` (best first by `by`), with the seconds each candidate took and its warnings.
@@ -405,6 +421,8 @@ def rank_sources(
         raise ValueError(f"unknown score(s) {unknown}; choose from {SCORES}.")
     if by not in scores:
         scores = (*scores, by)
+    if input_statistics not in INPUT_STATISTICS:
+        raise ValueError(f"input_statistics must be one of {INPUT_STATISTICS}, got {input_statistics!r}.")
     from .transfer import load_source
 
     rows = dataset.select(range(min(len(dataset), max_examples))) if max_examples else dataset
@@ -422,6 +440,10 @@ def rank_sources(
         start = time.perf_counter()
         model, name, _ = load_source(candidate, revision, token)
         name = str(candidate) if isinstance(candidate, (str, Path)) else name  # as the user named it
+        if not model.config.is_token_input:
+            ranking.input_statistics = input_statistics
+            if input_statistics == "target":
+                model = _standardised_as_target(model, rows, values_column, name, copy_first=candidate is model)
         batches, order = _batches(model, candidate, name, rows, text_column, values_column, tokenizers, batch_size,
                                   max_length, revision, token)  # fmt: skip
         features, probabilities = _in_row_order(extract_features(model, batches, feature_layer), order)
@@ -478,6 +500,25 @@ def with_pseudo_labels(rows, labels: np.ndarray, unlabelled_texts, text_column: 
     linear = LinearTextClassifier.fit(labelled, ids, fit_texts=labelled + extra)
     pseudo = classes[np.asarray(linear.predict_proba(extra)).argmax(axis=1)]
     return Dataset.from_dict({text_column: labelled + extra}), np.concatenate([labels, pseudo])
+
+
+def _standardised_as_target(model, rows, values_column: str, name: str, copy_first: bool):
+    """`model` reading the target rows standardised by their own per-channel statistics (`copy_first` for a model the
+    caller passed in memory: its own statistics stay as they were)."""
+    if values_column not in rows.column_names:
+        raise ValueError(
+            f"{name} reads series, but the target has no {values_column!r} column (it has {rows.column_names}): a "
+            "text target needs a source that reads tokens."
+        )
+    mean, std = series_statistics(rows, values_column)
+    if len(mean) != model.config.input_size:
+        raise ValueError(
+            f"{name} reads series of {model.config.input_size} channel(s); the target's {values_column!r} holds "
+            f"{len(mean)}. Select the source's channels, or transfer with channel_names to remap them first."
+        )
+    model = copy.deepcopy(model) if copy_first else model
+    model.base_model.set_normalization(mean, std)
+    return model
 
 
 def _batches(model, candidate, name, rows, text_column, values_column, tokenizers, batch_size, max_length, revision,

@@ -395,3 +395,34 @@ def test_finetune_and_compare_take_sequence_to_sequence_targets(tmp_path, capsys
 
     assert main(argv) == 2  # a seq2seq source needs to know which column holds the output
     assert "name the output text's column with --target_text_column" in capsys.readouterr().err
+
+
+def test_rank_sources_standardises_series_as_the_target_unless_told(tmp_path, capsys):
+    """`rank-sources` on a series target: each source reads the rows standardised by the target's own statistics
+    (what finetune and auto feed the transferred layers), or by its own with `--input_statistics source`."""
+    import numpy as np
+    import torch
+
+    from hf_rnn_transfer import RNNConfig, RNNForSequenceClassification
+
+    torch.manual_seed(0)
+    RNNForSequenceClassification(
+        RNNConfig(num_labels=2, input_size=1, hidden_size=8, input_mean=[500.0], input_std=[100.0])
+    ).save_pretrained(tmp_path / "raw-scale")
+    rng = np.random.default_rng(0)
+    rows = [{"values": (3 + 2 * np.sin(np.linspace(0, 3 + 3 * (i % 2), 24)) + rng.normal(0, 0.3, 24)).tolist(),
+             "label": i % 2} for i in range(30)]  # fmt: skip
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tables = {}
+    for how in ("target", "source"):
+        result = run_cli(["rank-sources", "--candidates", tmp_path / "raw-scale", "--train_file",
+                          tmp_path / "train.jsonl", "--input_statistics", how, "--output", tmp_path / f"{how}.md"],
+                         capsys)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        tables[how] = (tmp_path / f"{how}.md").read_text()
+    assert "Series standardised by the target rows' own per-channel statistics" in tables["target"]
+    assert "Series standardised by each source's own training statistics" in tables["source"]
+    assert tables["target"].split("\n")[2] != tables["source"].split("\n")[2]  # the scores differ
+    wrong = run_cli(["rank-sources", "--candidates", tmp_path / "raw-scale", "--train_file", tmp_path / "train.jsonl",
+                     "--input_statistics", "global"], capsys)  # fmt: skip
+    assert wrong.returncode == 2 and "--input_statistics" in wrong.stderr and "target" in wrong.stderr

@@ -130,3 +130,12 @@ def test_empty_series_and_empty_datasets_are_named():
         prepare_series(DatasetDict({"train": Dataset.from_dict({"values": [], "label": []})}))
     with pytest.raises(ValueError, match="at least one non-empty series"):
         series_statistics(Dataset.from_dict({"input_values": []}))
+
+
+def test_series_statistics_read_a_flat_series_as_one_channel():
+    from datasets import Dataset
+
+    flat = Dataset.from_dict({"input_values": [[1.0, 2.0, 3.0], [5.0, 9.0]]})
+    one_channel = Dataset.from_dict({"input_values": [[[1.0], [2.0], [3.0]], [[5.0], [9.0]]]})
+    assert series_statistics(flat) == series_statistics(one_channel)
+    assert series_statistics(flat)[0] == [4.0]

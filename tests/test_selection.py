@@ -224,3 +224,49 @@ def test_unlabelled_texts_are_scored_with_a_linear_models_labels(tmp_path):
         with_pseudo_labels(labelled, np.asarray(labelled["label"]), texts, max_unlabelled=0)
     with pytest.raises(ValueError, match="must hold strings; found int"):
         with_pseudo_labels(labelled, np.asarray(labelled["label"]), [3])
+
+
+def test_series_are_scored_standardised_as_fine_tuning_reads_them(tmp_path):
+    """A series source trained on another scale (GunPoint's raw values beside z-normalised sets): by default its
+    features are read from the target rows standardised by their own statistics, as `finetune` and `auto` feed the
+    transferred layers; `input_statistics="source"` reads them through the source's own; a model passed in memory
+    keeps its statistics; bad values and a channel mismatch are refused by name."""
+    from datasets import Dataset
+
+    from hf_rnn_transfer.data import series_statistics
+    from hf_rnn_transfer.selection import _batches, _in_row_order, extract_features
+
+    torch.manual_seed(0)
+    source = RNNForSequenceClassification(
+        RNNConfig(num_labels=2, input_size=1, hidden_size=8, input_mean=[500.0], input_std=[100.0])
+    )
+    source.save_pretrained(tmp_path / "raw-scale")
+    rng = np.random.default_rng(0)
+    labels = [i % 2 for i in range(40)]
+    series = [(3.0 + 2.0 * np.sin(np.linspace(0, 3 + 3 * y, 24)) + rng.normal(0, 0.3, 24)).reshape(-1, 1).tolist()
+              for y in labels]  # fmt: skip
+    rows = Dataset.from_dict({"input_values": series, "labels": labels})
+    mean, std = series_statistics(rows)
+
+    def logme_read(model):
+        batches, order = _batches(model, "m", "m", rows, "text", "input_values", None, 64, 64, None, None)
+        return logme(_in_row_order(extract_features(model, batches), order)[0], np.asarray(labels))
+
+    as_target = RNNForSequenceClassification.from_pretrained(tmp_path / "raw-scale")
+    as_target.base_model.set_normalization(mean, std)
+    expected = {"target": logme_read(as_target), "source": logme_read(source)}
+    assert abs(expected["target"] - expected["source"]) > 1e-3  # the two readings differ on these rows
+    for how in ("target", "source"):
+        for candidate in (str(tmp_path / "raw-scale"), source):
+            ranking = rank_sources([candidate], rows, label_column="labels", scores=("logme",), input_statistics=how)
+            assert ranking.scores[0].logme == pytest.approx(expected[how], rel=1e-5)
+            assert ranking.input_statistics == how and ranking.to_dict()["input_statistics"] == how
+    table = rank_sources([source], rows, label_column="labels").to_markdown()
+    assert "target rows' own per-channel statistics" in table
+    assert source.config.input_mean == [500.0] and source.base_model.input_mean.tolist() == [500.0]
+
+    with pytest.raises(ValueError, match="input_statistics must be one of"):
+        rank_sources([source], rows, label_column="labels", input_statistics="global")
+    two_channels = Dataset.from_dict({"input_values": [[[0.0, 1.0]] * 5, [[1.0, 0.0]] * 5], "labels": [0, 1]})
+    with pytest.raises(ValueError, match="reads series of 1 channel.*holds 2"):
+        rank_sources([source], two_channels, label_column="labels")

@@ -4,7 +4,7 @@ by a linear model fitted on those rows)."""
 
 from dataclasses import dataclass, field
 
-from ..selection import SCORES
+from ..selection import INPUT_STATISTICS, SCORES
 from .target_data import TargetDataArguments, read_target, read_unlabelled_texts, refuse_unread_options
 
 
@@ -28,12 +28,22 @@ class RankSourcesArguments:
         default=True,
         metadata={"help": "Also score each architecture untrained and warn where a source is no better (2x cost)."},
     )
+    input_statistics: str = field(
+        default="target",
+        metadata={
+            "help": "Series only: standardise the target rows by their own per-channel statistics before a source "
+            "reads them (target: as finetune and auto do, so the scores read the features fine-tuning starts from) "
+            "or by each source's training statistics (source).",
+            "choices": list(INPUT_STATISTICS),
+        },
+    )
     endpoint: str | None = field(default=None, metadata={"help": "Hub URL (default: $HF_ENDPOINT or offline Hub)."})
     hub_root: str | None = field(default=None, metadata={"help": "Offline Hub directory."})
 
 
 def run_rank_sources(args: RankSourcesArguments, data_args: TargetDataArguments) -> str:
-    """Rank the candidates (texts are tokenised by each candidate's own tokenizer; series are read as they are)."""
+    """Rank the candidates (texts are tokenised by each candidate's own tokenizer; series are standardised as
+    `--input_statistics` says)."""
     from ..data import prepare_series
     from ..hub import resolve_hub
     from ..selection import rank_sources
@@ -60,6 +70,7 @@ def run_rank_sources(args: RankSourcesArguments, data_args: TargetDataArguments)
             compare_untrained=args.compare_untrained,
             unlabelled_texts=unlabelled,
             max_unlabelled=args.max_unlabelled,
+            input_statistics=args.input_statistics,
         )
     table = ranking.to_markdown()
     print(table)

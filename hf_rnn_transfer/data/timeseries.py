@@ -166,8 +166,10 @@ def _impute(array: np.ndarray, how: str) -> np.ndarray:
 
 
 def series_statistics(dataset: Dataset, column: str = "input_values") -> tuple[list[float], list[float]]:
-    """Per-channel mean and standard deviation over every time step of `dataset` (use the training split)."""
+    """Per-channel mean and standard deviation over every time step of `dataset` (use the training split); a 1-D
+    series is one channel."""
     arrays = [np.asarray(row, dtype=np.float64) for row in dataset[column]]
+    arrays = [a.reshape(-1, 1) if a.ndim == 1 else a for a in arrays]
     if not arrays or not any(len(a) for a in arrays):
         raise ValueError(f"series_statistics needs at least one non-empty series in {column!r}; the dataset has none.")
     stacked = np.concatenate(arrays, axis=0)
