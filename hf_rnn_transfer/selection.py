@@ -502,14 +502,18 @@ def with_pseudo_labels(rows, labels: np.ndarray, unlabelled_texts, text_column: 
     return Dataset.from_dict({text_column: labelled + extra}), np.concatenate([labels, pseudo])
 
 
-def _standardised_as_target(model, rows, values_column: str, name: str, copy_first: bool):
-    """`model` reading the target rows standardised by their own per-channel statistics (`copy_first` for a model the
-    caller passed in memory: its own statistics stay as they were)."""
+def _require_series(rows, values_column: str, name: str) -> None:
     if values_column not in rows.column_names:
         raise ValueError(
             f"{name} reads series, but the target has no {values_column!r} column (it has {rows.column_names}): a "
             "text target needs a source that reads tokens."
         )
+
+
+def _standardised_as_target(model, rows, values_column: str, name: str, copy_first: bool):
+    """`model` reading the target rows standardised by their own per-channel statistics (`copy_first` for a model the
+    caller passed in memory: its own statistics stay as they were)."""
+    _require_series(rows, values_column, name)
     mean, std = series_statistics(rows, values_column)
     if len(mean) != model.config.input_size:
         raise ValueError(
@@ -543,11 +547,7 @@ def _batches(model, candidate, name, rows, text_column, values_column, tokenizer
         examples = [{key: encoded[key][i] for key in encoded} for i in range(len(rows))]
         lengths = [len(e["input_ids"]) for e in examples]
     else:
-        if values_column not in rows.column_names:
-            raise ValueError(
-                f"{name} reads series, but the target has no {values_column!r} column (it has {rows.column_names}): a "
-                "text target needs a source that reads tokens."
-            )
+        _require_series(rows, values_column, name)
         collate = DataCollatorForSeries()
         examples = [{"input_values": v} for v in rows[values_column]]
         lengths = [len(e["input_values"]) for e in examples]

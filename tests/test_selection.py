@@ -270,3 +270,7 @@ def test_series_are_scored_standardised_as_fine_tuning_reads_them(tmp_path):
     two_channels = Dataset.from_dict({"input_values": [[[0.0, 1.0]] * 5, [[1.0, 0.0]] * 5], "labels": [0, 1]})
     with pytest.raises(ValueError, match="reads series of 1 channel.*holds 2"):
         rank_sources([source], two_channels, label_column="labels")
+    texts = Dataset.from_dict({"text": ["good", "bad"], "labels": [1, 0]})
+    for how in ("target", "source"):
+        with pytest.raises(ValueError, match="reads series, but the target has no 'input_values' column"):
+            rank_sources([source], texts, label_column="labels", input_statistics=how)
