@@ -436,6 +436,7 @@ def rank_sources(
     if unlabelled_texts is not None:
         rows, labels = with_pseudo_labels(rows, labels, unlabelled_texts, text_column, max_unlabelled)
         ranking.pseudo_labelled_rows = len(rows) - ranking.labelled_rows
+    statistics = None  # the target rows' per-channel mean and std, once a series candidate needs them
     for candidate in tqdm(candidates, desc="scoring sources", disable=not progress):
         start = time.perf_counter()
         model, name, _ = load_source(candidate, revision, token)
@@ -443,7 +444,9 @@ def rank_sources(
         if not model.config.is_token_input:
             ranking.input_statistics = input_statistics
             if input_statistics == "target":
-                model = _standardised_as_target(model, rows, values_column, name, copy_first=candidate is model)
+                _require_series(rows, values_column, name)
+                statistics = statistics or series_statistics(rows, values_column)  # the same rows for every candidate
+                model = _standardised_as_target(model, statistics, values_column, name, copy_first=candidate is model)
         batches, order = _batches(model, candidate, name, rows, text_column, values_column, tokenizers, batch_size,
                                   max_length, revision, token)  # fmt: skip
         features, probabilities = _in_row_order(extract_features(model, batches, feature_layer), order)
@@ -510,11 +513,10 @@ def _require_series(rows, values_column: str, name: str) -> None:
         )
 
 
-def _standardised_as_target(model, rows, values_column: str, name: str, copy_first: bool):
-    """`model` reading the target rows standardised by their own per-channel statistics (`copy_first` for a model the
-    caller passed in memory: its own statistics stay as they were)."""
-    _require_series(rows, values_column, name)
-    mean, std = series_statistics(rows, values_column)
+def _standardised_as_target(model, statistics, values_column: str, name: str, copy_first: bool):
+    """`model` reading the target rows standardised by their own per-channel `statistics` (mean, std; `copy_first`
+    for a model the caller passed in memory: its own statistics stay as they were)."""
+    mean, std = statistics
     if len(mean) != model.config.input_size:
         raise ValueError(
             f"{name} reads series of {model.config.input_size} channel(s); the target's {values_column!r} holds "
